@@ -1,0 +1,110 @@
+"""Derived tables built from `.sql` files: one name for the file, the table and the asset.
+
+Each file under sql/<layer>/<name>.sql is a SELECT over the warehouse parameterised by
+`$pilot`. Building it for a pilot replaces that pilot's rows in table <name> inside one
+transaction, so a failed build leaves the table as it was and re-runs are idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pipelines.metric_catalog import CATALOG
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    name: str
+    layer: str  # intermediate | metrics | topology
+    deps: tuple[str, ...]  # tables read (staging tables included)
+
+    @property
+    def path(self) -> Path:
+        return SQL_DIR / self.layer / f"{self.name}.sql"
+
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+# Ordered so that every model comes after the tables it reads.
+MODELS: tuple[SqlModel, ...] = (
+    SqlModel("int_thresholds", "intermediate", ("thresholds",)),
+    SqlModel("int_logical_requests", "intermediate",
+             ("requests", "phases", "pilot_scope", "sla_targets")),
+    SqlModel("int_attempts", "intermediate", ("requests", "int_logical_requests")),
+    SqlModel("int_gpu_samples", "intermediate", ("samples", "phases", "pilot_scope")),
+    SqlModel("burst_windows", "intermediate", ("int_attempts", "int_thresholds", "phases")),
+    SqlModel("burst_episodes", "topology", ("burst_windows", "int_thresholds")),
+    SqlModel("metrics_headline", "metrics",
+             ("int_logical_requests", "int_attempts", "int_gpu_samples", "burst_windows",
+              "int_thresholds", "phases")),
+    SqlModel("metrics_before_after", "metrics", ("metrics_headline",)),
+    SqlModel("metrics_did", "metrics", ("metrics_before_after",)),
+    SqlModel("pool_windows", "metrics", ("int_attempts", "burst_windows")),
+    SqlModel("hidden_idle_map", "topology", ("int_gpu_samples",)),
+)
+BY_NAME: dict[str, SqlModel] = {m.name: m for m in MODELS}
+
+
+def refresh_metric_catalog(con: duckdb.DuckDBPyConnection) -> None:
+    """Mirror pipelines.metric_catalog into the warehouse so SQL can join units from it."""
+    con.execute(
+        "CREATE OR REPLACE TABLE metric_catalog "
+        "(name VARCHAR, label VARCHAR, unit VARCHAR, better VARCHAR, definition VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO metric_catalog VALUES (?, ?, ?, ?, ?)",
+        [(m.name, m.label, m.unit, m.better, m.definition) for m in CATALOG],
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, select_sql: str, pilot: str) -> list[tuple[str, str]]:
+    rel = con.execute(f"DESCRIBE SELECT * FROM ({select_sql}) LIMIT 0", {"pilot": pilot})
+    return [(r[0], r[1]) for r in rel.fetchall()]
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows] or None
+
+
+def build_model(con: duckdb.DuckDBPyConnection, model: SqlModel | str, pilot: str) -> int:
+    """Replace `pilot`'s rows of the model's table; returns the pilot's row count."""
+    m = BY_NAME[model] if isinstance(model, str) else model
+    select_sql = m.sql().strip().rstrip(";")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        wanted = _columns(con, select_sql, pilot)
+        existing = _table_columns(con, m.name)
+        if existing is not None and existing != wanted:
+            # The SQL file changed shape: derived rows of every pilot are rebuildable.
+            con.execute(f'DROP TABLE "{m.name}"')
+            existing = None
+        if existing is None:
+            cols = ", ".join(f'"{n}" {t}' for n, t in wanted)
+            con.execute(f'CREATE TABLE "{m.name}" ({cols})')
+        con.execute(f'DELETE FROM "{m.name}" WHERE pilot = $pilot', {"pilot": pilot})
+        con.execute(f'INSERT INTO "{m.name}" {select_sql}', {"pilot": pilot})
+        (rows,) = con.execute(
+            f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot', {"pilot": pilot}
+        ).fetchone()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return int(rows)
+
+
+def build_all(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[str, int]:
+    """Build every model in dependency order (used by the CLI and tests without Dagster)."""
+    refresh_metric_catalog(con)
+    return {m.name: build_model(con, m, pilot) for m in MODELS}

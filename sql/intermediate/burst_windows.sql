@@ -1,0 +1,73 @@
+-- Arrival rate per pool in fixed windows (default 10 s) over the whole pilot span, empty
+-- windows included (they count as rate 0 in the trailing median). A window is a burst window
+-- when rate >= burst_factor x median rate of the trailing windows (default 15 min, current
+-- window excluded) and it holds at least burst_min_count arrivals (METRICS.md, Bursts).
+WITH th AS (
+    SELECT
+        CAST(burst_window_s * 1e6 AS BIGINT)              AS win_us,
+        burst_window_s                                     AS win_s,
+        CAST(burst_trailing_s / burst_window_s AS BIGINT)  AS trailing_n,
+        burst_factor,
+        burst_min_count
+    FROM int_thresholds
+    WHERE pilot = $pilot
+),
+span AS (
+    SELECT min(epoch_us(start_ts)) AS start_us, max(epoch_us(end_ts)) AS end_us
+    FROM phases
+    WHERE pilot = $pilot
+),
+pools AS (SELECT DISTINCT pool FROM int_attempts WHERE pilot = $pilot),
+grid AS (
+    SELECT pools.pool, g.w
+    FROM pools
+    CROSS JOIN th
+    CROSS JOIN span
+    CROSS JOIN (
+        SELECT unnest(range(s.start_us // t.win_us, s.end_us // t.win_us)) AS w
+        FROM span s, th t
+    ) g
+),
+counts AS (
+    SELECT a.pool, a.arrival_us // th.win_us AS w, count(*) AS arrivals
+    FROM int_attempts a, th
+    WHERE a.pilot = $pilot
+    GROUP BY ALL
+),
+rates AS (
+    SELECT g.pool, g.w, coalesce(c.arrivals, 0) AS arrivals,
+           coalesce(c.arrivals, 0) / th.win_s AS rate_rps
+    FROM grid g
+    CROSS JOIN th
+    LEFT JOIN counts c ON c.pool = g.pool AND c.w = g.w
+),
+-- trailing median through an explicit range self-join: frame sizes come from thresholds,
+-- which a window frame cannot take as a parameter
+trail AS (
+    SELECT cur.pool, cur.w, median(prev.rate_rps) AS trailing_median_rps
+    FROM rates cur
+    CROSS JOIN th
+    JOIN rates prev
+      ON prev.pool = cur.pool
+     AND prev.w >= cur.w - th.trailing_n
+     AND prev.w <  cur.w
+    GROUP BY cur.pool, cur.w
+)
+SELECT
+    $pilot AS pilot,
+    r.pool,
+    r.w,
+    make_timestamp(r.w * th.win_us) AS window_start,
+    p.phase,
+    r.arrivals,
+    r.rate_rps,
+    t.trailing_median_rps,
+    (r.arrivals >= th.burst_min_count
+        AND r.rate_rps >= th.burst_factor * coalesce(t.trailing_median_rps, 0)) AS is_burst
+FROM rates r
+CROSS JOIN th
+LEFT JOIN trail t ON t.pool = r.pool AND t.w = r.w
+LEFT JOIN phases p
+  ON p.pilot = $pilot
+ AND make_timestamp(r.w * th.win_us) >= p.start_ts
+ AND make_timestamp(r.w * th.win_us) <  p.end_ts
