@@ -13,8 +13,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.metric_catalog import CATALOG
-
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+from pipelines.warehouse import SQL_DIR
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,8 @@ def build_model(con: duckdb.DuckDBPyConnection, model: SqlModel | str, pilot: st
     select_sql = m.sql().strip().rstrip(";")
     con.execute("BEGIN TRANSACTION")
     try:
+        if m.layer == "metrics":
+            refresh_metric_catalog(con)  # units come from the Python catalog
         wanted = _columns(con, select_sql, pilot)
         existing = _table_columns(con, m.name)
         if existing is not None and existing != wanted:
@@ -106,5 +107,4 @@ def build_model(con: duckdb.DuckDBPyConnection, model: SqlModel | str, pilot: st
 
 def build_all(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[str, int]:
     """Build every model in dependency order (used by the CLI and tests without Dagster)."""
-    refresh_metric_catalog(con)
     return {m.name: build_model(con, m, pilot) for m in MODELS}

@@ -1,0 +1,54 @@
+"""Where things live: the warehouse file, the landing folder of pilots, the report folder.
+
+Defaults sit under the project's data folder (STABILIS_DATA_DIR, default ./data) so a fresh
+clone needs no configuration; every path can be set per deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("STABILIS_DATA_DIR", "data")).resolve()
+
+
+def default_warehouse_path() -> str:
+    return str(data_dir() / "warehouse.duckdb")
+
+
+class PilotPaths(dg.ConfigurableResource):
+    """Landing folder `<landing>/<pilot>/pilot.yaml` and report output `<reports>/<pilot>/`."""
+
+    landing_dir: str
+    reports_dir: str
+
+    def _checked(self, pilot: str) -> str:
+        # A partition key becomes a path component: refuse anything but a slug.
+        if not SLUG.match(pilot):
+            raise ValueError(f"pilot {pilot!r} is not a valid slug; expected [a-z0-9][a-z0-9-]{{0,62}}")
+        return pilot
+
+    def pilot_dir(self, pilot: str) -> Path:
+        return Path(self.landing_dir) / self._checked(pilot)
+
+    def report_dir(self, pilot: str) -> Path:
+        return Path(self.reports_dir) / self._checked(pilot)
+
+
+def default_resources() -> dict[str, object]:
+    base = data_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    return {
+        "warehouse": DuckDBResource(database=default_warehouse_path()),
+        "paths": PilotPaths(
+            landing_dir=str(base / "landing"), reports_dir=str(base / "reports")
+        ),
+    }
