@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -11,8 +12,11 @@ from rich.table import Table
 
 from pipelines.resources import data_dir
 
-app = typer.Typer(help="Stabilis: operational synchronization reports from GPU serving telemetry.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Stabilis: operational synchronization reports from GPU serving telemetry.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console()
 
 
@@ -36,8 +40,9 @@ def _run(pilot: str, selection: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     with console.status(f"materializing pilot {pilot} …"):
         result = run_pilot(pilot, selection=selection)
-    _print_counts(f"pilot {pilot}: {time.perf_counter() - t0:.1f} s",
-                  materialized_row_counts(result))
+    _print_counts(
+        f"pilot {pilot}: {time.perf_counter() - t0:.1f} s", materialized_row_counts(result)
+    )
 
 
 @app.command()
@@ -58,7 +63,9 @@ def demo(
 
 
 @app.command()
-def ingest(pilot_dir: Path = typer.Argument(..., help="Folder holding pilot.yaml.")) -> None:
+def ingest(
+    pilot_dir: Annotated[Path, typer.Argument(help="Folder holding pilot.yaml.")],
+) -> None:
     """Validate pilot.yaml and load its sources into the warehouse (no report)."""
     from pipelines.config import PilotConfigError, load_pilot
     from pipelines.ingest.load import ingest_pilot
@@ -76,7 +83,8 @@ def ingest(pilot_dir: Path = typer.Argument(..., help="Folder holding pilot.yaml
     summary = ingest_pilot(con, cfg)
     rows = con.execute(
         "SELECT source_index, source_kind, file, rows_in, rows_stored, rows_quarantined "
-        "FROM ingest_log WHERE pilot = ? ORDER BY source_index, file", [cfg.pilot]
+        "FROM ingest_log WHERE pilot = ? ORDER BY source_index, file",
+        [cfg.pilot],
     ).fetchall()
     table = Table(title=f"pilot {cfg.pilot}: ingested")
     for col in ("#", "kind", "file", "rows in", "stored", "quarantined"):
@@ -89,7 +97,9 @@ def ingest(pilot_dir: Path = typer.Argument(..., help="Folder holding pilot.yaml
 
 
 @app.command()
-def run(pilot: str = typer.Argument(..., help="Pilot slug; its folder is <landing>/<pilot>.")) -> None:
+def run(
+    pilot: str = typer.Argument(..., help="Pilot slug; its folder is <landing>/<pilot>."),
+) -> None:
     """Materialize every asset of one pilot (ingest → metrics → report)."""
     _run(pilot)
     html, pdf = _report_paths(pilot)
