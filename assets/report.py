@@ -6,16 +6,18 @@ from datetime import UTC, datetime
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from reports.render import render_report
 
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
 from pipelines.sql_models import MODELS
 from pipelines.version import PIPELINE_VERSION
 from reports.model import build_report_model
-from reports.render import render_report
 
 REPORT_DEPS = [m.name for m in MODELS if m.layer in ("metrics", "topology")] + [
-    "ingest_log", "quarantine", "pilots",
+    "ingest_log",
+    "quarantine",
+    "pilots",
 ]
 
 
@@ -27,12 +29,16 @@ REPORT_DEPS = [m.name for m in MODELS if m.layer in ("metrics", "topology")] + [
     partitions_def=pilot_partitions,
     description="Operational synchronization report of the pilot (self-contained HTML + PDF).",
 )
-def report_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
-                 paths: PilotPaths) -> dg.MaterializeResult:
+def report_asset(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PilotPaths
+) -> dg.MaterializeResult:
     pilot = context.partition_key
     with warehouse.get_connection() as con:
         model = build_report_model(
-            con, pilot, run_id=context.run_id, pipeline_version=PIPELINE_VERSION,
+            con,
+            pilot,
+            run_id=context.run_id,
+            pipeline_version=PIPELINE_VERSION,
             generated_at=datetime.now(UTC).replace(tzinfo=None),
         )
     html, pdf = render_report(model, paths.report_dir(pilot))

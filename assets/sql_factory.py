@@ -27,7 +27,9 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         partitions_def=pilot_partitions,
         description=_description(model),
     )
-    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
         with warehouse.get_connection() as con:
             rows = build_model(con, model, context.partition_key)
         return dg.MaterializeResult(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from pipelines.ingest.load import ingest_pilot
 
 from pipelines.config import load_pilot
-from pipelines.ingest.load import ingest_pilot
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
 from pipelines.warehouse import ensure_schema
@@ -46,8 +46,9 @@ _DESCRIPTIONS = {
     ],
     partitions_def=pilot_partitions,
 )
-def ingest_pilot_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
-                       paths: PilotPaths):
+def ingest_pilot_asset(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PilotPaths
+):
     """Validate pilot.yaml, then replace the pilot's rows in every staging table at once."""
     pilot = context.partition_key
     cfg = load_pilot(paths.pilot_dir(pilot))
@@ -72,8 +73,14 @@ def ingest_pilot_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResou
             [pilot],
         ).fetchall()
     sources_md = "\n".join(
-        ["| # | kind | table | files | rows in | stored | quarantined |", "|---|---|---|---|---|---|---|"]
-        + [f"| {i} | {k} | {t} | {n} | {ri} | {rs} | {rq} |" for i, k, t, ri, rs, rq, n in per_source]
+        [
+            "| # | kind | table | files | rows in | stored | quarantined |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        + [
+            f"| {i} | {k} | {t} | {n} | {ri} | {rs} | {rq} |"
+            for i, k, t, ri, rs, rq, n in per_source
+        ]
     )
     failed = [f"{i}: {f}: {r}" for i, f, r in summary.failed_sources]
     for t in STAGING_TABLES:

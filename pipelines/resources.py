@@ -33,7 +33,9 @@ class PilotPaths(dg.ConfigurableResource):
     def _checked(self, pilot: str) -> str:
         # A partition key becomes a path component: refuse anything but a slug.
         if not SLUG.match(pilot):
-            raise ValueError(f"pilot {pilot!r} is not a valid slug; expected [a-z0-9][a-z0-9-]{{0,62}}")
+            raise ValueError(
+                f"pilot {pilot!r} is not a valid slug; expected [a-z0-9][a-z0-9-]{{0,62}}"
+            )
         return pilot
 
     def pilot_dir(self, pilot: str) -> Path:
@@ -48,7 +50,5 @@ def default_resources() -> dict[str, object]:
     base.mkdir(parents=True, exist_ok=True)
     return {
         "warehouse": DuckDBResource(database=default_warehouse_path()),
-        "paths": PilotPaths(
-            landing_dir=str(base / "landing"), reports_dir=str(base / "reports")
-        ),
+        "paths": PilotPaths(landing_dir=str(base / "landing"), reports_dir=str(base / "reports")),
     }

@@ -33,15 +33,25 @@ class SqlModel:
 # Ordered so that every model comes after the tables it reads.
 MODELS: tuple[SqlModel, ...] = (
     SqlModel("int_thresholds", "intermediate", ("thresholds",)),
-    SqlModel("int_logical_requests", "intermediate",
-             ("requests", "phases", "pilot_scope", "sla_targets")),
+    SqlModel(
+        "int_logical_requests", "intermediate", ("requests", "phases", "pilot_scope", "sla_targets")
+    ),
     SqlModel("int_attempts", "intermediate", ("requests", "int_logical_requests")),
     SqlModel("int_gpu_samples", "intermediate", ("samples", "phases", "pilot_scope")),
     SqlModel("burst_windows", "intermediate", ("int_attempts", "int_thresholds", "phases")),
     SqlModel("burst_episodes", "topology", ("burst_windows", "int_thresholds")),
-    SqlModel("metrics_headline", "metrics",
-             ("int_logical_requests", "int_attempts", "int_gpu_samples", "burst_windows",
-              "int_thresholds", "phases")),
+    SqlModel(
+        "metrics_headline",
+        "metrics",
+        (
+            "int_logical_requests",
+            "int_attempts",
+            "int_gpu_samples",
+            "burst_windows",
+            "int_thresholds",
+            "phases",
+        ),
+    ),
     SqlModel("metrics_before_after", "metrics", ("metrics_headline",)),
     SqlModel("metrics_did", "metrics", ("metrics_before_after",)),
     SqlModel("pool_windows", "metrics", ("int_attempts", "burst_windows")),
