@@ -163,16 +163,18 @@ def test_rebuild_is_idempotent(con):
     assert con.execute("SELECT * FROM metrics_headline ORDER BY ALL").fetchall() == before
 
 
-def test_bursts_detected_and_merged(tmp_path):
+def test_bursts_detected_merged_and_their_queue_wait(tmp_path):
     c = duckdb.connect(str(tmp_path / "b.duckdb"))
     _seed(c)
-    # 5 arrivals in one 10 s window, 4 in the next: one two-window episode in pool a
+    # 9 arrivals 2 s apart from 00:40:00 (5 in the first 10 s window, 4 in the next): one
+    # two-window episode in pool a. Attempt i waits i seconds, then runs 0.1 s.
     c.execute(
         """INSERT INTO requests
-           SELECT 'p1', 'b' || i, NULL, 0, 'a', 'n1', 'g1', 'llm', 'P0',
-                  TIMESTAMP '2026-01-01 00:40:00' + to_seconds(CAST(i * 2 AS BIGINT)),
-                  NULL, NULL, NULL, NULL, 'dropped', 1, NULL
-           FROM range(9) t(i)"""
+           SELECT 'p1', 'b' || i, NULL, 0, 'a', 'n1', 'g1', 'llm', 'P0', arr, NULL,
+                  arr + to_seconds(CAST(i AS BIGINT)), NULL,
+                  arr + to_seconds(CAST(i AS BIGINT)) + INTERVAL 100 MILLISECOND, 'ok', 1, 1
+           FROM (SELECT i, TIMESTAMP '2026-01-01 00:40:00' + to_seconds(CAST(i * 2 AS BIGINT))
+                 AS arr FROM range(9) t(i))"""
     )
     build_all(c, "p1")
     episodes = c.execute(
@@ -180,3 +182,26 @@ def test_bursts_detected_and_merged(tmp_path):
     ).fetchall()
     assert [(p, w, a) for p, w, a, _ in episodes] == [("a", 2, 9)]
     assert str(episodes[0][3]) == "2026-01-01 00:40:00"
+    p50, p95 = (
+        c.execute(
+            "SELECT value FROM metrics_headline WHERE phase = 'baseline' AND segment = 'all'"
+            " AND breakdown = 'overall' AND metric = ?",
+            [m],
+        ).fetchone()[0]
+        for m in ("burst_queue_wait_p50_s", "burst_queue_wait_p95_s")
+    )
+    assert (p50, p95) == (pytest.approx(4.0), pytest.approx(7.6))  # waits 0..8 s
+
+
+def test_effective_util_falls_back_to_productive_time(tmp_path):
+    c = duckdb.connect(str(tmp_path / "f.duckdb"))
+    _seed(c)
+    c.execute("DELETE FROM samples WHERE series = 'sm_active'")
+    build_all(c, "p1")
+    value, note = c.execute(
+        "SELECT value, note FROM metrics_headline WHERE phase = 'baseline' AND segment = 'all'"
+        " AND breakdown = 'overall' AND metric = 'effective_util'"
+    ).fetchone()
+    # ok attempts of requests that met SLA: r1 ran 0.3 s on one GPU over a 3600 s phase
+    assert note == "productive-time"
+    assert value == pytest.approx(0.3 / 3600)
