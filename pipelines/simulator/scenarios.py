@@ -1,0 +1,121 @@
+"""Ready-made configurations: the demo pilot cluster and a pure M/M/c pool."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from pipelines.simulator.model import (
+    ArrivalSpec,
+    BurstSpec,
+    ClientSpec,
+    JobSpec,
+    PolicyWindow,
+    PoolSpec,
+    ServiceProfile,
+    SimConfig,
+)
+from pipelines.simulator.policies import Policy
+
+# One GPU slot serves one attempt at a time, so a slot's "service" is the whole generation.
+DEMO_SERVICES: dict[str, ServiceProfile] = {
+    "llm": ServiceProfile(800, 0.9, 200, 0.7, 40, 0.12, 17.0, sm_efficiency=0.66),
+    "multimodal": ServiceProfile(1500, 0.5, 120, 0.7, 60, 0.20, 18.0, sm_efficiency=0.72),
+    "vision": ServiceProfile(1000, 0.3, 30, 0.6, 50, 0.15, 12.0, sm_efficiency=0.8),
+    "prediction": ServiceProfile(400, 0.8, None, 0.0, 80, 1.2, 0.0, sm_efficiency=0.75),
+    "other": ServiceProfile(500, 1.0, 60, 1.0, 30, 0.10, 11.0, sm_efficiency=0.62),
+}
+
+# (name, nodes, model mix, jobs per hour, reserved nodes, target request utilisation)
+DEMO_POOLS: tuple[tuple[str, int, dict[str, float], float, int, float], ...] = (
+    ("pool-a", 11, {"llm": 0.85, "other": 0.15}, 10.0, 2, 0.5),
+    ("pool-b", 8, {"llm": 0.45, "multimodal": 0.45, "other": 0.10}, 8.0, 1, 0.5),
+    ("pool-c", 5, {"vision": 0.4, "multimodal": 0.5, "other": 0.1}, 6.0, 1, 0.5),
+    ("pool-d", 4, {"prediction": 0.4, "llm": 0.3, "other": 0.3}, 6.0, 1, 0.5),
+    ("pool-e", 4, {"other": 0.6, "prediction": 0.4}, 5.0, 1, 0.5),
+)
+DEMO_TREATMENT_POOLS: tuple[str, ...] = ("pool-c", "pool-d")
+DEMO_START = datetime(2026, 3, 2)
+DEMO_DURATION_S = 6 * 3600.0  # baseline 4 h + validation 2 h
+# Compressed pilot: one 24 h daily cycle is played in duration / 3 (2 h at scale 1), so the
+# baseline holds two "days" and the validation one, and both see the same load pattern.
+DEMO_JOBS = JobSpec(clump_mean=1.5)
+DEMO_CLIENT = ClientSpec(
+    timeout_ms=30_000, max_queue_ms=15_000, retry_prob=0.7, backoff_ms=2_000,
+    max_attempts=3, error_rate=0.003, cancel_rate=0.001, dispatch_latency_ms=1.5,
+)
+
+
+def mix_mean_service_s(mix: dict[str, float], services: dict[str, ServiceProfile]) -> float:
+    total = sum(mix.values())
+    return sum(w / total * services[c].mean_service_s() for c, w in mix.items())
+
+
+def job_gpu_demand(spec: JobSpec, jobs_per_hour: float) -> float:
+    """Mean number of GPUs held by jobs (Little's law; duration clip ignored)."""
+    e_gpus = sum(g * p for g, p in zip(spec.gpus_choices, spec.gpus_probs, strict=True))
+    e_dur = spec.duration_median_s * math.exp(spec.duration_sigma**2 / 2)
+    return jobs_per_hour / 3600 * e_gpus * e_dur
+
+
+def demo_validation_start_s(cfg: SimConfig) -> float:
+    """Start of the validation phase (seconds after cfg.start) of a demo configuration."""
+    return max(w.start_s for w in cfg.windows_for(DEMO_TREATMENT_POOLS[0]))
+
+
+def demo_config(seed: int = 7, scale: float = 1.0) -> SimConfig:
+    """The demo pilot cluster: 5 pools, 256 GPUs, ~6 h compressed pilot at scale 1.
+
+    `scale` shrinks the request volume: duration and GPUs both shrink by sqrt(scale) (at least
+    two nodes per pool), so per-GPU load, and hence queueing behaviour, stay comparable.
+    """
+    if not 0 < scale <= 4:
+        raise ValueError("scale must be in (0, 4]")
+    f = math.sqrt(scale)
+    duration = max(60.0, round(DEMO_DURATION_S * f / 60) * 60)  # whole sample windows
+    pools = []
+    for name, nodes, mix, jobs_ph, reserved, util in DEMO_POOLS:
+        n = max(2, round(nodes * f))
+        jph = jobs_ph * n / nodes
+        free = n * 8 - job_gpu_demand(DEMO_JOBS, jph)
+        rate = util * free / mix_mean_service_s(mix, DEMO_SERVICES)
+        pools.append(PoolSpec(name, n, rate, mix, jobs_per_hour=jph,
+                              reserved_nodes=min(reserved, n - 1)))
+    validation = round(duration * 2 / 3 / 60) * 60.0  # baseline 2/3, validation 1/3
+    treat = frozenset({Policy.PRIORITY, Policy.BATCH_SEPARATION})
+    fifo = frozenset({Policy.FIFO_SHARED})
+    policy = {p: (PolicyWindow(0.0, fifo), PolicyWindow(validation, treat))
+              for p in DEMO_TREATMENT_POOLS}
+    return SimConfig(
+        start=DEMO_START,
+        duration_s=duration,
+        pools=tuple(pools),
+        services=DEMO_SERVICES,
+        arrivals=ArrivalSpec(
+            burstiness=0.7, daily_amplitude=0.25, day_period_s=duration / 3,
+            bursts=BurstSpec(per_hour=4.0, duration_s=(60, 180), multiplier=(1.5, 2.2)),
+        ),
+        client=DEMO_CLIENT,
+        jobs=DEMO_JOBS,
+        policy=policy,
+        seed=seed,
+    )
+
+
+def mmc_config(
+    c: int = 4, rho: float = 0.8, arrivals: int = 200_000, mean_service_s: float = 1.0,
+    seed: int = 1,
+) -> SimConfig:
+    """A pure M/M/c pool: Poisson arrivals, exponential service, nothing else."""
+    lam = rho * c / mean_service_s
+    return SimConfig(
+        start=DEMO_START,
+        duration_s=arrivals / lam,
+        pools=(PoolSpec("pool-mmc", 1, lam, {"other": 1.0}, reserved_nodes=0),),
+        gpus_per_node=c,  # one node of c GPU slots
+        services={"other": ServiceProfile(100, 0.1, None, 0.0, 1, 0.0, 0.0)},
+        service_model="exponential",
+        exp_service_s=mean_service_s,
+        telemetry=False,
+        seed=seed,
+    )

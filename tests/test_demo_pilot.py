@@ -1,0 +1,93 @@
+"""Demo pilot generator: the landing folder, its pilot.yaml and its canonical files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from pipelines.demo import generate_demo_pilot
+
+TABLE_COLUMNS = {
+    "requests": ["request_id", "parent_request_id", "attempt", "pool", "node", "gpu",
+                 "model_class", "priority", "arrival_ts", "dispatch_ts", "start_ts",
+                 "first_token_ts", "end_ts", "status", "input_tokens", "output_tokens"],
+    "jobs": ["job_id", "kind", "queue", "priority", "submit_ts", "eligible_ts", "start_ts",
+             "end_ts", "node", "pool", "gpus", "gpu_ids", "state"],
+    "samples": ["ts", "series", "pool", "node", "gpu", "value", "le"],
+}
+
+
+@pytest.fixture(scope="module")
+def pilot(tmp_path_factory) -> Path:
+    return generate_demo_pilot(tmp_path_factory.mktemp("landing"), seed=7, scale=0.02)
+
+
+def test_writes_all_files(pilot: Path):
+    assert pilot.name == "demo-cluster-a"
+    for rel in ("pilot.yaml", "jobs/jobs.parquet", "ground_truth.parquet", "ground_truth.csv"):
+        assert (pilot / rel).is_file(), rel
+    assert list((pilot / "requests").glob("*.parquet"))
+    assert list((pilot / "samples").glob("*.parquet"))
+
+
+def test_pilot_yaml_shape(pilot: Path):
+    cfg = yaml.safe_load((pilot / "pilot.yaml").read_text())
+    assert list(cfg) == ["pilot", "title", "timezone", "phases", "scope", "sla", "timeout_ms",
+                         "adjustments", "sources", "anonymization"]
+    assert cfg["pilot"] == "demo-cluster-a"
+    assert cfg["timezone"] == "Europe/Berlin"
+    b, v = cfg["phases"]["baseline"], cfg["phases"]["validation"]
+    assert b["start"] < b["end"] == v["start"] < v["end"]
+    assert cfg["scope"] == {"pools": ["pool-c", "pool-d"]}
+    assert set(cfg["sla"]) == {"P0", "P1", "P2", "P3"}
+    assert "ttft_ms" in cfg["sla"]["P0"]
+    assert all(t["e2e_ms"] < cfg["timeout_ms"] for t in cfg["sla"].values())
+    assert set(cfg["adjustments"]) == {"inference_batch_separation", "priority_scheduling"}
+    assert cfg["anonymization"] == {"secret_env": "STABILIS_SECRET"}
+    for src in cfg["sources"]:
+        assert src["kind"] == "canonical"
+        assert list(pilot.glob(src["path"])), src
+
+
+def test_tables_are_canonical_and_cover_the_phases(pilot: Path):
+    cfg = yaml.safe_load((pilot / "pilot.yaml").read_text())
+    frames = {
+        "requests": pl.read_parquet(pilot / "requests" / "*.parquet"),
+        "jobs": pl.read_parquet(pilot / "jobs" / "jobs.parquet"),
+        "samples": pl.read_parquet(pilot / "samples" / "*.parquet"),
+    }
+    for name, cols in TABLE_COLUMNS.items():
+        assert frames[name].columns == cols, name
+        assert frames[name].height > 0, name
+    r = frames["requests"]
+    start = cfg["phases"]["baseline"]["start"].replace(tzinfo=None)
+    end = cfg["phases"]["validation"]["end"].replace(tzinfo=None)
+    assert r["arrival_ts"].min() >= start and r["arrival_ts"].max() < end
+    assert r["arrival_ts"].dtype == pl.Datetime("us") and r["arrival_ts"].dtype.time_zone is None
+    assert set(r["pool"]) >= set(cfg["scope"]["pools"])
+    assert 4 <= r["pool"].n_unique() <= 6
+    share = r.filter(pl.col("pool").is_in(cfg["scope"]["pools"])).height / r.height
+    assert 0.2 < share < 0.5
+    assert (r["attempt"] > 0).any() and (r["status"] != "ok").any()
+
+
+def test_ground_truth(pilot: Path):
+    gt = pl.read_parquet(pilot / "ground_truth.parquet")
+    csv = pl.read_csv(pilot / "ground_truth.csv")
+    assert gt.height > 0 and csv.height == gt.height
+    assert {"type", "pool", "gpu", "start_ts", "end_ts", "magnitude"} <= set(gt.columns)
+    assert {"burst", "batch_job", "policy_change"} <= set(gt["type"])
+    assert (gt["end_ts"] >= gt["start_ts"]).all()
+    jobs = pl.read_parquet(pilot / "jobs" / "jobs.parquet")
+    held = jobs.filter(pl.col("start_ts").is_not_null())["gpus"].sum()
+    assert gt.filter(pl.col("type") == "batch_job").height == held
+
+
+def test_regeneration_is_identical(pilot: Path, tmp_path: Path):
+    again = generate_demo_pilot(tmp_path, seed=7, scale=0.02)
+    for rel in ("pilot.yaml", "jobs/jobs.parquet", "ground_truth.csv",
+                "requests/part-000.parquet", "samples/samples.parquet"):
+        assert (pilot / rel).read_bytes() == (again / rel).read_bytes(), rel
