@@ -1,6 +1,5 @@
 """Report layer: the pilot's HTML and PDF report, built from the metric tables."""
 
-from __future__ import annotations
 
 from datetime import UTC, datetime
 

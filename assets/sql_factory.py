@@ -1,6 +1,5 @@
 """One Dagster asset per `.sql` model: same name for the file, the table and the asset."""
 
-from __future__ import annotations
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource

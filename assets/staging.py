@@ -1,6 +1,5 @@
 """Staging layer: pilot.yaml and its sources loaded into the canonical tables."""
 
-from __future__ import annotations
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource

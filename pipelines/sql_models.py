@@ -73,8 +73,9 @@ def refresh_metric_catalog(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, select_sql: str, pilot: str) -> list[tuple[str, str]]:
-    rel = con.execute(f"DESCRIBE SELECT * FROM ({select_sql}) LIMIT 0", {"pilot": pilot})
-    return [(r[0], r[1]) for r in rel.fetchall()]
+    # LIMIT 0 is planned but not run (DESCRIBE would run the whole query)
+    rel = con.execute(f"SELECT * FROM ({select_sql}) LIMIT 0", {"pilot": pilot})
+    return [(d[0], str(d[1])) for d in rel.description]
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:

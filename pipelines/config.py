@@ -1,0 +1,538 @@
+"""pilot.yaml: load, validate, and expose a typed PilotConfig (TELEMETRY.md "A pilot").
+
+A bad pilot.yaml is refused before anything is read: every problem is collected and reported
+at once, one message each, naming the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+PILOT_FILE = "pilot.yaml"
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+PRIORITIES = ("P0", "P1", "P2", "P3")
+REQUIRED_PHASES = ("baseline", "validation")
+CANONICAL_TABLES = ("requests", "jobs", "samples")
+SOURCE_KINDS = (
+    "canonical",
+    "tabular",
+    "otlp-json",
+    "prometheus-text",
+    "prometheus-json",
+    "sacct",
+    "nvidia-smi",
+    "arrival-trace",
+)
+# Kinds whose target table is fixed by the format; `canonical` and `tabular` must name one.
+KIND_TABLES: dict[str, str | None] = {
+    "otlp-json": "requests",
+    "prometheus-text": "samples",
+    "prometheus-json": "samples",
+    "sacct": "jobs",
+    "nvidia-smi": "samples",
+    "arrival-trace": None,
+}
+ADJUSTMENTS = (
+    "inference_batch_separation",
+    "priority_scheduling",
+    "burst_buffering",
+    "resource_segmentation",
+    "latency_aware_load_distribution",
+)
+# METRICS.md defaults; pilot.yaml `thresholds` may override any of them (and nothing else).
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "burst_factor": 2.0,
+    "burst_min_count": 20,
+    "burst_window_s": 10,
+    "burst_trailing_s": 900,
+    "wave_factor": 1.5,
+    "wave_lag_s": 300,
+    "long_job_s": 60,
+    "sla_target": 0.95,
+    "hcl_pp": 10,
+    "di": 0.5,
+    "sched_delay_target_s": 1.0,
+}
+DEFAULT_SECRET_ENV = "STABILIS_SECRET"
+KNOWN_KEYS = (
+    "pilot",
+    "title",
+    "timezone",
+    "phases",
+    "scope",
+    "sla",
+    "timeout_ms",
+    "adjustments",
+    "thresholds",
+    "sources",
+    "anonymization",
+)
+SCOPE_HINT = "expected 'all', {pools: [..]}, {priorities: [..]} or {share: 0 < x < 1}"
+
+
+class PilotConfigError(ValueError):
+    """pilot.yaml was refused; `.problems` holds one message per problem."""
+
+    def __init__(self, problems: list[str], path: Path | None = None) -> None:
+        self.problems = list(problems)
+        self.path = path
+        where = f" ({path})" if path else ""
+        super().__init__(
+            f"pilot.yaml refused{where}, {len(problems)} problem(s):\n"
+            + "\n".join(f"- {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class Phase:
+    start: datetime  # naive UTC
+    end: datetime  # naive UTC, exclusive
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: Literal["all", "pools", "priorities", "share"]
+    pools: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    share: float | None = None
+
+
+@dataclass(frozen=True)
+class Sla:
+    e2e_ms: float
+    ttft_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str
+    path: str  # glob relative to the pilot folder (validated: no escape)
+    table: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Anonymization:
+    secret_env: str = DEFAULT_SECRET_ENV
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    pilot: str
+    title: str
+    timezone: str
+    phases: dict[str, Phase]
+    scope: Scope
+    sla: dict[str, Sla]
+    timeout_ms: float
+    adjustments: list[str]
+    thresholds: dict[str, float]
+    sources: list[Source]
+    anonymization: Anonymization
+    root: Path
+    raw: dict[str, Any]
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Top-level keys beyond the contract's; kept untouched."""
+        return {k: v for k, v in self.raw.items() if k not in KNOWN_KEYS}
+
+    def source_files(self, i: int) -> list[Path]:
+        return _glob_inside(self.root, self.sources[i].path)
+
+    def to_json(self) -> str:
+        """The validated config (plus extra keys) as stable JSON, for the `pilots` table."""
+
+        def ts(d: datetime) -> str:
+            return d.isoformat() + "Z"
+
+        doc: dict[str, Any] = {
+            "pilot": self.pilot,
+            "title": self.title,
+            "timezone": self.timezone,
+            "phases": {n: {"start": ts(p.start), "end": ts(p.end)} for n, p in self.phases.items()},
+            "scope": {
+                "kind": self.scope.kind,
+                "pools": list(self.scope.pools),
+                "priorities": list(self.scope.priorities),
+                "share": self.scope.share,
+            },
+            "sla": {k: {"e2e_ms": v.e2e_ms, "ttft_ms": v.ttft_ms} for k, v in self.sla.items()},
+            "timeout_ms": self.timeout_ms,
+            "adjustments": self.adjustments,
+            "thresholds": self.thresholds,
+            "sources": [
+                {"kind": s.kind, "path": s.path, "table": s.table, "options": s.options}
+                for s in self.sources
+            ],
+            "anonymization": {"secret_env": self.anonymization.secret_env},
+            "extra": self.extra,
+        }
+        return json.dumps(doc, sort_keys=True, default=str)
+
+
+def load_pilot(path: Path) -> PilotConfig:
+    """Load `path` (a pilot folder or its pilot.yaml); raise PilotConfigError listing every
+    problem found."""
+    path = Path(path)
+    yaml_path = path / PILOT_FILE if path.is_dir() else path
+    root = yaml_path.parent.resolve()
+    if not yaml_path.is_file():
+        raise PilotConfigError([f"pilot.yaml: file not found at {yaml_path}"], yaml_path)
+    try:
+        raw = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise PilotConfigError([f"pilot.yaml: not UTF-8 text ({e.reason})"], yaml_path) from e
+    except yaml.YAMLError as e:
+        raise PilotConfigError([_yaml_error_message(e)], yaml_path) from e
+    if not isinstance(raw, dict):
+        found = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise PilotConfigError(
+            [f"pilot.yaml: expected a mapping of keys at the top level, found {found}"], yaml_path
+        )
+    v = _Validator(raw, root)
+    cfg = v.build()
+    if v.problems:
+        raise PilotConfigError(v.problems, yaml_path)
+    assert cfg is not None
+    return cfg
+
+
+def _yaml_error_message(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    what = " ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x)
+    return f"pilot.yaml: YAML syntax error{where}: {what or e}"
+
+
+def _glob_inside(root: Path, pattern: str) -> list[Path]:
+    # Symlinks that resolve outside the pilot folder are ignored, like `..` in the pattern.
+    root = root.resolve()
+    return sorted(p for p in root.glob(pattern) if p.is_file() and p.resolve().is_relative_to(root))
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _fmt_ts(d: datetime) -> str:
+    return d.isoformat() + "Z"
+
+
+class _Validator:
+    """Walks the raw mapping, collecting problems instead of stopping at the first."""
+
+    def __init__(self, raw: dict[str, Any], root: Path) -> None:
+        self.raw = raw
+        self.root = root
+        self.problems: list[str] = []
+
+    def fail(self, msg: str) -> None:
+        self.problems.append(msg)
+
+    def build(self) -> PilotConfig | None:
+        r = self.raw
+        pilot = self._pilot(r.get("pilot"))
+        tz = self._timezone(r.get("timezone"))
+        title = r.get("title", pilot)
+        if not isinstance(title, str):
+            self.fail(f"title: expected a string, found {type(title).__name__}")
+        phases = self._phases(r.get("phases"), tz)
+        scope = self._scope(r.get("scope", _MISSING))
+        sla = self._sla(r.get("sla"))
+        timeout_ms = self._timeout(r.get("timeout_ms"))
+        adjustments = self._adjustments(r.get("adjustments", []))
+        thresholds = self._thresholds(r.get("thresholds") or {})
+        sources = self._sources(r.get("sources"))
+        anonymization = self._anonymization(r.get("anonymization", {}))
+        if self.problems:
+            return None
+        return PilotConfig(
+            pilot=pilot,
+            title=str(title),
+            timezone=str(r["timezone"]),
+            phases=phases,
+            scope=scope,
+            sla=sla,
+            timeout_ms=timeout_ms,
+            adjustments=adjustments,
+            thresholds=thresholds,
+            sources=sources,
+            anonymization=anonymization,
+            root=self.root,
+            raw=r,
+        )
+
+    def _pilot(self, v: Any) -> str:
+        if v is None:
+            self.fail("pilot: is required; expected a slug [a-z0-9][a-z0-9-]{0,62}")
+        elif not isinstance(v, str) or not SLUG_RE.fullmatch(v):
+            self.fail(f"pilot: {v!r} is not a valid slug; expected [a-z0-9][a-z0-9-]{{0,62}}")
+        return str(v)
+
+    def _timezone(self, v: Any) -> ZoneInfo | None:
+        if v is None:
+            self.fail("timezone: is required; expected an IANA name such as 'Europe/Berlin'")
+            return None
+        try:
+            if not isinstance(v, str) or not v:
+                raise ValueError
+            return ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(
+                f"timezone: {v!r} is not a known IANA time zone; "
+                "expected a name such as 'Europe/Berlin' or 'UTC'"
+            )
+            return None
+
+    def _timestamp(self, key: str, v: Any, tz: ZoneInfo | None) -> datetime | None:
+        """Aware values are converted to UTC; naive ones are read in the pilot's time zone."""
+        if isinstance(v, str):
+            try:
+                v = datetime.fromisoformat(v.strip())
+            except ValueError:
+                v = None
+        elif isinstance(v, date) and not isinstance(v, datetime):
+            v = datetime.combine(v, time())
+        if not isinstance(v, datetime):
+            self.fail(f"{key}: expected an ISO-8601 timestamp such as 2026-03-02T00:00:00Z")
+            return None
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=tz or UTC)
+        return v.astimezone(UTC).replace(tzinfo=None)
+
+    def _phases(self, v: Any, tz: ZoneInfo | None) -> dict[str, Phase]:
+        if not isinstance(v, dict):
+            self.fail(
+                "phases: is required; expected a mapping of phase name to {start, end} "
+                "with at least 'baseline' and 'validation'"
+            )
+            return {}
+        phases: dict[str, Phase] = {}
+        for name, body in v.items():
+            key = f"phases.{name}"
+            if not isinstance(body, dict) or "start" not in body or "end" not in body:
+                self.fail(f"{key}: expected a mapping with 'start' and 'end'")
+                continue
+            start = self._timestamp(f"{key}.start", body["start"], tz)
+            end = self._timestamp(f"{key}.end", body["end"], tz)
+            if start is None or end is None:
+                continue
+            if end <= start:
+                self.fail(
+                    f"{key}: end {_fmt_ts(end)} is not after start {_fmt_ts(start)}; "
+                    "expected end > start"
+                )
+                continue
+            phases[str(name)] = Phase(start, end)
+        for req in REQUIRED_PHASES:
+            if req not in v:
+                self.fail(f"phases: {req!r} is required (required phases: baseline, validation)")
+        ordered = sorted(phases.items(), key=lambda kv: kv[1].start)
+        # Ranges are half-open [start, end): a phase may start exactly where another ends.
+        for i, (a, pa) in enumerate(ordered):
+            for b, pb in ordered[i + 1 :]:
+                if pb.start < pa.end:
+                    self.fail(
+                        f"phases: {a!r} [{_fmt_ts(pa.start)}, {_fmt_ts(pa.end)}) overlaps "
+                        f"{b!r} [{_fmt_ts(pb.start)}, {_fmt_ts(pb.end)}); "
+                        "phases must not overlap"
+                    )
+        return phases
+
+    def _scope(self, v: Any) -> Scope:
+        if v is _MISSING:
+            self.fail(f"scope: is required; {SCOPE_HINT}")
+            return Scope("all")
+        if v == "all" or v == {"all": True}:
+            return Scope("all")
+        if not isinstance(v, dict) or len(v) != 1:
+            self.fail(f"scope: {v!r} is not a valid rule; {SCOPE_HINT}")
+            return Scope("all")
+        ((kind, val),) = v.items()
+        if kind == "pools":
+            if (
+                not isinstance(val, list)
+                or not val
+                or not all(isinstance(p, str) and p for p in val)
+            ):
+                self.fail(f"scope.pools: expected a non-empty list of pool names, found {val!r}")
+                return Scope("all")
+            return Scope("pools", pools=tuple(val))
+        if kind == "priorities":
+            if not isinstance(val, list) or not val:
+                self.fail(f"scope.priorities: expected a non-empty list of {', '.join(PRIORITIES)}")
+                return Scope("all")
+            bad = [p for p in val if p not in PRIORITIES]
+            if bad:
+                self.fail(
+                    f"scope.priorities: unknown priority class {bad[0]!r}; "
+                    f"allowed {', '.join(PRIORITIES)}"
+                )
+                return Scope("all")
+            return Scope("priorities", priorities=tuple(val))
+        if kind == "share":
+            if not _is_number(val) or not 0 < val < 1:
+                self.fail(f"scope.share: {val!r} is not a share; expected a number 0 < x < 1")
+                return Scope("all")
+            return Scope("share", share=float(val))
+        self.fail(f"scope: unknown rule {kind!r}; {SCOPE_HINT}")
+        return Scope("all")
+
+    def _sla(self, v: Any) -> dict[str, Sla]:
+        if not isinstance(v, dict) or not v:
+            self.fail(
+                "sla: is required; expected a mapping of priority class "
+                f"({', '.join(PRIORITIES)}) to {{e2e_ms, ttft_ms}}"
+            )
+            return {}
+        out: dict[str, Sla] = {}
+        for cls, body in v.items():
+            if cls not in PRIORITIES:
+                self.fail(f"sla: unknown priority class {cls!r}; allowed {', '.join(PRIORITIES)}")
+                continue
+            if not isinstance(body, dict) or "e2e_ms" not in body:
+                self.fail(f"sla.{cls}: expected a mapping with 'e2e_ms' (and optional 'ttft_ms')")
+                continue
+            e2e, ttft = body["e2e_ms"], body.get("ttft_ms")
+            ok = True
+            if not _is_number(e2e) or e2e <= 0:
+                self.fail(f"sla.{cls}.e2e_ms: {e2e!r} is not a latency; expected a number > 0")
+                ok = False
+            if ttft is not None and (not _is_number(ttft) or ttft <= 0):
+                self.fail(f"sla.{cls}.ttft_ms: {ttft!r} is not a latency; expected a number > 0")
+                ok = False
+            for extra in set(body) - {"e2e_ms", "ttft_ms"}:
+                self.fail(f"sla.{cls}: unknown key {extra!r}; allowed e2e_ms, ttft_ms")
+                ok = False
+            if ok:
+                out[cls] = Sla(float(e2e), None if ttft is None else float(ttft))
+        return out
+
+    def _timeout(self, v: Any) -> float:
+        if v is None:
+            self.fail("timeout_ms: is required; expected a number of milliseconds > 0")
+            return 0.0
+        if not _is_number(v) or v <= 0:
+            self.fail(f"timeout_ms: {v!r} is not a timeout; expected a number of milliseconds > 0")
+            return 0.0
+        return float(v)
+
+    def _adjustments(self, v: Any) -> list[str]:
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            self.fail(f"adjustments: expected a list of {', '.join(ADJUSTMENTS)}")
+            return []
+        out: list[str] = []
+        for a in v:
+            if a not in ADJUSTMENTS:
+                self.fail(
+                    f"adjustments: unknown adjustment {a!r}; allowed {', '.join(ADJUSTMENTS)}"
+                )
+            elif a not in out:
+                out.append(a)
+        return out
+
+    def _thresholds(self, v: Any) -> dict[str, float]:
+        merged = dict(DEFAULT_THRESHOLDS)
+        if not isinstance(v, dict):
+            self.fail("thresholds: expected a mapping of threshold name to number")
+            return merged
+        for name, val in v.items():
+            if name not in DEFAULT_THRESHOLDS:
+                self.fail(
+                    f"thresholds: unknown threshold {name!r}; "
+                    f"allowed {', '.join(DEFAULT_THRESHOLDS)}"
+                )
+            elif not _is_number(val) or val <= 0:
+                self.fail(f"thresholds.{name}: {val!r} is not valid; expected a number > 0")
+            elif name == "sla_target" and val > 1:
+                self.fail(f"thresholds.sla_target: {val!r} is not a share; expected 0 < x <= 1")
+            else:
+                merged[name] = float(val)
+        return merged
+
+    def _sources(self, v: Any) -> list[Source]:
+        if not isinstance(v, list) or not v:
+            self.fail("sources: is required; expected a non-empty list of {kind, path, ...}")
+            return []
+        out: list[Source] = []
+        for i, s in enumerate(v):
+            key = f"sources[{i}]"
+            if not isinstance(s, dict):
+                self.fail(f"{key}: expected a mapping with 'kind' and 'path'")
+                continue
+            n = len(self.problems)
+            kind, table = s.get("kind"), s.get("table")
+            if kind is None:
+                self.fail(f"{key}.kind: is required; allowed {', '.join(SOURCE_KINDS)}")
+            elif kind not in SOURCE_KINDS:
+                self.fail(f"{key}.kind: unknown kind {kind!r}; allowed {', '.join(SOURCE_KINDS)}")
+            elif kind in ("canonical", "tabular"):
+                if table is None:
+                    self.fail(
+                        f"{key}.table: is required for kind {kind!r}; "
+                        f"allowed {', '.join(CANONICAL_TABLES)}"
+                    )
+                elif table not in CANONICAL_TABLES:
+                    self.fail(
+                        f"{key}.table: unknown table {table!r}; "
+                        f"allowed {', '.join(CANONICAL_TABLES)}"
+                    )
+            elif table is not None and table != KIND_TABLES[kind]:
+                self.fail(f"{key}.table: kind {kind!r} fills {KIND_TABLES[kind]!r}, not {table!r}")
+            else:
+                table = KIND_TABLES[kind]
+            path = self._source_path(key, s.get("path"))
+            options = s.get("options", {})
+            if options is None:
+                options = {}
+            if not isinstance(options, dict):
+                self.fail(f"{key}.options: expected a mapping, found {type(options).__name__}")
+            if len(self.problems) == n and path is not None:
+                out.append(Source(str(kind), path, table, dict(options)))
+        return out
+
+    def _source_path(self, key: str, p: Any) -> str | None:
+        if not isinstance(p, str) or not p.strip():
+            self.fail(f"{key}.path: is required; expected a file or glob relative to {self.root}")
+            return None
+        norm = posixpath.normpath(p.replace("\\", "/"))
+        if p.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", p) or Path(p).is_absolute():
+            self.fail(f"{key}.path: {p!r} is absolute; expected a path inside the pilot folder")
+            return None
+        if norm == ".." or norm.startswith("../"):
+            self.fail(f"{key}.path: {p!r} leaves the pilot folder; expected a path inside it")
+            return None
+        if not _glob_inside(self.root, norm):
+            self.fail(f"{key}.path: no file matches {p!r} under {self.root}")
+            return None
+        return norm
+
+    def _anonymization(self, v: Any) -> Anonymization:
+        if v is None or v == {}:
+            return Anonymization()
+        env = v.get("secret_env") if isinstance(v, dict) else None
+        if not isinstance(env, str) or not ENV_NAME_RE.fullmatch(env):
+            self.fail(
+                "anonymization.secret_env: expected the name of an environment variable "
+                "([A-Za-z_][A-Za-z0-9_]*) holding the secret, never the secret itself"
+            )
+            return Anonymization()
+        return Anonymization(env)
+
+
+_MISSING = object()
