@@ -1,19 +1,14 @@
 -- One row per attempt with its durations in seconds (integer epoch microseconds keep
 -- sub-second precision on every engine) and the phase/segment of its logical request.
+-- Kept narrow on purpose: it is as long as `requests` and every byte is written to disk.
 SELECT
     r.pilot,
-    r.request_id,
-    l.logical_id,
     r.attempt,
     r.pool,
-    r.node,
     r.gpu,
-    r.model_class,
     r.priority,
     r.arrival_ts,
-    r.dispatch_ts,
     r.start_ts,
-    r.first_token_ts,
     r.end_ts,
     r.status,
     l.phase,
