@@ -1,0 +1,310 @@
+"""Altair charts rendered to inline SVG with vl-convert (no network, no scripts, no fonts fetched).
+
+Large tables (the hidden idle map can be ~1 M GPU×minute rows) are first aggregated in DuckDB to
+a grid a reader can see; the downsampling is stated under each chart and in appendix B.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import altair as alt
+import polars as pl
+import vl_convert as vlc
+
+from reports import fmt
+
+MAX_HEAT_ROWS = 64
+MAX_HEAT_COLS = 96
+MAX_WAVE_POINTS = 300
+MAX_WAVE_POOLS = 8
+FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
+# Markup that must never come out of a chart: anything that could run or fetch.
+# (`url(#id)` is an internal gradient reference and stays allowed.)
+_UNSAFE = re.compile(r"<\s*(script|foreignobject|iframe|image|use)\b|\b(href|src)\s*=|"
+                     r"url\(\s*(?![\"']?#)", re.IGNORECASE)
+
+
+class Reader(Protocol):
+    pilot: str
+
+    def q(self, table: str, sql: str, *params: Any) -> pl.DataFrame: ...
+
+
+@dataclass
+class Chart:
+    number: int
+    title: str
+    svg: str
+    reading: str
+    basis: str = "measured"
+    note: str = ""
+
+
+def to_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) -> str:
+    """Vega-Lite → SVG string; refuses any output that could load or run something.
+
+    Rows go in as named top-level datasets after validation: Altair validating thousands of
+    inline records costs seconds and checks nothing the spec's structure does not.
+    """
+    spec = chart.to_dict()
+    spec["datasets"] = {**spec.get("datasets", {}), **datasets}
+    svg = vlc.vegalite_to_svg(spec)
+    if _UNSAFE.search(svg):
+        raise ValueError("chart SVG contains active or external content")
+    return svg
+
+
+def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    # aria=False: no per-mark aria-label copies of the data (they would triple the SVG size)
+    return (chart.configure(font=FONT, aria=False)
+            .configure_axis(labelFontSize=9, titleFontSize=10)
+            .configure_title(fontSize=11, anchor="start")
+            .configure_header(labelFontSize=10, titleFontSize=10)
+            .configure_legend(labelFontSize=9, titleFontSize=9)
+            .configure_view(stroke="#bbb"))
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")  # explicit UTC: vega must not shift to local time
+
+
+def _time_axis(lo: datetime, hi: datetime, title: str | None = "time (UTC)") -> alt.X:
+    fmt_ = "%H:%M" if (hi - lo).total_seconds() <= 2 * 86400 else "%b %d"
+    return alt.X("t:T", title=title, scale=alt.Scale(type="utc"),
+                 axis=alt.Axis(format=fmt_, labelAngle=0, tickCount=6, labelOverlap=True))
+
+
+def _bin_minutes(lo: datetime, hi: datetime, max_bins: int) -> int:
+    minutes = (hi - lo).total_seconds() / 60 + 1
+    return max(1, math.ceil(minutes / max_bins))
+
+
+def _boundaries(phases: pl.DataFrame) -> list[datetime]:
+    return phases["start_ts"].to_list()[1:] if phases.height > 1 else []
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. GPU utilization heatmap
+
+
+@dataclass
+class HeatGrid:
+    cells: pl.DataFrame  # row, row_order, t, t2, nominal, effective, hcl_pp
+    level: str  # "GPU" | "node" | "pool"
+    bin_minutes: int
+    n_gpus: int
+
+
+def heat_grid(w: Reader, max_rows: int = MAX_HEAT_ROWS,
+              max_cols: int = MAX_HEAT_COLS) -> HeatGrid | None:
+    stats = w.q("hidden_idle_map", """SELECT min(window_start) AS lo, max(window_start) AS hi,
+                  count(DISTINCT (pool, node, gpu)) AS gpus, count(DISTINCT (pool, node)) AS nodes
+                  FROM hidden_idle_map WHERE pilot = ?""")
+    if stats.is_empty() or stats["lo"][0] is None:
+        return None
+    s = stats.row(0, named=True)
+    # coarsen rows until they fit: one row per GPU, else per node, else per pool
+    if s["gpus"] <= max_rows:
+        level, key = "GPU", "coalesce(pool,'?') || ' / ' || coalesce(node,'?') || ' / gpu ' " \
+                            "|| coalesce(gpu,'?')"
+    elif s["nodes"] <= max_rows:
+        level, key = "node", "coalesce(pool,'?') || ' / ' || coalesce(node,'?')"
+    else:
+        level, key = "pool", "coalesce(pool,'?')"
+    bin_min = _bin_minutes(s["lo"], s["hi"], max_cols)
+    cells = w.q("hidden_idle_map", f"""
+        SELECT {key} AS row,
+               time_bucket(to_minutes($2), window_start, $3::TIMESTAMP) AS t,
+               avg(nominal) AS nominal, avg(effective) AS effective, avg(hcl_pp) AS hcl_pp
+        FROM hidden_idle_map WHERE pilot = $1 GROUP BY ALL ORDER BY row, t""",
+                bin_min, s["lo"])
+    if level == "pool" and cells["row"].n_unique() > max_rows:
+        # keep the pools with the largest hidden loss; the note says so
+        top = (cells.group_by("row").agg(pl.col("hcl_pp").mean()).sort("hcl_pp",
+               descending=True).head(max_rows)["row"])
+        cells = cells.filter(pl.col("row").is_in(top.implode()))
+    cells = cells.with_columns(t2=pl.col("t") + pl.duration(minutes=bin_min))
+    return HeatGrid(cells, level, bin_min, int(s["gpus"]))
+
+
+def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
+    df = grid.cells
+    rows = sorted(df["row"].unique().to_list())
+    lo, hi = df["t"].min(), df["t2"].max()
+    values = [{"row": r["row"], "t": _iso(r["t"]), "t2": _iso(r["t2"]),
+               "nominal": 100 * r["nominal"], "effective": 100 * r["effective"],
+               "hcl": r["hcl_pp"]} for r in df.iter_rows(named=True)]
+    data = alt.Data(name="heat")
+    # integer cell sizes keep the SVG path coordinates short (and the file small)
+    # three panels fit one A4 page; labels need ~8 px, else every other one is dropped
+    row_h = max(2, min(10, 200 // max(len(rows), 1)))
+    n_cols = df["t"].n_unique()
+    width = max(2, 470 // max(n_cols, 1)) * n_cols
+    y = alt.Y("row:N", sort=rows, title=grid.level,
+              axis=alt.Axis(labelLimit=170, labelFontSize=7, labelOverlap="greedy"))
+    rules = alt.Chart(alt.Data(values=[{"t": _iso(b)} for b in boundaries])).mark_rule(
+        color="black", strokeDash=[4, 2], strokeWidth=1.2).encode(x="t:T")
+    hcl_max = max(1.0, max((v["hcl"] or 0) for v in values))
+
+    def panel(field: str, title: str, scheme: str, domain: list[float],
+              last: bool) -> alt.LayerChart:
+        rect = alt.Chart(data).mark_rect().encode(
+            x=_time_axis(lo, hi, "time (UTC)" if last else None), x2="t2:T", y=y,
+            color=alt.Color(f"{field}:Q", title=title.split(" [")[1].rstrip("]"),
+                            scale=alt.Scale(scheme=scheme, domain=domain),
+                            legend=alt.Legend(gradientLength=max(60, row_h * len(rows) - 10))))
+        return alt.layer(rect, rules).properties(width=width, height=row_h * len(rows),
+                                                 title=title)
+
+    chart = alt.vconcat(
+        panel("nominal", "Nominal GPU utilization [%]", "blues", [0, 100], False),
+        panel("effective", "Effective utilization [%]", "blues", [0, 100], False),
+        panel("hcl", "Hidden loss: nominal − effective [pp]", "oranges", [0, hcl_max], True),
+        spacing=8).resolve_scale(color="independent")
+    return to_svg(_config(chart), {"heat": values})
+
+
+def heatmap_reading(grid: HeatGrid, hx: dict) -> str:
+    per_row = (grid.cells.group_by("row").agg(pl.col("hcl_pp").mean())
+               .sort(["hcl_pp", "row"], descending=[True, False]))
+    worst = per_row.row(0, named=True)
+    cell = grid.cells.sort("hcl_pp", descending=True).row(0, named=True)
+    text = (f"Hidden loss is highest on {grid.level} {worst['row']} "
+            f"({fmt.value(worst['hcl_pp'], 'pp')} on average over the period) and peaks at "
+            f"{fmt.value(cell['hcl_pp'], 'pp')} on {cell['row']} in the bin starting "
+            f"{fmt.ts(cell['t'])}")
+    head = hx.get(("baseline", "all", "overall", None, "hcl_pp"))
+    if head and head["value"] is not None:
+        text += f"; the baseline HCL for all GPUs is {fmt.value(head['value'], 'pp')}"
+    return text + " (measured)."
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Request burst wave propagation
+
+WAVE_MEASURES = (("rate", "Arrival rate [req/s]"), ("qw", "Queue wait P95 [s]"),
+                 ("lat", "Latency P95 [s]"))
+
+
+@dataclass
+class WaveData:
+    series: pl.DataFrame  # pool, t, rate, qw, lat
+    episodes: pl.DataFrame  # pool, episode_id, phase, start_ts, end_ts, peak/median, qw_max
+    pools: list[str]
+    pools_total: int
+    bin_minutes: int
+
+
+def wave_data(w: Reader, max_points: int = MAX_WAVE_POINTS,
+              max_pools: int = MAX_WAVE_POOLS) -> WaveData | None:
+    stats = w.q("pool_windows", """SELECT pool, sum(arrivals) AS n, min(window_start) AS lo,
+                  max(window_start) AS hi FROM pool_windows WHERE pilot = ?
+                  GROUP BY pool ORDER BY n DESC, pool""")
+    if stats.is_empty():
+        return None
+    # the busiest pools if there are many, shown in name order so a reader can find one
+    pools = sorted(stats["pool"].head(max_pools).to_list())
+    lo, hi = stats["lo"].min(), stats["hi"].max()
+    bin_min = _bin_minutes(lo, hi, max_points)
+    series = w.q("pool_windows", """
+        SELECT pool, time_bucket(to_minutes($2), window_start, $3::TIMESTAMP) AS t,
+               avg(arrival_rate_rps) AS rate, max(queue_wait_p95_s) AS qw,
+               max(latency_p95_s) AS lat
+        FROM pool_windows WHERE pilot = $1 AND list_contains($4, pool)
+        GROUP BY ALL ORDER BY pool, t""", bin_min, lo, pools)
+    episodes = w.q("burst_episodes", """
+        SELECT e.pool, e.episode_id, e.phase, e.start_ts, e.end_ts, e.peak_rate_rps,
+               e.trailing_median_rps,
+               (SELECT max(p.queue_wait_p95_s) FROM pool_windows p
+                 WHERE p.pilot = e.pilot AND p.pool = e.pool
+                   AND p.window_start >= e.start_ts AND p.window_start < e.end_ts) AS qw_max
+        FROM burst_episodes e WHERE e.pilot = ? ORDER BY e.start_ts, e.pool""")
+    return WaveData(series, episodes, pools, stats.height, bin_min)
+
+
+def wave_chart(wd: WaveData, boundaries: list[datetime]) -> str:
+    lo, hi = wd.series["t"].min(), wd.series["t"].max()
+    eps = wd.episodes.filter(pl.col("pool").is_in(wd.pools)) if not wd.episodes.is_empty() \
+        else wd.episodes
+    columns = []
+    datasets: dict[str, list[dict[str, Any]]] = {}
+    for i, (field, title) in enumerate(WAVE_MEASURES):
+        # one data set per column (facets need shared data): series, episodes, boundaries
+        vals: list[dict[str, Any]] = [
+            {"kind": "s", "pool": r["pool"], "t": _iso(r["t"]), "v": r[field]}
+            for r in wd.series.iter_rows(named=True)]
+        vals += [{"kind": "e", "pool": r["pool"], "t": _iso(r["start_ts"]),
+                  "t2": _iso(r["end_ts"])} for r in eps.iter_rows(named=True)]
+        vals += [{"kind": "b", "pool": p, "t": _iso(b)} for p in wd.pools for b in boundaries]
+        base = alt.Chart().encode(x=_time_axis(lo, hi))
+        rect = base.transform_filter("datum.kind == 'e'").mark_rect(
+            color="#f4a259", opacity=0.45).encode(x2="t2:T")
+        rule = base.transform_filter("datum.kind == 'b'").mark_rule(
+            color="black", strokeDash=[4, 2])
+        line = base.transform_filter("datum.kind == 's'").mark_line(
+            strokeWidth=1, color="#1f5f99").encode(y=alt.Y("v:Q", title=title))
+        header = alt.Header(labelAngle=0, labelAlign="left", labelAnchor="start",
+                            labelOrient="top", labelFontWeight="bold" if i == 0 else "normal",
+                            labelColor="#000" if i == 0 else "#555")
+        datasets[f"wave_{field}"] = vals
+        columns.append(alt.layer(rect, rule, line, data=alt.Data(name=f"wave_{field}")).properties(
+            width=160, height=58).facet(
+            row=alt.Row("pool:N", sort=wd.pools, title=None, header=header), spacing=6
+        ).resolve_scale(y="independent"))
+    return to_svg(_config(alt.hconcat(*columns, spacing=14)), datasets)
+
+
+def wave_reading(wd: WaveData) -> str:
+    eps = wd.episodes
+    if eps.is_empty():
+        return ("No burst episodes were detected in any pool; the lines show the 1-minute "
+                "windows only (measured).")
+    by_phase = eps.group_by("phase").len().sort("phase")
+    phases = ", ".join(f"{r['len']} in {r['phase']}" for r in by_phase.iter_rows(named=True))
+    top = eps.sort(["peak_rate_rps", "start_ts"], descending=[True, False]).row(0, named=True)
+    text = (f"{eps.height} burst episodes in {eps['pool'].n_unique()} pools ({phases}); the "
+            f"highest peak was {fmt.value(top['peak_rate_rps'], 'req/s')} in {top['pool']} at "
+            f"{fmt.ts(top['start_ts'])}")
+    if top["trailing_median_rps"]:
+        text += f", {top['peak_rate_rps'] / top['trailing_median_rps']:.1f}× its trailing median"
+    if top["qw_max"] is not None:
+        text += f", with that pool's queue-wait P95 reaching {fmt.value(top['qw_max'], 's')}"
+    return text + " (measured)."
+
+
+def build_charts(w: Reader, hx: dict, phases: pl.DataFrame) -> tuple[list[Chart], list[str]]:
+    """The v1 visual appendices, plus one methodology line per chart on how it was reduced."""
+    bounds = _boundaries(phases)
+    out: list[Chart] = []
+    notes: list[str] = []
+    grid = heat_grid(w)
+    if grid is None:
+        out.append(Chart(1, "GPU utilization heatmap", "", "No hidden idle map rows: the GPU "
+                         "heatmap cannot be drawn."))
+    else:
+        note = (f"One row per {grid.level} ({grid.n_gpus} GPUs in the map), "
+                f"{grid.bin_minutes}-minute columns; each cell is the mean of the 1-minute "
+                f"values of the GPUs and windows it covers. Dashed line: phase boundary.")
+        out.append(Chart(1, "GPU utilization heatmap — nominal vs effective, and hidden loss",
+                         heatmap_chart(grid, bounds), heatmap_reading(grid, hx), note=note))
+        notes.append("GPU heatmap (visual appendix 1): " + note)
+    wd = wave_data(w)
+    if wd is None:
+        out.append(Chart(2, "Request burst wave propagation", "", "No pool windows: the burst "
+                         "wave chart cannot be drawn."))
+    else:
+        shown = (f"all {wd.pools_total} pools" if wd.pools_total <= len(wd.pools) else
+                 f"the {len(wd.pools)} busiest of {wd.pools_total} pools by arrivals")
+        note = (f"Shows {shown}; {wd.bin_minutes}-minute bins: mean arrival rate and the "
+                f"largest 1-minute P95 in each bin. Shaded: burst episodes; dashed line: phase "
+                f"boundary.")
+        out.append(Chart(2, "Request burst wave propagation — arrival rate, queue wait P95 and "
+                         "latency P95 per pool", wave_chart(wd, bounds), wave_reading(wd),
+                         note=note))
+        notes.append("Burst wave chart (visual appendix 2): " + note)
+    return out, notes

@@ -1,0 +1,93 @@
+"""Number formatting for the report: every printed figure goes through here, so units read alike.
+
+Values arrive in the warehouse's units (seconds, shares 0–1, percentage points, …); the report
+prints them in the unit a reader expects (ms for sub-second latencies, % for shares).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+MINUS = "\u2212"  # typographic minus: a hyphen is easy to miss in a table of changes
+NOT_MEASURED = "not measured"
+
+
+def _num(v: float, digits: int) -> str:
+    return f"{v:,.{digits}f}".replace("-", MINUS)
+
+
+def _is_missing(v: float | None) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def value(v: float | None, unit: str) -> str:
+    """A measured value in its display unit; None prints as 'not measured'."""
+    if _is_missing(v):
+        return NOT_MEASURED
+    assert v is not None
+    if unit == "share":
+        return f"{_num(100 * v, 1)} %"
+    if unit == "pp":
+        return f"{_num(v, 1)} pp"
+    if unit == "s":
+        return f"{_num(1000 * v, 0)} ms" if abs(v) < 1 else f"{_num(v, 2)} s"
+    if unit == "ratio":
+        return f"{_num(v, 2)}\u00d7"
+    if unit == "count":
+        return _num(v, 0)
+    if unit == "J":
+        return f"{_num(v, 1 if abs(v) < 100 else 0)} J"
+    if unit in ("req/s", "req/s/GPU"):
+        return f"{_num(v, 2 if abs(v) < 10 else 1)} {unit}"
+    return f"{_num(v, 3)} {unit}".strip()
+
+
+def change(v: float | None, unit: str) -> str:
+    """A signed absolute change; shares change in percentage points, not percent."""
+    if _is_missing(v):
+        return "—"
+    assert v is not None
+    sign = "+" if v > 0 else ""
+    if unit == "share":
+        return f"{sign}{_num(100 * v, 1)} pp"
+    return sign + value(v, unit)
+
+
+def rel(v: float | None) -> str:
+    """A signed relative change given as a fraction (−0.28 → '−28.0 %')."""
+    if _is_missing(v):
+        return "—"
+    assert v is not None
+    return ("+" if v > 0 else "") + f"{_num(100 * v, 1)} %"
+
+
+def moved(rel_change: float | None, abs_change: float | None, unit: str) -> str:
+    """Neutral wording of a change — no 'improved', no significance (no intervals yet)."""
+    if _is_missing(abs_change):
+        return "could not be compared"
+    assert abs_change is not None
+    if abs_change == 0:
+        return "did not change"
+    verb = "increased" if abs_change > 0 else "decreased"
+    if unit in ("share", "pp") or _is_missing(rel_change):  # a % of a share reads ambiguously
+        return f"{verb} by {change(abs(abs_change), unit).lstrip('+')}"
+    assert rel_change is not None
+    return f"{verb} by {_num(abs(100 * rel_change), 1)} %"
+
+
+def ts(t: datetime | None) -> str:
+    return "—" if t is None else t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def duration(d: timedelta) -> str:
+    hours = d.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def count(n: int | float | None) -> str:
+    return "—" if n is None else _num(float(n), 0)
+
+
+def share(n: float, d: float) -> str:
+    return "—" if not d else f"{_num(100 * n / d, 1)} %"
