@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from reports.render import render_report
 
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
 from pipelines.sql_models import MODELS
 from pipelines.version import PIPELINE_VERSION
 from reports.model import build_report_model
+from reports.render import render_report
 
 REPORT_DEPS = [m.name for m in MODELS if m.layer in ("metrics", "topology")] + [
     "ingest_log",

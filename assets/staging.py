@@ -3,9 +3,9 @@
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from pipelines.ingest.load import ingest_pilot
 
 from pipelines.config import load_pilot
+from pipelines.ingest.load import ingest_pilot
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
 from pipelines.warehouse import ensure_schema

@@ -64,6 +64,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "hcl_pp": 10,
     "di": 0.5,
     "sched_delay_target_s": 1.0,
+    # report rules that pick the executive summary's findings and conclusion
+    "burst_wait_ratio": 2.0,
+    "retry_amplification_max": 1.10,
+    "timeout_rate_max": 0.02,
+    "compute_saturation_util": 0.85,
 }
 DEFAULT_SECRET_ENV = "STABILIS_SECRET"
 KNOWN_KEYS = (

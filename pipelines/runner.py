@@ -40,6 +40,8 @@ def run_pilot(
         partition_key=pilot,
         selection=list(selection) if selection else None,
         tags={"stabilis/pilot": pilot},
+        # the console shows warnings only; the full event log stays in the instance (UI)
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
 
 
