@@ -36,7 +36,7 @@ def report_asset(
         model = build_report_model(
             con,
             pilot,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             pipeline_version=PIPELINE_VERSION,
             generated_at=datetime.now(UTC).replace(tzinfo=None),
         )

@@ -21,7 +21,7 @@ def test_definitions_load_with_every_sql_model_as_an_asset():
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert {m.name for m in MODELS} <= keys
     assert {"requests", "jobs", "samples", "quarantine", "report"} <= keys
-    assert defs.get_job_def("pilot_report") is not None
+    assert defs.resolve_job_def("pilot_report") is not None
 
 
 def test_sql_asset_deps_follow_the_model_registry():
@@ -89,7 +89,11 @@ def test_rerun_is_idempotent(small_pilot_run):
         selection=[m.name for m in MODELS] + list(STAGING_TABLES),
     )
     assert again.success
-    assert snapshot() == before
+    after = snapshot()
+    # same rows; values equal up to float summation order (DuckDB aggregates in parallel)
+    assert [r[:-1] for r in after] == [r[:-1] for r in before]
+    for a, b in zip(after, before, strict=True):
+        assert (a[-1] is None and b[-1] is None) or a[-1] == pytest.approx(b[-1], rel=1e-12), a
 
 
 def test_bad_partition_key_never_becomes_a_path(tmp_path: Path):
