@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test lint dev bench clean
+.PHONY: setup demo test lint dev bench clean backfill smoke
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -19,7 +19,7 @@ setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
-	@printf 'telemetry:\n  enabled: false\n' > $@
+	@printf 'telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n' > $@
 
 demo: setup
 	$(BIN)/stabilis demo
@@ -32,6 +32,14 @@ test: setup lint
 
 dev: setup
 	set -m; $(BIN)/dagster dev -w workspace.yaml
+
+# make backfill PILOTS="pilot-a pilot-b" [FROM=asset]: re-materialize pilots one at a time
+backfill: setup
+	$(BIN)/stabilis backfill $(PILOTS) $(if $(FROM),--from $(FROM))
+
+# dagster dev on a free port, driven through GraphQL (STABILIS_SMOKE_FULL=1: the whole job)
+smoke: setup
+	$(BIN)/python -m pytest tests/test_dagster_dev_smoke.py -p no:xdist
 
 bench: setup
 	$(BIN)/python benchmarks/bench_demo.py

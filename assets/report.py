@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from assets.table_metadata import OWNERS
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
 from pipelines.sql_models import MODELS
@@ -17,6 +18,8 @@ REPORT_DEPS = [m.name for m in MODELS if m.layer in ("metrics", "topology")] + [
     "ingest_log",
     "quarantine",
     "pilots",
+    "metrics_ci",  # statistics layer (assets/statistics.py)
+    "energy_latency_corr",
 ]
 
 
@@ -27,6 +30,7 @@ REPORT_DEPS = [m.name for m in MODELS if m.layer in ("metrics", "topology")] + [
     kinds={"html", "pdf"},
     partitions_def=pilot_partitions,
     description="Operational synchronization report of the pilot (self-contained HTML + PDF).",
+    owners=OWNERS,
 )
 def report_asset(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PilotPaths
@@ -45,6 +49,9 @@ def report_asset(
         metadata={
             "html": dg.MetadataValue.path(str(html)),
             "pdf": dg.MetadataValue.path(str(pdf)),
+            # clickable in the UI (opens in the browser of the machine running it)
+            "html_url": dg.MetadataValue.url(html.resolve().as_uri()),
+            "pdf_url": dg.MetadataValue.url(pdf.resolve().as_uri()),
             "html_bytes": html.stat().st_size,
             "pdf_bytes": pdf.stat().st_size,
         }

@@ -2,8 +2,10 @@
 
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.table_metadata import OWNERS, table_metadata
 from pipelines.partitions import pilot_partitions
 from pipelines.sql_models import SqlModel, build_model
 
@@ -25,17 +27,25 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         partitions_def=pilot_partitions,
         description=_description(model),
+        owners=OWNERS,
     )
     def _asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
+        pilot = context.partition_key
+        sql_file = str(model.path.relative_to(model.path.parents[2]))
         with warehouse.get_connection() as con:
-            rows = build_model(con, model, context.partition_key)
+            try:
+                rows = build_model(con, model, pilot)
+            except duckdb.Error as e:
+                # the run's failure names the pilot, the SQL file and DuckDB's reason
+                raise dg.Failure(
+                    description=f"pilot {pilot}: {sql_file} failed: {e}",
+                    metadata={"pilot": pilot, "source": sql_file, "reason": str(e)},
+                ) from e
+            extra = table_metadata(con, model.name, pilot)
         return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "sql_file": str(model.path.relative_to(model.path.parents[2])),
-            }
+            metadata={"dagster/row_count": rows, "sql_file": sql_file, **extra}
         )
 
     return _asset

@@ -4,16 +4,18 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines.config import load_pilot
+from assets.table_metadata import OWNERS, table_metadata
+from pipelines.config import PilotConfigError, load_pilot
 from pipelines.ingest.load import ingest_pilot
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
 from pipelines.warehouse import ensure_schema
 
 CANONICAL_TABLES = ("requests", "jobs", "samples")
-BOOKKEEPING_TABLES = ("quarantine", "ingest_log")
+BOOKKEEPING_TABLES = ("quarantine", "ingest_log", "dropped_fields")
+TRACE_TABLES = ("arrivals",)  # arrival traces: characterization, not request attempts
 CONFIG_TABLES = ("pilots", "phases", "sla_targets", "pilot_scope", "thresholds")
-STAGING_TABLES = CANONICAL_TABLES + BOOKKEEPING_TABLES + CONFIG_TABLES
+STAGING_TABLES = CANONICAL_TABLES + TRACE_TABLES + BOOKKEEPING_TABLES + CONFIG_TABLES
 
 _DESCRIPTIONS = {
     "requests": "One row per request attempt (canonical).",
@@ -21,6 +23,8 @@ _DESCRIPTIONS = {
     "samples": "Every time series in long form (canonical).",
     "quarantine": "Refused input rows with file, line, field and reason.",
     "ingest_log": "Per file: checksum and rows in = stored + quarantined.",
+    "arrivals": "Arrival traces (Azure, Mooncake, BurstGPT) for characterization/replay.",
+    "dropped_fields": "Payload-like/unmapped fields dropped at the adapter, counted by name.",
 }
 
 
@@ -32,6 +36,7 @@ _DESCRIPTIONS = {
             group_name="staging",
             kinds={"duckdb"},
             description=_DESCRIPTIONS.get(t, "Pilot configuration from pilot.yaml."),
+            owners=OWNERS,
         )
         for t in STAGING_TABLES
     ],
@@ -50,12 +55,21 @@ def ingest_pilot_asset(
 ):
     """Validate pilot.yaml, then replace the pilot's rows in every staging table at once."""
     pilot = context.partition_key
-    cfg = load_pilot(paths.pilot_dir(pilot))
+    try:
+        cfg = load_pilot(paths.pilot_dir(pilot))
+    except (PilotConfigError, ValueError) as e:
+        problems = e.problems if isinstance(e, PilotConfigError) else [str(e)]
+        raise _failure(pilot, "pilot.yaml", "; ".join(problems)) from e
     if cfg.pilot != pilot:
-        raise ValueError(f"pilot.yaml names pilot {cfg.pilot!r}, but its folder is {pilot!r}")
+        reason = f"pilot.yaml names pilot {cfg.pilot!r}, but its folder is {pilot!r}"
+        raise _failure(pilot, "pilot.yaml", reason)
     with warehouse.get_connection() as con:
         ensure_schema(con)
-        summary = ingest_pilot(con, cfg)
+        try:
+            summary = ingest_pilot(con, cfg)
+        except Exception as e:  # rolled back already; say which pilot and why in the run
+            raise _failure(pilot, "ingest", f"{type(e).__name__}: {e}") from e
+        previews = {t: table_metadata(con, t, pilot) for t in STAGING_TABLES}
         counts = {
             t: con.execute(f"SELECT count(*) FROM {t} WHERE pilot = ?", [pilot]).fetchone()[0]
             for t in STAGING_TABLES
@@ -82,8 +96,10 @@ def ingest_pilot_asset(
         ]
     )
     failed = [f"{i}: {f}: {r}" for i, f, r in summary.failed_sources]
+    for line in failed:  # the run goes on with the other sources; say so in the run log
+        context.log.warning(f"pilot {pilot}: source {line}")
     for t in STAGING_TABLES:
-        metadata: dict[str, object] = {"dagster/row_count": int(counts[t])}
+        metadata: dict[str, object] = {"dagster/row_count": int(counts[t]), **previews[t]}
         if t == "ingest_log":
             metadata["sources"] = dg.MetadataValue.md(sources_md)
             metadata["failed_sources"] = dg.MetadataValue.json(failed)
@@ -93,4 +109,12 @@ def ingest_pilot_asset(
         check_name="rows_reconcile",
         passed=not unreconciled,
         metadata={"unreconciled_files": dg.MetadataValue.json([u[0] for u in unreconciled])},
+    )
+
+
+def _failure(pilot: str, source: str, reason: str) -> dg.Failure:
+    """A run failure that names the pilot, the source and the reason (shown in the UI)."""
+    return dg.Failure(
+        description=f"pilot {pilot}: {source}: {reason}",
+        metadata={"pilot": pilot, "source": source, "reason": reason},
     )

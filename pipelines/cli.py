@@ -1,4 +1,4 @@
-"""`stabilis` command line: demo, ingest, run, report."""
+"""`stabilis` command line: demo, ingest, run, report, backfill."""
 
 from __future__ import annotations
 
@@ -51,7 +51,13 @@ def demo(
     seed: int = typer.Option(7, help="Simulator seed; same seed, same pilot."),
 ) -> None:
     """Simulate the demo pilot, materialize every asset for it, print the report paths."""
+    import os
+
     from pipelines.demo import generate_demo_pilot
+
+    # The demo's pilot.yaml names STABILIS_SECRET; simulated data needs no real secret, so a
+    # documented demo value is used unless the operator set one (never for real pilots).
+    os.environ.setdefault("STABILIS_SECRET", "stabilis-demo-secret-not-for-real-pilots")
 
     t0 = time.perf_counter()
     with console.status("simulating the demo pilot …"):
@@ -112,6 +118,77 @@ def report(pilot: str = typer.Argument(..., help="Pilot slug already in the ware
     _run(pilot, selection=["report"])
     html, pdf = _report_paths(pilot)
     console.print(f"report.html: {html}\nreport.pdf:  {pdf}")
+
+
+def downstream_selection(asset: str) -> list[str]:
+    """`asset` and everything downstream of it, as asset names (raises KeyError if unknown)."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey.from_user_string(asset)
+    if not graph.has(key):
+        raise KeyError(asset)
+    keys = dg.AssetSelection.assets(key).downstream().resolve(graph)
+    # ingest_pilot writes every staging table in one step: selecting one selects them all
+    widened = {k2 for k in keys for k2 in graph.get(k).execution_set_asset_keys}
+    keys = dg.AssetSelection.assets(*widened).downstream().resolve(graph)
+    return sorted(k.to_user_string() for k in keys)
+
+
+@app.command()
+def backfill(
+    pilots: Annotated[list[str], typer.Argument(help="Pilot slugs (folders under landing).")],
+    from_asset: Annotated[
+        str | None,
+        typer.Option("--from", help="Re-materialize this asset and everything downstream."),
+    ] = None,
+) -> None:
+    """Re-materialize pilots one after another (all assets, or --from ASSET downstream).
+
+    Pilots run sequentially in this process: DuckDB has a single writer.
+    """
+    from assets.staging import STAGING_TABLES
+    from pipelines.config import PILOT_FILE
+    from pipelines.resources import SLUG
+
+    selection: list[str] | None = None
+    if from_asset:
+        try:
+            selection = downstream_selection(from_asset)
+        except KeyError:
+            console.print(f"[red]unknown asset[/red] {from_asset!r}", highlight=False)
+            raise typer.Exit(2) from None
+        console.print(f"selection: {', '.join(selection)}", highlight=False)
+    needs_landing = selection is None or bool(set(selection) & set(STAGING_TABLES))
+    failed: list[str] = []
+    for pilot in pilots:
+        if not SLUG.match(pilot):
+            console.print(f"[red]{pilot!r}: not a pilot slug[/red]", highlight=False)
+            failed.append(pilot)
+            continue
+        if needs_landing and not (data_dir() / "landing" / pilot / PILOT_FILE).is_file():
+            console.print(
+                f"[red]pilot {pilot}:[/red] no {data_dir() / 'landing' / pilot / PILOT_FILE}",
+                highlight=False,
+            )
+            failed.append(pilot)
+            continue
+        try:
+            _run(pilot, selection)
+        except Exception as e:  # one pilot's failure does not stop the others
+            console.print(f"[red]pilot {pilot} failed:[/red] {e}", highlight=False)
+            failed.append(pilot)
+    if failed:
+        console.print(f"[red]failed:[/red] {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
+
+
+# `stabilis whatif` lives in pipelines/whatif_cli.py (owned with the what-if simulator).
+from pipelines.whatif_cli import register as _register_whatif  # noqa: E402
+
+_register_whatif(app)
 
 
 if __name__ == "__main__":

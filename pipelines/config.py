@@ -69,6 +69,15 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "retry_amplification_max": 1.10,
     "timeout_rate_max": 0.02,
     "compute_saturation_util": 0.85,
+    # pattern detectors (issue #4; METRICS.md Patterns / Topology)
+    "idle_util": 0.3,  # a pool-minute is idle below this nominal utilisation with no queue
+    "flip_window_s": 300,  # idle <-> overload within this span is an oscillation flip
+    "conflict_min_attempts": 5,  # queued attempts a batch job must overlap to be a conflict
+    "energy_rho_max": 0.3,  # energy-latency mismatch when |rho| below this ...
+    "latency_cv_min": 0.5,  # ... while the window P95 latency CV is above this
+    "legit_clear_s": 120,  # a legitimate queue episode clears within this
+    "disruption_recover_s": 600,  # a disruption ends after this long above the SLA target
+    "retry_spike_ratio": 2.0,  # retry share in timeout-spike minutes vs outside
 }
 DEFAULT_SECRET_ENV = "STABILIS_SECRET"
 KNOWN_KEYS = (

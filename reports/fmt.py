@@ -91,3 +91,47 @@ def count(n: int | float | None) -> str:
 
 def share(n: float, d: float) -> str:
     return "—" if not d else f"{_num(100 * n / d, 1)} %"
+
+
+def interval(lo: float | None, hi: float | None, unit: str) -> str:
+    """A 95 % interval of a value: '[1.21 s, 1.40 s]'; '' when there is none."""
+    if _is_missing(lo) or _is_missing(hi):
+        return ""
+    return f"[{value(lo, unit)}, {value(hi, unit)}]"
+
+
+def change_interval(lo: float | None, hi: float | None, unit: str) -> str:
+    """Interval of an absolute change (shares in pp)."""
+    if _is_missing(lo) or _is_missing(hi):
+        return ""
+    return f"[{change(lo, unit)}, {change(hi, unit)}]"
+
+
+def rel_interval(lo: float | None, hi: float | None) -> str:
+    if _is_missing(lo) or _is_missing(hi):
+        return ""
+    return f"[{rel(lo)}, {rel(hi)}]"
+
+
+def two_lines(first: str, second: str) -> str:
+    """A value and its interval in one table cell (cells keep the line break: CSS pre-line)."""
+    return f"{first}\n{second}" if second else first
+
+
+def verdict(significant: bool | None) -> str:
+    """Words for an interval test: the report never calls a change significant without one."""
+    if significant is None:
+        return "no interval"
+    return "significant" if significant else "no significant change"
+
+
+def long_duration(seconds: float | None) -> str:
+    """Summed waiting/latency costs: minutes or hours once they pass an hour's worth of s."""
+    if _is_missing(seconds):
+        return NOT_MEASURED
+    assert seconds is not None
+    if abs(seconds) >= 3600:
+        return f"{_num(seconds / 3600, 1)} h"
+    if abs(seconds) >= 120:
+        return f"{_num(seconds / 60, 1)} min"
+    return value(seconds, "s")

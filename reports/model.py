@@ -17,8 +17,9 @@ import duckdb
 import polars as pl
 
 from pipelines.metric_catalog import BY_NAME, CATALOG, HEADLINE, Metric
-from reports import charts, fmt
+from reports import charts, fmt, sections, visuals
 from reports.charts import Chart
+from reports.types import Finding, Part, Section, Table
 
 REPORT_TITLE = "Operational synchronization report"
 POOLS_PER_TABLE = 5  # pool columns per breakdown table: keeps A4 tables unclipped
@@ -51,39 +52,6 @@ RULES: tuple[Rule, ...] = (
     Rule("compute_saturation_util", ("compute_saturation_util",), 0.85,
          "effective utilization at or above which GPUs count as productively saturated"),
 )
-
-
-@dataclass
-class Table:
-    caption: str
-    columns: list[str]
-    rows: list[list[str]]
-    basis: str | None = "measured"  # measured | modeled | None (inventory, not a figure)
-    num_cols: tuple[int, ...] = ()  # right-aligned columns
-    wrap_cols: tuple[int, ...] = ()  # long tokens (files, checksums) that may break anywhere
-    empty: str = "No rows."
-    note: str = ""
-
-
-@dataclass
-class Section:
-    number: str
-    title: str
-    anchor: str
-    included: bool = True
-    absent: str = ""  # the one line printed when the section is not in this version
-
-
-@dataclass
-class Finding:
-    title: str
-    sentence: str
-    metric: str  # the catalog label of the metric it cites
-    severity: float
-
-    @property
-    def severity_text(self) -> str:
-        return f"{self.severity:.2f}"
 
 
 @dataclass
@@ -131,6 +99,8 @@ class Results:
     tables: list[Table]
     did: Table | None
     sentences: list[str]
+    intro: str = ""
+    predicted_note: str = ""
 
 
 @dataclass
@@ -161,6 +131,8 @@ class ReportModel:
     thresholds: Table
     methodology: list[str]
     provenance: Provenance
+    bodies: dict[str, list[Part]]  # generic sections by anchor: numbered parts
+    has_modeled: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +151,14 @@ class _Warehouse:
 
     def has(self, table: str) -> bool:
         return table in self.tables
+
+    def cols(self, table: str) -> set[str]:
+        """Column names of `table` (empty when it does not exist): readers adapt to shapes."""
+        if not self.has(table):
+            return set()
+        return {c for (c,) in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            [table]).fetchall()}
 
     def q(self, table: str, sql: str, *params: Any) -> pl.DataFrame:
         """Run `sql` (which reads `table`, filtered by `pilot = ?` first) or return empty."""
@@ -506,43 +486,62 @@ def _missing_note(hx: dict, ba: dict) -> str:
     return f" Not measured: {', '.join(out)}." if out else ""
 
 
-def _headline_table(ba: dict, did: dict, hx: dict) -> Table:
+def _verdict(r: dict | None, control: bool) -> str:
+    if r is None:
+        return "no interval"
+    sig = r.get("did_significant") if control else r.get("significant")
+    return fmt.verdict(sig)
+
+
+def _headline_table(ba: dict, did: dict, hx: dict, ci: dict) -> Table:
+    """Section 0: per metric, treatment (and control) change with 95 % interval, and the DiD."""
     control = _has_control(ba)
-    segs = ("treatment", "control") if control else ("all",)
+    seg = "treatment" if control else "all"
     rows = []
     for m in HEADLINE:
-        row = [m.label]
-        for s in segs:
-            r = ba.get((s, m.name))
-            unit = (r or {}).get("unit") or m.unit
-            row += [fmt.value((r or {}).get("baseline"), unit),
-                    fmt.value((r or {}).get("validation"), unit), _summary_change(r, m)]
+        r = ba.get((seg, m.name))
+        unit = (r or {}).get("unit") or m.unit
+        c = ci.get((seg, m.name))
+        before_after = (f"{fmt.value((r or {}).get('baseline'), unit)} → "
+                        f"{fmt.value((r or {}).get('validation'), unit)}")
+        change = sections.change_text(c, m) if c else _summary_change(r, m)
+        row = [m.label, before_after, change]
         if control:
-            d = did.get(m.name)
-            row.append(fmt.change((d or {}).get("did"), m.unit))
+            cc = ci.get(("control", m.name))
+            row.append(sections.change_text(cc, m) if cc else _summary_change(
+                ba.get(("control", m.name)), m))
+            row.append(sections.did_text(c, m) if c else fmt.change(
+                (did.get(m.name) or {}).get("did"), m.unit))
+        row.append(_verdict(c, control) if ci else "no interval")
         rows.append(row)
-    names = {"treatment": "Treatment", "control": "Control", "all": "All traffic"}
-    cols = ["Metric"]
-    for s in segs:
-        cols += [f"{names[s]} baseline", f"{names[s]} validation", f"{names[s]} change"]
+    cols = ["Metric", "Treatment: baseline → validation" if control else
+            "Baseline → validation", "Treatment change [95 % CI]" if control else
+            "Change [95 % CI]"]
     if control:
-        cols.append("DiD")
+        cols += ["Control change [95 % CI]", "DiD [95 % CI]"]
+    cols.append("Result (DiD)" if control else "Result")
     note = ("Change: relative for latencies, rates and energy; in percentage points for "
-            "shares. DiD = treatment change − control change, in the metric's unit. No "
-            "confidence intervals in this version.")
+            "shares. DiD = treatment change − control change, in the metric's unit. "
+            "Intervals: 95 % block bootstrap (appendix B); a change whose interval spans zero "
+            "is reported as “no significant change”.")
+    if not ci:
+        note += " No confidence intervals in the warehouse for this pilot (metrics_ci)."
     if not control:
         note += " No control segment, so no difference-in-differences."
     note += _missing_note(hx, ba)
     return Table("Headline metrics before and after", cols, rows, basis="measured",
-                 num_cols=tuple(range(1, len(cols))), note=note,
+                 num_cols=tuple(range(1, len(cols) - 1)), note=note,
+                 nowrap_cols=(len(cols) - 1,),
                  empty="No before/after rows in the warehouse for this pilot.")
 
 
-def _results(ba: dict, did: dict, hx: dict) -> Results:
+def _results(ba: dict, did: dict, hx: dict, ci: dict,
+             predicted: dict[str, dict], policy: str) -> Results:
     if not ba:
         return Results(False, [], None, [])
     names = {"all": "All traffic", "treatment": "Treatment segment",
              "control": "Control segment"}
+    control = _has_control(ba)
     tables = []
     for seg in ("all", "treatment", "control"):
         rows = []
@@ -551,43 +550,83 @@ def _results(ba: dict, did: dict, hx: dict) -> Results:
             if r is None:
                 continue
             unit = r["unit"] or m.unit
-            rows.append([m.label, fmt.value(r["baseline"], unit),
-                         fmt.value(r["validation"], unit), fmt.change(r["abs_change"], unit),
-                         fmt.rel(r["rel_change"])])
+            c = ci.get((seg, m.name)) or {}
+            rows.append([
+                m.label,
+                fmt.two_lines(fmt.value(r["baseline"], unit),
+                              fmt.interval(c.get("baseline_lo"), c.get("baseline_hi"), unit)),
+                fmt.two_lines(fmt.value(r["validation"], unit),
+                              fmt.interval(c.get("validation_lo"), c.get("validation_hi"),
+                                           unit)),
+                fmt.two_lines(fmt.change(r["abs_change"], unit),
+                              fmt.change_interval(c.get("change_lo"), c.get("change_hi"),
+                                                  unit)),
+                fmt.two_lines(fmt.rel(r["rel_change"]),
+                              fmt.rel_interval(c.get("rel_change_lo"), c.get("rel_change_hi"))),
+                fmt.verdict(c.get("significant")) if c else "no interval"])
         if rows:
             tables.append(Table(f"{names[seg]}: baseline vs validation",
-                                ["Metric", "Baseline", "Validation", "Change", "Relative"],
+                                ["Metric", "Baseline", "Validation", "Change", "Relative",
+                                 "Result"],
                                 rows, basis="measured", num_cols=(1, 2, 3, 4),
+                                anchor=f"res-{seg}", nowrap_cols=(5,),
                                 note=_missing_note(hx, {k: r for k, r in ba.items()
                                                         if k[0] == seg}).strip()))
     did_table = None
-    if _has_control(ba):
-        did_table = Table("Difference-in-differences (point estimates)",
-                          ["Metric", "Treatment change", "Control change", "DiD"],
-                          [[m.label, fmt.change(d["treatment_change"], m.unit),
-                            fmt.change(d["control_change"], m.unit),
-                            fmt.change(d["did"], m.unit)]
-                           for m in HEADLINE if (d := did.get(m.name))],
-                          basis="measured", num_cols=(1, 2, 3),
-                          empty="No rows in metrics_did.")
-    # Sentences for the three metrics that moved most (relative) in the treated traffic.
-    seg = "treatment" if _has_control(ba) else "all"
-    moved = sorted((r for (s, _), r in ba.items() if s == seg and r["rel_change"] is not None
+    if control:
+        rows = []
+        for m in HEADLINE:
+            d = did.get(m.name)
+            if d is None:
+                continue
+            c = ci.get(("treatment", m.name))
+            row = [m.label, fmt.change(d["treatment_change"], m.unit),
+                   fmt.change(d["control_change"], m.unit),
+                   sections.did_text(c, m) if c else fmt.change(d["did"], m.unit),
+                   _verdict(c, True) if c else "no interval"]
+            if predicted:
+                p = predicted.get(m.name)
+                row.append(fmt.change(p.get("predicted_change"), m.unit) if p else "—")
+            rows.append(row)
+        cols = ["Metric", "Treatment change", "Control change", "DiD [95 % CI]", "Result"]
+        if predicted:
+            cols.append("Predicted change (modeled)")
+        did_table = Table("Difference-in-differences with 95 % intervals", cols, rows,
+                          basis="measured, modeled" if predicted else "measured",
+                          num_cols=(1, 2, 3) + ((5,) if predicted else ()),
+                          empty="No rows in metrics_did.", anchor="res-did",
+                          nowrap_cols=(4,))
+    seg = "treatment" if control else "all"
+    moved = sorted((r for (s_, _), r in ba.items() if s_ == seg and r["rel_change"] is not None
                     and r["metric"] in BY_NAME and BY_NAME[r["metric"]].headline),
                    key=lambda r: -abs(r["rel_change"]))[:3]
     sentences = []
     for r in moved:
         m = BY_NAME[r["metric"]]
-        unit = r["unit"] or m.unit
-        s = (f"{m.label} {fmt.moved(r['rel_change'], r['abs_change'], unit)} in the "
-             f"{'treatment segment' if seg == 'treatment' else 'pilot'} "
-             f"({fmt.value(r['baseline'], unit)} → {fmt.value(r['validation'], unit)})")
-        c = ba.get(("control", r["metric"]))
-        if seg == "treatment" and c is not None:
-            s += (f"; in the control segment it {fmt.moved(c['rel_change'], c['abs_change'], unit)}"
-                  f" ({fmt.value(c['baseline'], unit)} → {fmt.value(c['validation'], unit)})")
-        sentences.append(s + ".")
-    return Results(True, tables, did_table, sentences)
+        c = ci.get((seg, m.name))
+        where = "treatment segment" if control else "pilot"
+        if c and c.get("significant") is not None:
+            s_ = f"In the {where}, {m.label} {sections._change_words(c, m, 'change')}"
+            if control:
+                s_ += (f"; difference-in-differences {fmt.change(c.get('did'), m.unit)} "
+                       f"{fmt.change_interval(c.get('did_lo'), c.get('did_hi'), m.unit)}, "
+                       f"{_verdict(c, True)} relative to the control")
+        else:
+            unit = r["unit"] or m.unit
+            s_ = (f"{m.label} {fmt.moved(r['rel_change'], r['abs_change'], unit)} in the "
+                  f"{where} ({fmt.value(r['baseline'], unit)} → "
+                  f"{fmt.value(r['validation'], unit)}; no interval)")
+        sentences.append(s_ + ".")
+    intro = ("Each value comes with its 95 % block-bootstrap interval (second line); the "
+             "result column says whether the change's interval excludes zero."
+             if ci else "No confidence intervals in the warehouse for this pilot: changes are "
+                        "described, not judged significant.")
+    pnote = (f"Predicted changes are the what-if simulator's (modeled) figures for policy "
+             f"“{policy.replace('_', ' ')}”, which matches the adjustments applied."
+             if predicted else "Predicted (modeled) changes: no what-if policy in the warehouse "
+                               "matches the adjustments applied, so none is shown beside the "
+                               "measured ones.")
+    return Results(True, tables, did_table, sentences, intro, pnote)
 
 
 def _validation_run(w: _Warehouse, config: dict[str, Any], hx: dict) -> ValidationRun:
@@ -631,64 +670,92 @@ def _metric_defs() -> Table:
                  basis=None)
 
 
-SECTIONS: tuple[tuple[str, str, str, str], ...] = (
-    # number, title, anchor, one line when not in this version ("" = included)
-    ("0", "Executive summary", "s0", ""),
-    ("1", "Investigation environment", "s1", ""),
-    ("2", "Baseline operating state", "s2", ""),
-    ("3", "Identified operational patterns", "s3",
-     "Not in this version: the pattern detectors are not run yet, so no pattern is reported "
-     "as found or as absent."),
-    ("4", "Operational topology and wave analysis", "s4",
-     "Not in this version beyond the burst episodes shown in visual appendix 2."),
-    ("5", "Hidden operational losses", "s5",
-     "Not in this version: the loss figures measured so far (HCL, retry amplification, DI, "
-     "energy per good request) appear in sections 0, 2 and 8."),
-    ("6", "Model-based operational adjustments", "s6",
-     "Not in this version: no what-if (modeled) figures are produced yet."),
-    ("7", "Validation execution", "s7", ""),
-    ("8", "Validated results", "s8", ""),
-    ("9", "Interpretation", "s9", "Not in this version."),
-    ("10", "Conclusion", "s10", "Not in this version; the data-driven conclusion sentence is "
-     "in section 0."),
-    ("11", "Next steps", "s11", "Not in this version."),
-    ("A", "Metric definitions and thresholds", "sA", ""),
-    ("B", "Methodology", "sB", ""),
-    ("C", "Observer-only and data security model", "sC", "Not in this version."),
-    ("D", "Anonymization statement", "sD", "Not in this version."),
-    ("V", "Visual appendices", "sV", ""),
-    ("P", "Provenance", "sP", ""),
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("0", "Executive summary", "s0"),
+    ("1", "Investigation environment", "s1"),
+    ("2", "Baseline operating state", "s2"),
+    ("3", "Identified operational patterns", "s3"),
+    ("4", "Operational topology and wave analysis", "s4"),
+    ("5", "Hidden operational losses", "s5"),
+    ("6", "Model-based operational adjustments", "s6"),
+    ("7", "Validation execution", "s7"),
+    ("8", "Validated results", "s8"),
+    ("9", "Interpretation", "s9"),
+    ("10", "Conclusion", "s10"),
+    ("11", "Next steps", "s11"),
+    ("A", "Metric definitions and thresholds", "sA"),
+    ("B", "Methodology", "sB"),
+    ("C", "Observer-only and data security model", "sC"),
+    ("D", "Anonymization statement", "sD"),
+    ("Q", "Data quality", "sQ"),
+    ("V", "Visual appendices", "sV"),
+    ("P", "Provenance", "sP"),
 )
 
 
-def _methodology(th: dict[str, float], charts_notes: list[str]) -> list[str]:
+def _bootstrap_note(ci: dict) -> str:
+    if not ci:
+        return ("Confidence intervals: not computed for this pilot (no metrics_ci rows); "
+                "changes are described, never called significant, and DiD values are point "
+                "estimates.")
+    r = next(iter(ci.values()))
+    return (f"Confidence intervals (pipelines/statistics.py, table metrics_ci): block "
+            f"bootstrap over time. Each phase is cut into {r['block_s']:g}-second blocks "
+            f"({r['blocks_baseline']} in the baseline, {r['blocks_validation']} in the "
+            f"validation); blocks are drawn with replacement {r['resamples']} times (seed "
+            f"{r['seed']}), so autocorrelation inside a block (a burst and its queue) is kept. "
+            f"Each resample recombines per-block sums (counts, latency sums, GPU-time sums) and, "
+            f"for quantiles, per-block log-spaced latency histograms (200 bins): quantile "
+            f"intervals are histogram-approximate while the printed point values stay exact. "
+            f"Intervals are {100 * r['level']:.0f} % percentile intervals, translated to the "
+            f"exact point value. Treatment and control draw the same blocks (paired), baseline "
+            f"and validation independently; the difference-in-differences "
+            f"(Vt − Bt) − (Vc − Bc) is computed per resample. A change or DiD whose interval "
+            f"spans zero is reported as “no significant change”.")
+
+
+def _methodology(th: dict[str, float], charts_notes: list[str], ci: dict,
+                 analytics: bool, corr: bool) -> list[str]:
     return [
-        "All figures in this version are measured: read from the pipeline's metric tables "
-        "(metrics_headline, metrics_before_after, metrics_did, pool_windows, burst_episodes, "
-        "hidden_idle_map) and staging tables. The report computes no metric itself; a metric "
-        "the pipeline could not compute prints as “not measured” with the pipeline's reason.",
-        "Confidence intervals are not computed in this version (the block bootstrap comes "
-        "later). Changes are therefore described neutrally (“decreased by X %”) and no change "
-        "is called significant. Difference-in-differences values are point estimates.",
-        "Findings (section 0) are threshold rules on the baseline phase's headline metrics for "
-        "all traffic. Each rule compares one measured value with a threshold from appendix A; "
-        "its severity is the exceedance factor — how far the value is from ideal relative to "
-        "the threshold's distance (DI ÷ DI threshold; HCL ÷ HCL threshold; burst-to-overall "
-        "queue-wait ratio ÷ its threshold; extra attempts per request ÷ allowed extra; "
-        "timeout rate ÷ its threshold; SLA shortfall (1 − adherence) ÷ allowed shortfall). A "
-        "rule fires above 1; fired rules are ranked by severity and at most three are shown.",
+        "Measured figures are read from the pipeline's tables (metrics_headline, "
+        "metrics_before_after, metrics_did, metrics_ci, pool_windows, burst_episodes, "
+        "hidden_idle_map, the analytics tables and the staging tables); modeled figures come "
+        "only from the what-if tables and are labelled so. The report computes no metric "
+        "itself; a metric the pipeline could not compute prints as “not measured” with the "
+        "pipeline's reason.",
+        "Windows: bursts in 10-second windows per pool (METRICS.md, Bursts); pool state maps, "
+        "the SLA-risk map and the energy–latency view in 1-minute windows.",
+        _bootstrap_note(ci),
+        ("Findings (section 0) are the pattern detectors' findings (findings table), ranked by "
+         "their severity, then by latency cost, then by count; each links to its evidence "
+         "table in section 3." if analytics else
+         "Findings (section 0) are threshold rules on the baseline phase's headline metrics "
+         "for all traffic (the pattern detectors' tables are not in this run). Each rule "
+         "compares one measured value with a threshold from appendix A; its severity is the "
+         "exceedance factor (DI ÷ DI threshold; HCL ÷ HCL threshold; burst-to-overall "
+         "queue-wait ratio ÷ its threshold; extra attempts per request ÷ allowed extra; "
+         "timeout rate ÷ its threshold; SLA shortfall ÷ allowed shortfall). A rule fires above "
+         "1; at most three are shown."),
         f"Conclusion rule (baseline phase, all traffic): compute-limited when effective "
         f"utilization ≥ {fmt.value(th['compute_saturation_util'], 'share')}; otherwise "
         f"scheduling-limited when DI > {th['di']:g}; otherwise no dominant limit. HCL above "
         f"{th['hcl_pp']:g} pp is named in the sentence as supporting evidence. If DI or "
-        f"effective utilization is not measured, the sentence says it cannot be judged.",
+        f"effective utilization is not measured, the sentence says it cannot be judged. "
+        f"Section 10 counts the headline metrics whose DiD (or, without a control, change) "
+        f"interval excludes zero, in the metric's better direction or not.",
+        "Difference-in-differences: (Vtreat − Btreat) − (Vctrl − Bctrl) per metric, in the "
+        "metric's own unit; the treatment segment is defined by the pilot's scope rule "
+        "(section 7).",
+        ("Energy–latency correlation: Spearman ρ of per-minute cluster power and per-minute "
+         "P95 latency (energy_latency_corr), with a 95 % moving-block bootstrap interval "
+         "(10-minute blocks)." if corr else
+         "Energy–latency correlation: not computed in this run."),
+        "Simulator (what-if, section 6): a discrete-event replay of a phase's arrivals with "
+        "service times drawn from the observed ones, under each policy; its figures are "
+        "modeled and shown beside measured ones only with that label.",
         "Treatment share of traffic is the treatment segment's logical requests divided by "
         "all logical requests per phase, both from metrics_headline.",
         *charts_notes,
-        "Not computed in this version: pattern detectors (section 3), topology beyond burst "
-        "episodes (section 4), what-if simulation (section 6), confidence intervals, "
-        "interpretation (sections 9–11), data-quality check results, and visual appendices "
-        "3–8.",
     ]
 
 
@@ -719,18 +786,48 @@ def build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: st
     objective = (f"Measure request latency, queueing and GPU utilization of “{title}” in the "
                  f"baseline phase, and compare them with the validation phase, in which {adj} "
                  f"were applied to {validation.scope}.")
-    findings, skipped, n_rules = _findings(hx, th)
-    if len(findings) >= 3:
-        note = f"{len(findings)} of {n_rules} rules fired; the three most severe are shown."
-    elif findings:
-        note = f"Only {len(findings)} of {n_rules} rules fired, so fewer than three are shown."
+    ci = sections.ci_index(w)
+    control = _has_control(ba)
+    pattern_parts, summaries = sections.patterns(w)
+    rule_findings, skipped, n_rules = _findings(hx, th)
+    if summaries:  # the detectors ran: their findings, linked to the evidence in section 3
+        findings = sections.top_findings(summaries)
+        note = (f"{len(summaries)} patterns were found; the {min(3, len(summaries))} largest "
+                f"by severity and latency cost are shown, each linked to its evidence.")
+        skipped = []
     else:
-        note = f"None of the {n_rules} finding rules fired on the baseline metrics."
-    executive = Executive(objective, period, _headline_table(ba, did, hx), findings[:3], note,
-                          skipped, _conclusion(hx, th))
+        findings = rule_findings
+        if len(findings) >= 3:
+            note = f"{len(findings)} of {n_rules} rules fired; the three most severe are shown."
+        elif findings:
+            note = (f"Only {len(findings)} of {n_rules} rules fired, so fewer than three are "
+                    f"shown.")
+        else:
+            note = f"None of the {n_rules} finding rules fired on the baseline metrics."
+    conclusion = _conclusion(hx, th)
+    executive = Executive(objective, period, _headline_table(ba, did, hx, ci), findings[:3],
+                          note, skipped, conclusion)
 
-    chart_list, chart_notes = charts.build_charts(w, hx, phases=w.q(
-        "phases", "SELECT phase, start_ts, end_ts FROM phases WHERE pilot = ? ORDER BY start_ts"))
+    phases_df = w.q("phases", "SELECT phase, start_ts, end_ts FROM phases WHERE pilot = ? "
+                              "ORDER BY start_ts")
+    chart_list, chart_notes = charts.build_charts(w, hx, phases=phases_df)
+    more, sync_missing = visuals.build_more_charts(w, ci, control)
+    chart_list += more
+    chart_notes += [f"Visual appendix {c.number}: {c.note}" for c in more if c.note]
+    predicted, policy = sections.predicted_for(w, config.get("adjustments") or [])
+    obs, anon = sections.observer_only(w, config)
+    bodies = {
+        "s3": pattern_parts,
+        "s4": sections.topology(w, th["sla_adherence_target"]),
+        "s5": sections.losses(w, hx, ci, summaries),
+        "s6": sections.whatif(w),
+        "s9": sections.interpretation(summaries, ci, control),
+        "s10": sections.conclusion(conclusion, ci, control),
+        "s11": sections.next_steps(summaries, hx, ci, control, sync_missing),
+        "sC": obs,
+        "sD": anon,
+        "sQ": sections.data_quality(w),
+    }
 
     files = w.q("ingest_log", "SELECT file, source_kind, sha256, bytes FROM ingest_log "
                               "WHERE pilot = ? ORDER BY source_index, file")
@@ -746,11 +843,13 @@ def build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: st
     model = ReportModel(
         pilot=pilot, pilot_title=title, report_title=REPORT_TITLE,
         running_header=f"{pilot} — {REPORT_TITLE}",
-        sections=[Section(n, t, a, included=not absent, absent=absent)
-                  for n, t, a, absent in SECTIONS],
+        sections=[Section(n, t, a) for n, t, a in SECTIONS],
         executive=executive, environment=_environment(w), baseline=_baseline(hx),
-        validation=validation, results=_results(ba, did, hx), charts=chart_list,
-        metric_defs=_metric_defs(), thresholds=th_table,
-        methodology=_methodology(th, chart_notes), provenance=provenance)
+        validation=validation, results=_results(ba, did, hx, ci, predicted, policy),
+        charts=chart_list, metric_defs=_metric_defs(), thresholds=th_table,
+        methodology=_methodology(th, chart_notes, ci, bool(summaries),
+                                 w.has("energy_latency_corr")),
+        provenance=provenance, bodies=bodies,
+        has_modeled=w.has("whatif_results") and bool(predicted or bodies["s6"][0].tables))
     model.provenance.tables_read = list(w.read)  # filled last: every read has happened
     return model

@@ -38,8 +38,16 @@ def _css() -> Markup:
     return Markup(css)
 
 
+def _js() -> Markup:
+    # Sortable tables on screen only (the PDF never runs it). No network, no eval.
+    js = (STATIC / "sort.js").read_text(encoding="utf-8")
+    if "</" in js:
+        raise ValueError("sort.js must not contain '</' (it is inlined into <script>)")
+    return Markup(js)
+
+
 def render_html(model: ReportModel) -> str:
-    return _env().get_template("report.html.j2").render(m=model, css=_css())
+    return _env().get_template("report.html.j2").render(m=model, css=_css(), js=_js())
 
 
 class _NoFetch(weasyprint.URLFetcher):

@@ -8,7 +8,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from schemas import jobs, quarantine, requests, samples
+from schemas import arrivals, jobs, quarantine, requests, samples
 from schemas.common import IDENTIFIER_COLUMNS
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
@@ -16,12 +16,14 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "jobs": jobs.JobsSchema,
     "samples": samples.SamplesSchema,
     "quarantine": quarantine.QuarantineSchema,
+    "arrivals": arrivals.ArrivalsSchema,
 }
 ROW_RULES: dict[str, dict[str, tuple[str, str]]] = {
     "requests": requests.ROW_RULES,
     "jobs": jobs.ROW_RULES,
     "samples": samples.ROW_RULES,
     "quarantine": quarantine.ROW_RULES,
+    "arrivals": arrivals.ROW_RULES,
 }
 COLUMN_RULES = {  # custom column checks -> reason
     "priority_finite": "expected a finite number",

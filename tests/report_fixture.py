@@ -255,9 +255,47 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _ci_rows(ba: list[dict], did: list[dict]) -> list[dict]:
+    """Hand-made intervals: ±8 % around each value (±0.5 pp for shares), so treatment
+    changes are significant and control ones are not; DiD rows on the treatment segment."""
+    dd = {d["metric"]: d for d in did}
+    rows = []
+    for r in ba:
+        if r["baseline"] is None:
+            continue
+        def iv(v: float, unit: str) -> tuple[float, float]:
+            w = 0.005 if unit == "share" else 0.08 * abs(v)
+            return v - w, v + w
+        b, v, c = r["baseline"], r["validation"], r["abs_change"]
+        wc = max(abs(c) * 0.5, 1e-9) if r["segment"] != "control" else abs(c) * 3 + 1e-9
+        row = {"pilot": PILOT, "segment": r["segment"], "metric": r["metric"], "baseline": b,
+               "baseline_lo": iv(b, r["unit"])[0], "baseline_hi": iv(b, r["unit"])[1],
+               "validation": v, "validation_lo": iv(v, r["unit"])[0],
+               "validation_hi": iv(v, r["unit"])[1], "change": c, "change_lo": c - wc,
+               "change_hi": c + wc, "rel_change": r["rel_change"],
+               "rel_change_lo": None if r["rel_change"] is None else (c - wc) / abs(b),
+               "rel_change_hi": None if r["rel_change"] is None else (c + wc) / abs(b),
+               "significant": (c - wc > 0 or c + wc < 0), "did": None, "did_lo": None,
+               "did_hi": None, "did_significant": None,
+               "method": "fixture", "resamples": 400, "block_s": 300.0, "blocks_baseline": 36,
+               "blocks_validation": 36, "seed": 20260302, "level": 0.95}
+        d = dd.get(r["metric"])
+        if r["segment"] == "treatment" and d and d["did"] is not None:
+            w = abs(d["did"]) * 0.4 + 1e-9
+            row.update(did=d["did"], did_lo=d["did"] - w, did_hi=d["did"] + w,
+                       did_significant=abs(d["did"]) > w)
+        rows.append(row)
+    return rows
+
+
 def build_fixture(path: Path, *, pools: tuple[str, ...] = DEFAULT_POOLS,
-                  with_metrics: bool = True) -> Path:
-    """Write the fixture warehouse to `path` (a .duckdb file) and return the path."""
+                  with_metrics: bool = True, with_ci: bool = False,
+                  aggregated_only: bool = False) -> Path:
+    """Write the fixture warehouse to `path` (a .duckdb file) and return the path.
+
+    aggregated_only: a pilot whose telemetry is only time series (samples): no request rows,
+    no jobs, so no request-based metric tables either.
+    """
     rng = random.Random(20260302)
     con = duckdb.connect(str(path))
     for ddl in STAGING_DDL:
@@ -279,9 +317,10 @@ def build_fixture(path: Path, *, pools: tuple[str, ...] = DEFAULT_POOLS,
     _insert(con, "thresholds", [{"pilot": PILOT, "name": n, "value": v} for n, v in (
         ("burst_factor", 2.0), ("burst_min_count", 20.0), ("wave_factor", 1.5),
         ("wave_lag_s", 300.0), ("long_job_s", 60.0), ("di", 0.5), ("hcl_pp", 10.0))])
-    requests = _requests(pools, rng)
+    requests = [] if aggregated_only else _requests(pools, rng)
     _insert(con, "requests", requests)
-    _insert(con, "jobs", [{"pilot": PILOT, "job_id": f"j{i}", "kind": "batch", "queue": "batch",
+    _insert(con, "jobs", [] if aggregated_only else [
+        {"pilot": PILOT, "job_id": f"j{i}", "kind": "batch", "queue": "batch",
                            "priority": 10.0, "submit_ts": T0 + timedelta(minutes=10 * i),
                            "eligible_ts": None, "start_ts": T0 + timedelta(minutes=10 * i + 1),
                            "end_ts": T0 + timedelta(minutes=10 * i + 30),
@@ -312,7 +351,9 @@ def build_fixture(path: Path, *, pools: tuple[str, ...] = DEFAULT_POOLS,
         {"pilot": PILOT, "source_index": 2, "source_kind": "sacct", "target_table": "jobs",
          "file": "slurm/sacct.txt", "sha256": _sha("jobs"), "bytes": 2_048, "rows_in": 12,
          "rows_stored": 12, "rows_quarantined": 0, "ingested_at": T0}])
-    if with_metrics:
+    if aggregated_only:
+        _insert(con, "hidden_idle_map", hidden)
+    elif with_metrics:
         headline = _headline_rows(pools)
         ba, did = _before_after_rows(headline)
         windows, episodes = _windows(pools, rng)
@@ -322,5 +363,13 @@ def build_fixture(path: Path, *, pools: tuple[str, ...] = DEFAULT_POOLS,
         _insert(con, "pool_windows", windows)
         _insert(con, "burst_episodes", episodes)
         _insert(con, "hidden_idle_map", hidden)
+        if with_ci:
+            from pipelines.statistics import CI_COLUMNS
+
+            cols = ", ".join(f'"{c}" {t}' for c, t in (
+                (c, {"String": "VARCHAR", "Float64": "DOUBLE", "Int64": "BIGINT",
+                     "Boolean": "BOOLEAN"}[str(d)]) for c, d in CI_COLUMNS.items()))
+            con.execute(f"CREATE TABLE metrics_ci ({cols})")
+            _insert(con, "metrics_ci", _ci_rows(ba, did))
     con.close()
     return path

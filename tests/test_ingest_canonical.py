@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
+from pipelines.anonymize import Anonymizer, secret_from_env
 from pipelines.config import PilotConfig, load_pilot
 from pipelines.ingest import load
 from pipelines.ingest.base import LINE, SourceError
@@ -23,6 +24,11 @@ from schemas import validate_frame
 FIXTURE = Path(__file__).parent / "fixtures" / "pilot_ok"
 AUDIT_COLUMNS = {"loaded_at", "ingested_at"}  # wall-clock of the run, not data
 RAW_IDS = ["req-1", "req-4", "req-8", "req-9", "node-1", "node-2", "gpu-0", "gpu-1", "1001", "1003"]
+
+
+def tok(kind: str, value: str) -> str:
+    """The stored (anonymized) form of a raw identifier under the test secret."""
+    return Anonymizer(secret_from_env("STABILIS_SECRET")).token(kind, value)
 
 
 def _samples_frame() -> pl.DataFrame:
@@ -85,10 +91,11 @@ def test_csv_jsonl_parquet_land_with_quarantine(con, pilot) -> None:
     assert summary.failed_sources == []
 
     ids = con.execute("SELECT request_id FROM requests ORDER BY 1").fetchall()
-    assert ids == [("req-1",), ("req-2",), ("req-7",)]
+    assert ids == sorted((tok("req", r),) for r in ("req-1", "req-2", "req-7"))
     r1 = con.execute(
         "SELECT pilot, attempt, arrival_ts, first_token_ts, input_tokens FROM requests "
-        "WHERE request_id = 'req-1'"
+        "WHERE request_id = ?",
+        [tok("req", "req-1")],
     ).fetchone()
     assert r1 == (
         "fixture-a",
@@ -98,9 +105,9 @@ def test_csv_jsonl_parquet_land_with_quarantine(con, pilot) -> None:
         120,
     )
     # naive text is UTC; a space separator is accepted
-    assert con.execute("SELECT arrival_ts FROM requests WHERE request_id = 'req-7'").fetchone() == (
-        datetime(2026, 3, 2, 10, 0, 6),
-    )
+    assert con.execute(
+        "SELECT arrival_ts FROM requests WHERE request_id = ?", [tok("req", "req-7")]
+    ).fetchone() == (datetime(2026, 3, 2, 10, 0, 6),)
     # CSV: header is line 1; req-6 spans lines 7-8 (quoted newline), line 9 is blank
     assert _quarantine(con, "requests/part-1.csv") == [
         (4, "arrival_ts", "expected an ISO-8601 timestamp", "yesterday"),
@@ -112,7 +119,13 @@ def test_csv_jsonl_parquet_land_with_quarantine(con, pilot) -> None:
     ]
 
     jobs = con.execute("SELECT job_id, priority, gpus, gpu_ids FROM jobs ORDER BY 1").fetchall()
-    assert jobs == [("1001", 10.0, 4, ["gpu-0", "gpu-1"]), ("1004", None, 2, None)]
+    assert sorted(jobs, key=repr) == sorted(
+        [
+            (tok("job", "1001"), 10.0, 4, [tok("gpu", "gpu-0"), tok("gpu", "gpu-1")]),
+            (tok("job", "1004"), None, 2, None),
+        ],
+        key=repr,
+    )
     assert _quarantine(con, "jobs.jsonl") == [
         (2, "start_ts", "expected an ISO-8601 timestamp", "not a time"),
         (3, "gpus", "expected a value >= 0", "-2"),
@@ -194,7 +207,7 @@ def test_unreadable_source_fails_alone(con, tmp_path: Path) -> None:
     assert failed[(0, "requests/part-3.csv")].startswith(
         "missing required column(s) attempt, model_class, priority, arrival_ts, status"
     )
-    assert failed[(3, "jobs.jsonl")] == "source kind 'sacct' is not supported yet"
+    assert failed[(3, "jobs.jsonl")].startswith("no header line")
     # each failure is recorded once, with no line
     rows = con.execute(
         "SELECT source_index, file, reason FROM quarantine WHERE line IS NULL ORDER BY 1, 2"
@@ -231,7 +244,7 @@ def test_failure_midway_leaves_the_warehouse_as_it_was(con, tmp_path: Path, monk
     # the connection is usable afterwards, and a good run then lands
     monkeypatch.setattr(load, "_insert_frame", real)
     ingest_pilot(con, load_pilot(d))
-    assert con.execute("SELECT job_id FROM jobs").fetchall() == [("9",)]
+    assert con.execute("SELECT job_id FROM jobs").fetchall() == [(tok("job", "9"),)]
 
 
 def test_two_pilots_do_not_touch_each_other(con, tmp_path: Path) -> None:

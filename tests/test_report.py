@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from reports import fmt
 from reports.charts import heat_grid
 from reports.model import ReportModel, _conclusion, _findings, _Warehouse, build_report_model
-from reports.render import render_html, render_report
+from reports.render import STATIC, render_html, render_report
 
 HOSTILE = "<script>alert(1)</script>"
 GENERATED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -33,7 +33,7 @@ def _model(db: Path) -> ReportModel:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportModel, str, Path]:
     # one full render (the PDF takes seconds) shared by the read-only checks below
     tmp = tmp_path_factory.mktemp("report")
-    model = _model(rf.build_fixture(tmp / "wh.duckdb"))
+    model = _model(rf.build_fixture(tmp / "wh.duckdb", with_ci=True))
     html_path, pdf_path = render_report(model, tmp / "out")
     return model, html_path.read_text(encoding="utf-8"), pdf_path
 
@@ -55,17 +55,37 @@ def test_html_has_every_section_and_the_provenance(rendered: tuple) -> None:
 
 def test_charts_are_inline_svg_of_reasonable_size(rendered: tuple) -> None:
     model, html, _ = rendered
-    assert len(model.charts) == 2
-    for chart in model.charts:
+    assert [c.number for c in model.charts] == list(range(1, 9))  # all eight visuals
+    drawn = [c for c in model.charts if c.svg]
+    for chart in drawn:
         assert chart.svg.startswith("<svg") and chart.svg in html
         assert len(chart.svg) < 1_500_000
-        assert chart.reading.endswith("(measured).")
-    assert html.count("<svg") == 2
+        assert chart.reading.endswith(").") or chart.reading.endswith(".")
+        assert chart.title and f'id="fig{chart.number}"' in html
+    # the fixture has no sync_map / disruption / power tables: those say so in one line
+    absent = {c.number: c.reading for c in model.charts if not c.svg}
+    assert set(absent) == {3, 4, 6}
+    assert all(r.startswith("Not measured: ") for r in absent.values())
+    assert html.count("<svg") == len(drawn) == 5
+
+
+def test_chart_marks_carry_hover_titles(rendered: tuple) -> None:
+    model, _, _ = rendered
+    coherence = next(c for c in model.charts if c.number == 7)
+    topology = next(c for c in model.charts if c.number == 8)
+    assert "<title>P95 latency, treatment, baseline: 874 ms" in coherence.svg
+    assert "<title>pool-a: 8 GPUs on 2 nodes</title>" in topology.svg
+    assert not re.search(r"<path[^>]*aria-label=", coherence.svg)  # moved into <title>
 
 
 def test_html_loads_nothing_from_outside(rendered: tuple) -> None:
     _, html, _ = rendered
-    assert not re.search(r"<\s*(script|link|img|iframe|object|embed)\b", html, re.I)
+    assert not re.search(r"<\s*(link|img|iframe|object|embed)\b", html, re.I)
+    # one inline script: the project's own table sorter, no src, nothing fetched
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I)
+    assert len(scripts) == 1 and scripts[0][0].strip() == ""
+    assert scripts[0][1] == (STATIC / "sort.js").read_text(encoding="utf-8")
+    assert not re.search(r"fetch|XMLHttpRequest|import\(|eval\(|src\s*=", scripts[0][1])
     assert "@import" not in html
     # any src/href must be an in-document anchor; url() only an in-document reference
     assert re.findall(r"\b(?:src|href)\s*=\s*[\"']?([^\"'\s>]+)", html)
@@ -106,10 +126,25 @@ def test_prose_is_chosen_by_the_data(rendered: tuple) -> None:
     # fixture baseline: DI 0.57 > 0.5 and effective 58.3 % < 85 % -> scheduling-limited
     assert "scheduling-limited" in model.executive.conclusion
     assert "DI 0.57" in model.executive.conclusion
+    # no detector tables in the fixture: the threshold rules stand in, and say so
     assert [f.title for f in model.executive.findings] == [
         "SLA adherence below target", "Timeouts and drops", "Burst amplification of queue wait"]
-    assert "decreased by 28.0 %" in html  # neutral wording of the treatment change
+    assert "Not in this run: the pattern detectors&#39; tables" in html
+    # with intervals, a change is judged: treatment P95 fell 28 % with an interval below 0
+    assert "P95 latency improved significantly (874 ms → 629 ms, change −28.0 % [" in html
+    headline = {r[0]: r for r in model.executive.headline.rows}
+    assert headline["P95 latency"][-1] == "significant"
+    conclusion = " ".join(model.bodies["s10"][0].paragraphs)
+    assert "improved beyond the control segment's change" in conclusion
+
+
+def test_no_intervals_means_no_significance_claims(tmp_path: Path) -> None:
+    model = _model(rf.build_fixture(tmp_path / "wh.duckdb"))
+    html = render_html(model)
+    assert "decreased by 28.0 %" in html  # neutral wording without an interval
     assert "significant" not in " ".join(model.results.sentences)
+    assert {r[-1] for r in model.executive.headline.rows} == {"no interval"}
+    assert "Not in this run: no confidence intervals" in html
 
 
 def test_conclusion_and_findings_follow_thresholds() -> None:
@@ -135,12 +170,33 @@ def test_conclusion_and_findings_follow_thresholds() -> None:
 
 def test_hostile_pool_name_is_escaped_everywhere(tmp_path: Path) -> None:
     db = rf.build_fixture(tmp_path / "wh.duckdb", pools=("pool-a", "pool-b", HOSTILE))
-    html = render_html(_model(db))
+    html_path, pdf_path = render_report(_model(db), tmp_path / "out")
+    html = html_path.read_text(encoding="utf-8")
+    text = _norm(" ".join(p.extract_text() for p in PdfReader(pdf_path).pages))
+    assert HOSTILE in text  # in the PDF as visible text, intact
     assert HOSTILE not in html
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert escaped in html.split("<svg")[0]  # tables and text
     svgs = re.findall(r"<svg.*?</svg>", html, re.S)
-    assert len(svgs) == 2 and all(escaped in s for s in svgs)  # chart labels
+    labelled = [s for s in svgs if "pool-a" in s]  # every chart that names pools
+    assert len(labelled) >= 3 and all(escaped in s for s in labelled)
+
+
+def test_quotes_emoji_and_markup_in_names_render_inert_and_intact(tmp_path: Path) -> None:
+    odd = 'po"ol \'b\' 🚀'
+    db = rf.build_fixture(tmp_path / "wh.duckdb", pools=("pool-a", odd, HOSTILE),
+                          with_ci=True)
+    model = _model(db)
+    html_path, pdf_path = render_report(model, tmp_path / "out")
+    html = html_path.read_text(encoding="utf-8")
+    assert HOSTILE not in html and "<script>alert" not in html
+    assert "po&#34;ol &#39;b&#39; 🚀" in html  # escaped quotes, emoji kept as is
+    for svg in re.findall(r"<svg.*?</svg>", html, re.S):
+        # a quote in a text node is inert; inside a tag it could end an attribute
+        assert "<script" not in svg and not re.search(r"<[^>]*po\"ol", svg)
+    # the PDF renders (the emoji needs an emoji font to show; without one WeasyPrint draws a
+    # placeholder glyph, and text extraction of that page is unreliable, so not asserted)
+    assert len(PdfReader(pdf_path).pages) >= 5
 
 
 def test_heatmap_grid_coarsens_to_fit(tmp_path: Path) -> None:
@@ -160,8 +216,27 @@ def test_heatmap_grid_coarsens_to_fit(tmp_path: Path) -> None:
 
 def test_empty_metric_tables_say_so_in_one_line(tmp_path: Path) -> None:
     db = rf.build_fixture(tmp_path / "wh.duckdb", with_metrics=False)
-    html = render_html(_model(db))
+    model = _model(db)
+    html = render_html(model)
     assert "No headline metrics in the warehouse for this pilot." in html
     assert "No before/after rows in the warehouse for this pilot." in html
-    assert "cannot be drawn" in html and "<svg" not in html
+    assert "cannot be drawn" in html
+    assert [c.number for c in model.charts if c.svg] == [8]  # pools from requests only
     assert "cannot be judged" in html
+
+
+def test_aggregated_series_only_pilot_renders_with_not_measured(tmp_path: Path) -> None:
+    """Only time series (no per-request rows, no jobs): every section still renders."""
+    db = rf.build_fixture(tmp_path / "wh.duckdb", aggregated_only=True)
+    model = _model(db)
+    html_path, pdf_path = render_report(model, tmp_path / "out")
+    html = html_path.read_text(encoding="utf-8")
+    for s in model.sections:
+        assert f'id="{s.anchor}"' in html
+    assert "Not in this run: the pattern detectors&#39; tables" in html
+    assert "Not in this run: no what-if (modeled) results" in html
+    assert "Not in this run: no confidence intervals" in html
+    assert "No request arrivals" not in html  # spans table says 'no rows' instead
+    assert {c.number for c in model.charts if c.svg} == {1, 5, 8}  # GPU series only
+    assert model.environment.mix_class.rows == []
+    assert len(PdfReader(pdf_path).pages) >= 5

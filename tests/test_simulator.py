@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.simulator import Policy, demo_config, mmc_config, run_engine, simulate
-from pipelines.simulator.model import ClientSpec, PolicyWindow
+from pipelines.simulator.model import MODEL_CLASSES, ClientSpec, PolicyWindow
 from pipelines.simulator.queueing import mmc_mean_wait
 
 TS = pl.Datetime("us")
@@ -237,3 +237,82 @@ def test_priority_policy_favours_p0():
     # Work conservation: the overall mean wait equals FIFO's (same arrivals, same services).
     fifo = run_engine(dataclasses.replace(cfg, policy={})).outcomes[0]
     assert abs(wait.mean() / (fifo.start_us - fifo.arrival_us).mean() - 1) < 0.02
+
+
+# --- what-if policies: burst buffering, segmentation, routing ------------------------------
+
+def _all_pools(cfg, *names: str):
+    from pipelines.simulator.policies import policy_set
+
+    ps = policy_set(list(names))
+    return dataclasses.replace(cfg, policy={p.name: (PolicyWindow(0, ps),) for p in cfg.pools})
+
+
+@pytest.mark.parametrize("names", [("burst_buffering",), ("segmentation", "priority"),
+                                   ("jsq", "batch_separation"), ("power_of_two",)])
+def test_new_policies_deterministic_and_consistent(names):
+    cfg = _all_pools(demo_config(seed=9, scale=0.02), *names)
+    a, b = simulate(cfg), simulate(cfg)
+    assert a.requests.equals(b.requests)
+    _assert_no_overlap(a)
+    r = a.requests
+    assert r["request_id"].is_unique().all()
+    # every logical request of the workload is still there exactly once as attempt 0
+    base = simulate(demo_config(seed=9, scale=0.02)).requests
+    assert r.filter(pl.col("attempt") == 0).height == base.filter(pl.col("attempt") == 0).height
+
+
+def test_pacing_token_bucket_limits_the_release_rate():
+    from pipelines.simulator.pacing import pace
+
+    rng = np.random.default_rng(0)
+    arr = np.sort(rng.uniform(0, 60e6, 6000)).astype(np.int64)  # 100/s offered
+    rank = np.where(rng.random(6000) < 0.1, 0, 2).astype(np.int8)
+    rel, rej = pace(arr, rank, np.ones(6000, bool), rate_per_s=50.0, bucket_s=1.0, buffer_s=4.0)
+    paced = (rank >= 1) & ~rej
+    assert (rel[rank == 0] == arr[rank == 0]).all() and not rej[rank == 0].any()  # P0 bypass
+    assert (rel >= arr).all() and rej.any()
+    r = np.sort(rel[paced])
+    # in any 10 s span at most rate * 10 + bucket releases
+    lo = np.searchsorted(r, r + 10e6)
+    assert (lo - np.arange(len(r))).max() <= 50 * 10 + 50 + 1
+    # the buffer never holds more than buffer_s * rate paced requests
+    assert ((r - arr[paced].min()) >= 0).all()
+    held = np.searchsorted(np.sort(rel[paced]), arr, "right")
+    admitted_before = np.searchsorted(np.sort(arr[paced]), arr, "right")
+    assert (admitted_before - held).max() <= 200 + 1
+
+
+def test_segmentation_keeps_low_classes_off_reserved_slots():
+    from pipelines.simulator.engine import segment_slots
+
+    base = mmc_config(c=8, rho=0.85, arrivals=40_000, seed=6)
+    pools = (dataclasses.replace(base.pools[0], priority_mix=(0.2, 0.2, 0.3, 0.3)),)
+    cfg = dataclasses.replace(_all_pools(base, "segmentation"), pools=pools)
+    run = run_engine(cfg)
+    out, wl = run.outcomes[0], run.workloads[0]
+    seg = np.flatnonzero(segment_slots(np.zeros(8, bool), 8))
+    cls = wl.priority[out.root]
+    assert len(seg) == 2
+    assert not np.isin(out.gpu[cls >= 2], seg).any()
+    assert np.isin(out.gpu[cls < 2], seg).any()
+    wait = out.start_us - out.arrival_us
+    assert wait[cls < 2].mean() < wait[cls >= 2].mean()
+
+
+def test_routing_moves_requests_only_to_pools_of_their_model_class():
+    cfg = demo_config(seed=5, scale=0.05)
+    base = run_engine(cfg)
+    for pol in ("jsq", "power_of_two", "random_routing"):
+        run = run_engine(_all_pools(cfg, pol))
+        assert sum(len(w) for w in run.workloads) == sum(len(w) for w in base.workloads)
+        for spec, wl in zip(cfg.pools, run.workloads, strict=True):
+            served = {c for c, w in spec.model_mix.items() if w > 0}
+            names = {MODEL_CLASSES[i] for i in np.unique(wl.model_class)}
+            assert names <= served, (pol, spec.name, names - served)
+    # JSQ waits less than random routing on the same arrivals
+    def mean_wait(run):
+        w = [(o.start_us - o.arrival_us)[o.start_us >= 0] for o in run.outcomes]
+        return np.concatenate(w).mean()
+    jsq, rnd = run_engine(_all_pools(cfg, "jsq")), run_engine(_all_pools(cfg, "random_routing"))
+    assert mean_wait(jsq) < mean_wait(rnd)

@@ -11,16 +11,19 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipelines.config import Source
 from pipelines.ingest.base import (
     LINE,
     MAX_VALUE_CHARS,
     REJECT_SCHEMA,
+    AdapterContext,
     Parsed,
     SourceError,
     empty_rejects,
@@ -40,14 +43,20 @@ EXPECTED = {  # reason per target dtype family when a value does not parse
 }
 
 
-def read_canonical_source(path: Path, source: Source) -> Parsed:
-    """ADAPTERS entry point."""
+def read_canonical_source(
+    path: Path, source: Source, ctx: AdapterContext | None = None
+) -> Iterator[Parsed]:
+    """ADAPTERS entry point: Parquet streams in row-group batches of `ctx.chunk_rows`."""
     assert source.table is not None  # guaranteed by config validation
-    return read_canonical(path, source.table)
+    chunk_rows = (ctx or AdapterContext()).chunk_rows
+    if path.suffix.lower() in PARQUET_EXT:
+        yield from _parquet_chunks(path, source.table, chunk_rows)
+    else:
+        yield read_canonical(path, source.table)
 
 
 def read_canonical(path: Path, table: str) -> Parsed:
-    """Read one canonical file for `table` (format by extension)."""
+    """Read one canonical file for `table` (format by extension) as a single chunk."""
     ext = path.suffix.lower()
     if ext in PARQUET_EXT:
         raw, rejects = _read_parquet(path), empty_rejects()
@@ -60,7 +69,32 @@ def read_canonical(path: Path, table: str) -> Parsed:
             f"unsupported file extension {ext or '(none)'!r}; expected "
             + ", ".join(PARQUET_EXT + CSV_EXT + JSONL_EXT)
         )
-    return _to_table(raw, rejects, table)
+    return to_table(raw, rejects, table)
+
+
+def _parquet_chunks(path: Path, table: str, chunk_rows: int) -> Iterator[Parsed]:
+    try:
+        pf = pq.ParquetFile(path)
+        batches = pf.iter_batches(batch_size=chunk_rows)
+    except Exception as e:  # truncated/garbage files raise various arrow errors
+        raise SourceError(f"unreadable Parquet file: {_short(e)}") from e
+    offset = 1
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as e:
+            raise SourceError(f"unreadable Parquet file at row {offset}: {_short(e)}") from e
+        if batch is None:
+            break
+        df = pl.from_arrow(batch)
+        assert isinstance(df, pl.DataFrame)
+        raw = df.with_row_index(LINE, offset=offset).with_columns(pl.col(LINE).cast(pl.Int64))
+        offset += df.height
+        yield to_table(raw, empty_rejects(), table)
+    if offset == 1:  # an empty file still reports its (zero) rows
+        yield to_table(
+            _read_parquet(path), empty_rejects(), table
+        )
 
 
 # --- readers: each returns the file's columns plus LINE ------------------------------------
@@ -214,7 +248,9 @@ def _json_text(v: Any) -> str | None:
 # --- coercion to the table's dtypes ---------------------------------------------------------
 
 
-def _to_table(raw: pl.DataFrame, rejects: pl.DataFrame, table: str) -> Parsed:
+def to_table(raw: pl.DataFrame, rejects: pl.DataFrame, table: str) -> Parsed:
+    """Coerce raw columns (text or typed) + LINE to `table`'s dtypes; unparseable values go to
+    rejects. Shared by every adapter that builds a frame of source values."""
     spec = table_columns(table)
     present = [c for c in raw.columns if c not in (LINE, "__ragged")]
     records = raw.height + rejects.get_column("line").n_unique()
@@ -239,7 +275,7 @@ def _to_table(raw: pl.DataFrame, rejects: pl.DataFrame, table: str) -> Parsed:
     if not fails and "__ragged" not in raw.columns:
         # Typed input already in shape (the usual Parquet case): nothing can have failed.
         good = raw.select(*values, pl.col(LINE)).rename({f"__v_{c}": c for c in spec})
-        return Parsed(table, good, rejects, records, ignored)
+        return Parsed(table, good, rejects, records, ignored, _dropped(raw, ignored))
     if "__ragged" not in raw.columns:
         raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias("__ragged"))
     df = raw.with_columns(values).with_columns(
@@ -278,7 +314,15 @@ def _to_table(raw: pl.DataFrame, rejects: pl.DataFrame, table: str) -> Parsed:
     all_rejects = pl.concat(
         [p.select(pl.col(k).cast(t) for k, t in REJECT_SCHEMA.items()) for p in parts]
     ).sort("line", "field", nulls_last=True)
-    return Parsed(table, good, all_rejects, records, ignored)
+    return Parsed(table, good, all_rejects, records, ignored, _dropped(raw, ignored))
+
+
+def _dropped(raw: pl.DataFrame, ignored: list[str]) -> dict[str, int]:
+    """Columns outside the table are dropped, never stored: count their given values."""
+    if not ignored:
+        return {}
+    counts = raw.select(pl.col(c).is_not_null().sum() for c in ignored).row(0)
+    return {c: int(n) for c, n in zip(ignored, counts, strict=True) if n}
 
 
 def _given(col: str, src: pl.DataType) -> pl.Expr:

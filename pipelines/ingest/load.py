@@ -9,7 +9,6 @@ the other sources still land.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,20 +16,28 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.config import PilotConfig, Source
-from pipelines.ingest.base import LINE, MAX_VALUE_CHARS, Parsed, SourceError
-from pipelines.ingest.canonical import read_canonical_source
+from pipelines.anonymize import Anonymizer, secret_from_env
+from pipelines.config import PilotConfig
+from pipelines.ingest.base import (
+    LINE,
+    MAX_VALUE_CHARS,
+    Adapter,
+    AdapterContext,
+    Parsed,
+    SourceError,
+    add_counts,
+)
+from pipelines.ingest.registry import ADAPTERS
 from pipelines.warehouse import ensure_schema
 from schemas import FrameSchemaError, QuarantineSchema, validate_frame
 
-Adapter = Callable[[Path, Source], Parsed]
-# Source kind -> adapter reading one file. Later adapters register here.
-ADAPTERS: dict[str, Adapter] = {"canonical": read_canonical_source}
+__all__ = ["ADAPTERS", "Adapter", "IngestSummary", "ingest_pilot"]
 
-DATA_TABLES = ("requests", "jobs", "samples")
+DATA_TABLES = ("requests", "jobs", "samples", "arrivals")
 PILOT_TABLES = DATA_TABLES + (
     "quarantine",
     "ingest_log",
+    "dropped_fields",
     "pilots",
     "phases",
     "sla_targets",
@@ -38,7 +45,14 @@ PILOT_TABLES = DATA_TABLES + (
     "thresholds",
 )
 # Errors that mean "this input cannot be read", as opposed to a bug in the pipeline.
-INPUT_ERRORS = (SourceError, FrameSchemaError, pl.exceptions.PolarsError, OSError)
+INPUT_ERRORS = (
+    SourceError,
+    FrameSchemaError,
+    pl.exceptions.PolarsError,
+    OSError,
+    UnicodeError,
+    RecursionError,  # absurdly nested JSON
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class FileResult:
     rows_stored: int
     rows_quarantined: int
     ignored_columns: tuple[str, ...] = ()
+    dropped: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -68,12 +83,23 @@ class IngestSummary:
         return sum(f.rows_quarantined for f in self.files)
 
 
-def ingest_pilot(con: duckdb.DuckDBPyConnection, cfg: PilotConfig) -> IngestSummary:
-    """Replace every staging row of `cfg.pilot` with what its pilot.yaml and sources hold."""
+def adapter_context(cfg: PilotConfig) -> AdapterContext:
+    anchor = min((p.start for p in cfg.phases.values()), default=None)
+    return AdapterContext(pilot=cfg.pilot, timezone=cfg.timezone, anchor=anchor)
+
+
+def ingest_pilot(
+    con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anonymizer: Anonymizer | None = None
+) -> IngestSummary:
+    """Replace every staging row of `cfg.pilot` with what its pilot.yaml and sources hold.
+
+    Identifiers are tokenized with the pilot's secret before anything is written; without the
+    secret nothing is read (AnonymizationError)."""
+    anon = anonymizer or Anonymizer(secret_from_env(cfg.anonymization.secret_env))
     ensure_schema(con)
     con.execute("BEGIN TRANSACTION")
     try:
-        summary = _ingest(con, cfg)
+        summary = _ingest(con, cfg, anon)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -81,11 +107,12 @@ def ingest_pilot(con: duckdb.DuckDBPyConnection, cfg: PilotConfig) -> IngestSumm
     return summary
 
 
-def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig) -> IngestSummary:
+def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) -> IngestSummary:
     for t in PILOT_TABLES:
         con.execute(f"DELETE FROM {t} WHERE pilot = ?", [cfg.pilot])
     _write_config(con, cfg)
     summary = IngestSummary(cfg.pilot)
+    ctx = adapter_context(cfg)
     for i, src in enumerate(cfg.sources):
         adapter = ADAPTERS.get(src.kind)
         files = cfg.source_files(i)
@@ -99,56 +126,134 @@ def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig) -> IngestSummary:
             continue
         for path in files:
             rel = path.relative_to(cfg.root).as_posix()
+            writer = _FileWriter(con, cfg, i, rel, anon)
             try:
                 digest = _sha256(path)
-                parsed = adapter(path, src)
-                good, failures = validate_frame(parsed.table, parsed.frame)
+                result = adapter(path, src, ctx)
+                for parsed in [result] if isinstance(result, Parsed) else result:
+                    good, failures = validate_frame(parsed.table, parsed.frame)
+                    writer.add(parsed, good, failures)
+                summary.files.append(writer.finish(digest))
             except INPUT_ERRORS as e:
-                _fail(con, cfg, summary, i, rel, str(e) or type(e).__name__)
-                continue
-            summary.files.append(_store(con, cfg, i, rel, digest, parsed, good, failures))
+                writer.abandon()  # no partial file: its chunks never reach the tables
+                _fail(con, cfg, summary, i, rel, _reason(e))
     return summary
 
 
-def _store(
-    con: duckdb.DuckDBPyConnection,
-    cfg: PilotConfig,
-    i: int,
-    rel: str,
-    digest: tuple[str, int],
-    parsed: Parsed,
-    good: pl.DataFrame,
-    failures: pl.DataFrame,
-) -> FileResult:
-    src = cfg.sources[i]
-    lines = parsed.frame.get_column(LINE)
-    rejects = pl.concat(
-        [
-            parsed.rejects,
-            failures.select(
-                lines.gather(failures.get_column("row")).alias("line"),
-                "field",
-                "reason",
-                pl.col("value").str.slice(0, MAX_VALUE_CHARS),
-            ),
-        ]
-    )
-    stored, quarantined = good.height, rejects.get_column("line").n_unique()
-    if parsed.rows_in != stored + quarantined:  # never silently lose a row
-        raise AssertionError(
-            f"{rel}: rows in {parsed.rows_in} != stored {stored} + quarantined {quarantined}"
+def _reason(e: BaseException) -> str:
+    msg = str(e).strip() or type(e).__name__
+    return msg.splitlines()[0][:500] if len(msg) > 500 else msg
+
+
+class _FileWriter:
+    """Stores one file's chunks. One chunk goes straight to its table; from a second chunk on,
+    rows are staged in a temp table and moved at the end, so a file that fails midway leaves
+    nothing behind (DuckDB has no savepoints inside the pilot's transaction)."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int, rel: str, anon: Anonymizer
+    ) -> None:
+        self.con, self.cfg, self.i, self.rel, self.anon = con, cfg, i, rel, anon
+        self.table: str | None = None
+        self.rows_in = self.stored = self.quarantined = 0
+        self.ignored: list[str] = []
+        self.dropped: dict[str, int] = {}
+        self.pending: pl.DataFrame | None = None  # first chunk, held until we know if more come
+        self.staging: str | None = None
+        self.rejects: list[pl.DataFrame] = []
+
+    def add(self, parsed: Parsed, good: pl.DataFrame, failures: pl.DataFrame) -> None:
+        self.table = parsed.table
+        lines = parsed.frame.get_column(LINE)
+        rejects = pl.concat(
+            [
+                parsed.rejects,
+                failures.select(
+                    lines.gather(failures.get_column("row")).alias("line"),
+                    "field",
+                    "reason",
+                    pl.col("value").str.slice(0, MAX_VALUE_CHARS),
+                ),
+            ]
         )
-    _insert_frame(con, parsed.table, good.drop(LINE).with_columns(pl.lit(cfg.pilot).alias("pilot")))
-    _insert_frame(con, "quarantine", _quarantine_rows(cfg, i, rel, rejects))
-    con.execute(
-        "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [cfg.pilot, i, src.kind, parsed.table, rel, *digest, parsed.rows_in, stored,
-         quarantined, _now()],
-    )  # fmt: skip
-    return FileResult(
-        i, src.kind, parsed.table, rel, parsed.rows_in, stored, quarantined,
-        tuple(parsed.ignored_columns),
-    )  # fmt: skip
+        bad_lines = rejects.get_column("line").drop_nulls().unique()
+        # A record is stored when some row of it landed and nothing of it was refused; a record
+        # may give several rows (nvidia-smi: one line, many series).
+        stored = (
+            good.get_column(LINE).filter(~good.get_column(LINE).is_in(bad_lines.implode()))
+            .n_unique()
+        )
+        quarantined = rejects.get_column("line").n_unique()
+        if parsed.rows_in != stored + quarantined:  # never silently lose a row
+            raise AssertionError(
+                f"{self.rel}: rows in {parsed.rows_in} != stored {stored} + "
+                f"quarantined {quarantined}"
+            )
+        self.rows_in += parsed.rows_in
+        self.stored += stored
+        self.quarantined += quarantined
+        self.ignored += [c for c in parsed.ignored_columns if c not in self.ignored]
+        add_counts(self.dropped, parsed.dropped)
+        if rejects.height:
+            self.rejects.append(rejects)
+        rows = self.anon.frame(good.drop(LINE)).with_columns(pl.lit(self.cfg.pilot).alias("pilot"))
+        if self.pending is None and self.staging is None:
+            self.pending = rows
+            return
+        if self.staging is None:
+            self.staging = f"__chunks_{self.table}"
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {self.staging} AS "
+                f"SELECT * FROM {self.table} LIMIT 0"
+            )
+            assert self.pending is not None
+            _insert_frame(self.con, self.staging, self.pending)
+            self.pending = None
+        _insert_frame(self.con, self.staging, rows)
+
+    def finish(self, digest: tuple[str, int]) -> FileResult:
+        table = self.table or "?"
+        if self.pending is not None:
+            _insert_frame(self.con, table, self.pending)
+        elif self.staging is not None:
+            self.con.execute(f"INSERT INTO {table} SELECT * FROM {self.staging}")
+            self.con.execute(f"DROP TABLE {self.staging}")
+        if self.rejects:
+            rejects = self.anon_rejects(pl.concat(self.rejects))
+            _insert_frame(self.con, "quarantine", _quarantine_rows(self.cfg, self.i, self.rel,
+                                                                   rejects))
+        if self.dropped:
+            self.con.executemany(
+                "INSERT INTO dropped_fields VALUES (?, ?, ?, ?, ?)",
+                [[self.cfg.pilot, self.i, self.rel, f, n] for f, n in sorted(self.dropped.items())],
+            )
+        src = self.cfg.sources[self.i]
+        self.con.execute(
+            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.cfg.pilot, self.i, src.kind, table, self.rel, *digest, self.rows_in,
+             self.stored, self.quarantined, _now()],
+        )  # fmt: skip
+        return FileResult(
+            self.i, src.kind, table, self.rel, self.rows_in, self.stored, self.quarantined,
+            tuple(self.ignored), tuple(sorted(self.dropped.items())),
+        )  # fmt: skip
+
+    def anon_rejects(self, rejects: pl.DataFrame) -> pl.DataFrame:
+        # Adapters already blank identifier values; this is the belt to their braces.
+        from schemas.common import IDENTIFIER_COLUMNS
+
+        return rejects.with_columns(
+            pl.when(pl.col("field").is_in(list(IDENTIFIER_COLUMNS)))
+            .then(None)
+            .otherwise(pl.col("value"))
+            .alias("value")
+        )
+
+    def abandon(self) -> None:
+        self.pending = None
+        if self.staging is not None:
+            self.con.execute(f"DROP TABLE IF EXISTS {self.staging}")
+            self.staging = None
 
 
 def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:

@@ -44,7 +44,8 @@ from pipelines.simulator.model import (
     PoolOutcome,
     PoolWorkload,
 )
-from pipelines.simulator.policies import discipline
+from pipelines.simulator.pacing import pace
+from pipelines.simulator.policies import PACING, SEGMENT_SHARE, discipline
 
 INF = 1 << 62
 GS = 12  # bits for the local GPU index in heap keys: up to 4096 GPUs per pool
@@ -65,13 +66,19 @@ class _PoolRun:
         client: ClientSpec,
         rng: np.random.Generator,
         horizon_us: int = INF,
+        release_us: np.ndarray | None = None,
+        rejected: np.ndarray | None = None,
+        segment: np.ndarray | None = None,
     ) -> None:
         n = len(wl)
         self.horizon = horizon_us
         n_gpus = len(reserved)
         if n_gpus > GMASK:
             raise ValueError(f"at most {GMASK} GPUs per pool")
-        self.arr: list[int] = wl.arrival_us.tolist()
+        # `arr` orders the loop (release time after pacing); `orig` is the client's arrival,
+        # which timeouts and abandonment count from. Without pacing they are one list.
+        self.orig: list[int] = wl.arrival_us.tolist()
+        self.arr: list[int] = self.orig if release_us is None else release_us.tolist()
         self.svc: list[int] = wl.service_us.tolist()
         self.rank: list[int] = wl.priority.tolist()
         self.root = list(range(n))
@@ -80,6 +87,12 @@ class _PoolRun:
         self.end = [-1] * n
         self.gpu = [-1] * n
         self.status = [PENDING] * n
+        if rejected is not None:  # shed by a full admission buffer: dropped on arrival
+            for i in np.flatnonzero(rejected).tolist():
+                self.status[i] = DROPPED
+                self.end[i] = self.orig[i]
+        self.seg: list[bool] = (segment if segment is not None
+                                else np.zeros(n_gpus, dtype=bool)).tolist()
         self.rng = rng
         self.err, self.cancel = client.error_rate, client.cancel_rate
         self.u: list[float] = []
@@ -131,6 +144,8 @@ class _PoolRun:
         t = t_fail + int(self.backoff * (1 << (a - 1)) * self.jit[new])
         if t >= self.horizon:
             return  # the telemetry window has closed: a later retry is not observed
+        if self.orig is not self.arr:
+            self.orig.append(t)
         self.arr.append(t)
         self.svc.append(self.svc[slot])  # same request: same tokens, same work
         self.rank.append(self.rank[slot])
@@ -202,7 +217,7 @@ class _PoolRun:
 def _run_fifo(r: _PoolRun, pa: int, pb: int, t_end: int, jobs: list[int]) -> int:
     """FIFO fast path over primaries [pa, pb) and retries arriving before t_end."""
     heap, retry = r.heap, r.retry
-    A, SVC, ST, EN, GP, STS = r.arr, r.svc, r.start, r.end, r.gpu, r.status
+    A, T0, SVC, ST, EN, GP, STS = r.arr, r.orig, r.svc, r.start, r.end, r.gpu, r.status
     U, FF, FC = r.u, r.ff, r.fc
     RES, JIV, JP = r.res, r.jiv, r.jp
     tmo, wlim, wcode, pr = r.tmo, r.wlim, r.wcode, r.p_retry
@@ -228,8 +243,13 @@ def _run_fifo(r: _PoolRun, pa: int, pb: int, t_end: int, jobs: list[int]) -> int
         else:
             slot = pa
             pa += 1
+        if STS[slot] != PENDING:  # shed at admission (burst buffering)
+            if U[slot] < pr:
+                r.retry_from(slot, t)
+            continue
         d = SVC[slot]
-        lim = t + tmo
+        t0 = T0[slot]  # the client's clock starts at its arrival, not at release
+        lim = t0 + tmo
         while True:
             k = heap[0]
             f = k >> GS
@@ -244,11 +264,11 @@ def _run_fifo(r: _PoolRun, pa: int, pb: int, t_end: int, jobs: list[int]) -> int
                     heapreplace(heap, (iv[p][1] << GS) | g)
                     continue
             break
-        if s - t > wlim:  # abandoned while waiting (or timed out unstarted)
+        if s - t0 > wlim:  # abandoned while waiting (or timed out unstarted)
             STS[slot] = wcode
-            EN[slot] = t + wlim
+            EN[slot] = t0 + wlim
             if U[slot] < pr:
-                r.retry_from(slot, t + wlim)
+                r.retry_from(slot, t0 + wlim)
             continue
         x = FF[slot]
         if x:
@@ -272,16 +292,26 @@ def _run_fifo(r: _PoolRun, pa: int, pb: int, t_end: int, jobs: list[int]) -> int
 
 
 def _run_general(
-    r: _PoolRun, pa: int, pb: int, t_end: int, jobs: list[int], by_priority: bool
+    r: _PoolRun, pa: int, pb: int, t_end: int, jobs: list[int], by_priority: bool,
+    seg_classes: int = 0,
 ) -> int:
-    """Event loop with a waiting heap ordered by (class, arrival sequence)."""
+    """Event loop with waiting heaps ordered by (class, arrival sequence).
+
+    Segmentation (`seg_classes` > 0): GPUs flagged in `r.seg` serve only classes below
+    `seg_classes`. High and low classes then wait in two heaps; a reserved GPU that frees
+    while no high-class request waits is *parked* (out of the GPU heap) until one arrives.
+    With `seg_classes` = 0 everything waits in `lo` and no GPU is ever parked.
+    """
     heap, retry = r.heap, r.retry
-    A, SVC, RANK, ST, EN, GP, STS = r.arr, r.svc, r.rank, r.start, r.end, r.gpu, r.status
+    A, T0, SVC, RANK = r.arr, r.orig, r.svc, r.rank
+    ST, EN, GP, STS = r.start, r.end, r.gpu, r.status
     U, FF, FC = r.u, r.ff, r.fc
-    RES, JIV, JP = r.res, r.jiv, r.jp
+    RES, JIV, JP, SEG = r.res, r.jiv, r.jp, r.seg
     tmo, wlim, wcode, pr = r.tmo, r.wlim, r.wcode, r.p_retry
     check_iv = r.has_iv
-    waiting: list[tuple[int, int, int]] = []  # (class rank, sequence, slot); lazy deletion
+    hi: list[tuple[int, int, int]] = []  # (class rank or 0, sequence, slot); lazy deletion
+    lo: list[tuple[int, int, int]] = []
+    parked: list[int] = []  # reserved GPUs idle for lack of high-class work (heap keys)
     deadlines: list[tuple[int, int]] = []  # (abandon time, slot); lazy deletion
     seq = 0
     ji, nj = 0, len(jobs)
@@ -302,27 +332,38 @@ def _run_general(
             if tr < ta and tr < t_end:
                 ta, from_retry = tr, True
         tj = r.job_submit[jobs[ji]] if ji < nj else INF
-        tg = (heap[0] >> GS) if waiting else INF
+        tg = (heap[0] >> GS) if (hi or lo) and heap else INF
         td = deadlines[0][0] if deadlines else INF
         # Ties: a GPU freeing exactly at a deadline still serves (drop needs wait > limit).
         if tg <= td and tg <= tj and tg <= ta:
             if tg == INF:
                 break
-            while waiting and STS[waiting[0][2]] != PENDING:
-                heappop(waiting)
-            if not waiting:
+            while hi and STS[hi[0][2]] != PENDING:
+                heappop(hi)
+            while lo and STS[lo[0][2]] != PENDING:
+                heappop(lo)
+            if not hi and not lo:
                 continue
-            slot = waiting[0][2]
             k = heap[0]
             g = k & GMASK
-            s, t, d = tg, A[slot], SVC[slot]
-            lim = t + tmo
+            if SEG[g]:
+                if not hi:
+                    parked.append(heappop(heap))
+                    continue
+                q = hi
+            elif hi and (not lo or hi[0] < lo[0]):
+                q = hi
+            else:
+                q = lo
+            slot = q[0][2]
+            s, t0, d = tg, T0[slot], SVC[slot]
+            lim = t0 + tmo
             if check_iv and RES[g]:
                 je = conflict(g, s, min(s + d, lim))
                 if je >= 0:
                     heapreplace(heap, (je << GS) | g)
                     continue
-            heappop(waiting)
+            heappop(q)
         elif td <= tj and td <= ta:
             slot = heappop(deadlines)[1]
             if STS[slot] == PENDING:
@@ -332,6 +373,10 @@ def _run_general(
                     r.retry_from(slot, td)
             continue
         elif tj <= ta:
+            if parked:  # a batch job may take any GPU: parked ones go back in the heap
+                for k in parked:
+                    heappush(heap, k)
+                parked.clear()
             r.claim_shared(jobs[ji], tj)
             ji += 1
             continue
@@ -341,13 +386,30 @@ def _run_general(
             else:
                 slot = pa
                 pa += 1
-            t, d = ta, SVC[slot]
-            lim = t + tmo
-            started = False
-            if not waiting:
-                while (heap[0] >> GS) <= t:
+            if STS[slot] != PENDING:  # shed at admission (burst buffering)
+                if U[slot] < pr:
+                    r.retry_from(slot, ta)
+                continue
+            t, t0, d = ta, T0[slot], SVC[slot]
+            if t - t0 > wlim:  # gave up while held in the admission buffer
+                STS[slot] = wcode
+                EN[slot] = t0 + wlim
+                if U[slot] < pr:
+                    r.retry_from(slot, t0 + wlim)
+                continue
+            lim = t0 + tmo
+            high = RANK[slot] < seg_classes
+            started = from_parked = False
+            if high and parked:
+                g = heappop(parked) & GMASK
+                started = from_parked = True
+            elif not hi and not lo:
+                while heap and (heap[0] >> GS) <= t:
                     k = heap[0]
                     g = k & GMASK
+                    if SEG[g] and not high:
+                        parked.append(heappop(heap))
+                        continue
                     if check_iv and RES[g]:
                         je = conflict(g, t, min(t + d, lim))
                         if je >= 0:
@@ -356,23 +418,24 @@ def _run_general(
                     started = True
                     break
             if not started:
-                heappush(waiting, (RANK[slot] if by_priority else 0, seq, slot))
+                heappush(hi if high else lo, (RANK[slot] if by_priority else 0, seq, slot))
                 seq += 1
                 if wlim < INF:
-                    heappush(deadlines, (t + wlim, slot))
+                    heappush(deadlines, (t0 + wlim, slot))
                 continue
             s = t
+            if from_parked:  # the GPU is not in the heap: push it back busy
+                e, code = _finish(s, d, lim, FF[slot], FC[slot])
+                heappush(heap, (e << GS) | g)
+                ST[slot] = s
+                EN[slot] = e
+                GP[slot] = g
+                STS[slot] = code
+                if code == TIMEOUT and U[slot] < pr:
+                    r.retry_from(slot, e)
+                continue
         # Start `slot` on GPU g (heap top) at time s.
-        x = FF[slot]
-        if x:
-            e = s + int(d * x)
-            code = FC[slot]
-        else:
-            e = s + d
-            code = OK
-        if e > lim:
-            e = lim
-            code = TIMEOUT
+        e, code = _finish(s, d, lim, FF[slot], FC[slot])
         heapreplace(heap, (e << GS) | g)
         ST[slot] = s
         EN[slot] = e
@@ -380,7 +443,20 @@ def _run_general(
         STS[slot] = code
         if code == TIMEOUT and U[slot] < pr:
             r.retry_from(slot, e)
+    for k in parked:  # the next policy window sees every GPU again
+        heappush(heap, k)
     return pa
+
+
+def _finish(s: int, d: int, lim: int, x: float, fc: int) -> tuple[int, int]:
+    """End time and status of an attempt started at s (client failure, timeout)."""
+    if x:
+        e, code = s + int(d * x), fc
+    else:
+        e, code = s + d, OK
+    if e > lim:
+        return lim, TIMEOUT
+    return e, code
 
 
 def simulate_pool(
@@ -396,16 +472,38 @@ def simulate_pool(
     """Run one pool through its policy windows; `reserved` flags its local GPUs.
 
     Retries that would arrive at or after `horizon_us` (end of the observed window) are not
-    created; attempts already running finish after it."""
-    r = _PoolRun(wl, jobs, reserved, gpus_per_node, client, rng, horizon_us)
+    created; attempts already running finish after it. Slots 0..n-1 of the outcome are the
+    workload's requests in its order (also when pacing reorders the engine's stream)."""
     windows = tuple(sorted(windows, key=lambda w: w.start_s))
-    arr = wl.arrival_us
+    discs = [discipline(w.policies) for w in windows]
+    starts = [round(w.start_s * US) for w in windows]
+    n_gpus = len(reserved)
+    segment = None
+    if any(d.segment_classes for d in discs):
+        segment = segment_slots(reserved, n_gpus)
+    perm = release = rejected = None
+    if any(d.pacing for d in discs):
+        in_paced = np.zeros(len(wl), dtype=bool)
+        for i, d in enumerate(discs):
+            if d.pacing:
+                hi = starts[i + 1] if i + 1 < len(starts) else INF
+                in_paced |= (wl.arrival_us >= starts[i]) & (wl.arrival_us < hi)
+        free = int((~reserved).sum()) if any(d.reserved_batch for d in discs) else n_gpus
+        rel, rej = pace(wl.arrival_us, wl.priority, in_paced,
+                        PACING * free / max(float(wl.service_us.mean()) / US, 1e-9)
+                        if len(wl) else 1.0)
+        # The engine takes primaries in release order (stable: ties keep arrival order).
+        perm = np.argsort(rel, kind="stable")
+        wl = _permuted(wl, perm)
+        release, rejected = rel[perm], rej[perm]
+    r = _PoolRun(wl, jobs, reserved, gpus_per_node, client, rng, horizon_us,
+                 release_us=release, rejected=rejected, segment=segment)
+    arr = wl.arrival_us if release is None else release
     pa = ja = 0
-    for i, w in enumerate(windows):
-        t_end = round(windows[i + 1].start_s * US) if i + 1 < len(windows) else INF
+    for i, disc in enumerate(discs):
+        t_end = starts[i + 1] if i + 1 < len(starts) else INF
         pb = int(np.searchsorted(arr, t_end, "left")) if t_end < INF else len(arr)
         jb = int(np.searchsorted(jobs.submit_us, t_end, "left")) if t_end < INF else len(jobs)
-        disc = discipline(w.policies)
         stream_jobs: list[int] = []
         if disc.reserved_batch:
             r.schedule_reserved(range(ja, jb))
@@ -414,10 +512,11 @@ def simulate_pool(
         if disc.fifo:
             pa = _run_fifo(r, pa, pb, t_end, stream_jobs)
         else:
-            pa = _run_general(r, pa, pb, t_end, stream_jobs, disc.priority_order)
+            pa = _run_general(r, pa, pb, t_end, stream_jobs, disc.priority_order,
+                              disc.segment_classes)
         ja = jb
-    return PoolOutcome(
-        arrival_us=np.asarray(r.arr, dtype=np.int64),
+    out = PoolOutcome(
+        arrival_us=np.asarray(r.orig, dtype=np.int64),
         start_us=np.asarray(r.start, dtype=np.int64),
         end_us=np.asarray(r.end, dtype=np.int64),
         gpu=np.asarray(r.gpu, dtype=np.int32),
@@ -427,4 +526,41 @@ def simulate_pool(
         job_start_us=np.asarray(r.job_start, dtype=np.int64),
         job_end_us=np.asarray(r.job_end, dtype=np.int64),
         job_gpus=r.job_gpus,
+    )
+    return out if perm is None else _unpermuted(out, perm)
+
+
+def segment_slots(reserved: np.ndarray, n_gpus: int) -> np.ndarray:
+    """Slots reserved for the high classes: the first SEGMENT_SHARE of the pool's GPUs that
+    batch separation does not reserve, keeping at least one slot open to every class."""
+    seg = np.zeros(n_gpus, dtype=bool)
+    open_ = np.flatnonzero(~reserved)
+    k = min(max(1, round(SEGMENT_SHARE * n_gpus)), len(open_) - 1)
+    if k > 0:
+        seg[open_[:k]] = True
+    return seg
+
+
+def _permuted(wl: PoolWorkload, perm: np.ndarray) -> PoolWorkload:
+    return PoolWorkload(
+        arrival_us=wl.arrival_us[perm], priority=wl.priority[perm],
+        model_class=wl.model_class[perm], input_tokens=wl.input_tokens[perm],
+        output_tokens=wl.output_tokens[perm], service_us=wl.service_us[perm],
+        prefill_us=wl.prefill_us[perm], bursts=wl.bursts,
+    )
+
+
+def _unpermuted(out: PoolOutcome, perm: np.ndarray) -> PoolOutcome:
+    """Map slots back: engine slot i < n is workload request perm[i]; retries keep theirs."""
+    n = len(perm)
+    pos = np.arange(len(out.arrival_us))
+    pos[:n] = perm
+    order = np.argsort(pos, kind="stable")  # row of each final slot
+    def f(a: np.ndarray) -> np.ndarray:
+        return a[order]
+    return PoolOutcome(
+        arrival_us=f(out.arrival_us), start_us=f(out.start_us), end_us=f(out.end_us),
+        gpu=f(out.gpu), status=f(out.status), root=pos[out.root][order],
+        attempt=f(out.attempt), job_start_us=out.job_start_us, job_end_us=out.job_end_us,
+        job_gpus=out.job_gpus,
     )

@@ -138,8 +138,11 @@ class SimConfig:
     jobs: JobSpec = JobSpec()
     # Per pool name; pools not listed run fifo_shared throughout.
     policy: Mapping[str, tuple[PolicyWindow, ...]] = field(default_factory=dict)
-    service_model: str = "tokens"  # "tokens" or "exponential" (M/M/c checks)
+    # "tokens", or for closed-form checks "exponential" | "deterministic" | "lognormal"
+    # (mean exp_service_s; lognormal log-sd service_sigma)
+    service_model: str = "tokens"
     exp_service_s: float = 1.0
+    service_sigma: float = 1.0
     gpus_per_node: int = 8
     sample_window_s: float = 60.0
     telemetry: bool = True

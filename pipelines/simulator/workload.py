@@ -16,6 +16,7 @@ from pipelines.simulator.model import (
 # Independent RNG streams, keyed so that adding a pool or a feature never shifts the others.
 STREAM_TOPOLOGY, STREAM_BURSTS, STREAM_ARRIVALS, STREAM_ATTRS, STREAM_JOBS = 1, 2, 10, 11, 12
 STREAM_ENGINE, STREAM_IDS, STREAM_TELEMETRY = 13, 3, 4
+STREAM_ROUTING, STREAM_REPLAY = 14, 15
 
 
 def stream(seed: int, *key: int) -> np.random.Generator:
@@ -122,8 +123,16 @@ def generate_pool_workload(cfg: SimConfig, p: int, bursts: list[Burst]) -> PoolW
             # First token = prefill plus one decode step.
             pre_ms[m] = (prefill + prof.decode_ms_per_token) * noise
         svc_ms[m] = total * noise
+    # Closed-form checks: service independent of tokens, with mean exp_service_s.
     if cfg.service_model == "exponential":
         svc_ms = rng.exponential(cfg.exp_service_s * 1000, n)
+        pre_ms[:] = -1.0
+    elif cfg.service_model == "deterministic":
+        svc_ms = np.full(n, cfg.exp_service_s * 1000)
+        pre_ms[:] = -1.0
+    elif cfg.service_model == "lognormal":  # mean exp_service_s, log-sd service_sigma
+        mu = np.log(cfg.exp_service_s * 1000) - cfg.service_sigma**2 / 2
+        svc_ms = rng.lognormal(mu, cfg.service_sigma, n)
         pre_ms[:] = -1.0
     service_us = np.maximum(np.rint(svc_ms * 1000), 1).astype(np.int64)
     prefill_us = np.where(pre_ms < 0, -1, np.minimum(np.rint(pre_ms * 1000), service_us))

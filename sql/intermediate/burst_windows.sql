@@ -62,8 +62,10 @@ SELECT
     r.arrivals,
     r.rate_rps,
     t.trailing_median_rps,
+    -- the first window has no trailing history: it cannot be judged a burst
     (r.arrivals >= th.burst_min_count
-        AND r.rate_rps >= th.burst_factor * coalesce(t.trailing_median_rps, 0)) AS is_burst
+        AND t.trailing_median_rps IS NOT NULL
+        AND r.rate_rps >= th.burst_factor * t.trailing_median_rps) AS is_burst
 FROM rates r
 CROSS JOIN th
 LEFT JOIN trail t ON t.pool = r.pool AND t.w = r.w

@@ -1,0 +1,54 @@
+"""Statistics layer: block-bootstrap intervals (metrics_ci) and the energy–latency correlation.
+
+Computed in Python (pipelines/statistics.py) from per-block sums that DuckDB aggregates: a
+bootstrap is a resampling loop, which SQL expresses poorly.
+"""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipelines.partitions import pilot_partitions
+from pipelines.statistics import BootstrapConfig, build_energy_latency_corr, build_metrics_ci
+
+METRICS_CI_DEPS = ("metrics_headline", "metrics_before_after", "metrics_did",
+                   "int_logical_requests", "int_attempts", "int_gpu_samples", "burst_windows",
+                   "int_thresholds", "phases")
+
+
+@dg.asset(
+    name="metrics_ci",
+    group_name="statistics",
+    deps=[dg.AssetKey(d) for d in METRICS_CI_DEPS],
+    kinds={"duckdb", "python"},
+    partitions_def=pilot_partitions,
+    description="95 % block-bootstrap intervals of every headline metric (baseline, validation, "
+                "change) per segment, and of the difference-in-differences.",
+)
+def metrics_ci_asset(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    cfg = BootstrapConfig()
+    with warehouse.get_connection() as con:
+        rows = build_metrics_ci(con, context.partition_key, cfg)
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows,
+                                          "resamples": cfg.resamples, "seed": cfg.seed})
+
+
+@dg.asset(
+    name="energy_latency_corr",
+    group_name="statistics",
+    deps=[dg.AssetKey("energy_latency_windows")],
+    kinds={"duckdb", "python"},
+    partitions_def=pilot_partitions,
+    description="Spearman correlation of per-minute GPU power and P95 latency, with a "
+                "moving-block bootstrap interval.",
+)
+def energy_latency_corr_asset(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    with warehouse.get_connection() as con:
+        rows = build_energy_latency_corr(con, context.partition_key)
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+
+
+statistics_assets = [metrics_ci_asset, energy_latency_corr_asset]

@@ -1,0 +1,1 @@
+"""Analytics helpers (issue #4): detector scoring against a simulated pilot's ground truth."""

@@ -1,0 +1,109 @@
+"""Observer-only: identifiers become keyed tokens, payload-like fields are dropped and counted.
+
+A token is `<kind>-<first 16 hex of HMAC-SHA-256(secret, kind \\0 value)>`: the same input
+gives the same token within a pilot (joins still work), nothing reverses it without the
+secret, and the kind prefix keeps a node token from ever equalling a GPU token.
+Hashing is vectorized in the sense that matters: each *distinct* value is hashed once, then
+the column is mapped with a polars join (`replace_strict`), never a Python loop per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Iterable
+
+import polars as pl
+
+TOKEN_HEX = 16  # 64 bits: collision odds ~1e-8 at 1e6 distinct values per kind
+# Canonical identifier column -> token kind. parent_request_id shares request_id's kind so
+# a retry still points at its first attempt's token.
+COLUMN_KINDS: dict[str, str] = {
+    "request_id": "req",
+    "parent_request_id": "req",
+    "node": "node",
+    "gpu": "gpu",
+    "job_id": "job",
+    "gpu_ids": "gpu",
+}
+KINDS = ("req", "node", "gpu", "job", "trace", "host", "pod", "container", "user", "tenant")
+TOKEN_RE = re.compile(r"^(?:" + "|".join(KINDS) + r")-[0-9a-f]{" + str(TOKEN_HEX) + "}$")
+
+# Payload-like field names (TELEMETRY.md "Observer-only"): never stored, only counted.
+PAYLOAD_RE = re.compile(
+    r"(^|[._])(prompt|completion|content|messages?|body|text|input\.messages|output\.messages"
+    r"|system_instructions|query|response\.text)($|[._\d])",
+    re.IGNORECASE,
+)
+
+
+class AnonymizationError(RuntimeError):
+    """The pilot's secret is missing: nothing may be written without it."""
+
+
+def secret_from_env(env_name: str) -> bytes:
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise AnonymizationError(
+            f"anonymization secret missing: environment variable {env_name!r} (named by "
+            "pilot.yaml anonymization.secret_env) is unset or empty; set it to the pilot's "
+            "secret before ingesting (identifiers are tokenized with it)"
+        )
+    return value.encode("utf-8")
+
+
+def is_payload_field(name: str) -> bool:
+    """Prompt/completion text, message bodies, `gen_ai.prompt*`, `*.content`, ..."""
+    n = name.lower()
+    return (
+        n.startswith(("gen_ai.prompt", "gen_ai.completion", "llm.prompt", "llm.completion"))
+        or n.endswith(".content")
+        or PAYLOAD_RE.search(n) is not None
+    )
+
+
+class Anonymizer:
+    """Keyed tokens for one pilot. Keeps no raw value beyond one call."""
+
+    def __init__(self, secret: bytes) -> None:
+        if not secret:
+            raise AnonymizationError("anonymization secret is empty")
+        self._base = hmac.new(secret, digestmod=hashlib.sha256)
+
+    def token(self, kind: str, value: str) -> str:
+        h = self._base.copy()  # copy of the keyed state: one HMAC without re-keying
+        h.update(kind.encode() + b"\0" + value.encode("utf-8", "surrogatepass"))
+        return f"{kind}-{h.hexdigest()[:TOKEN_HEX]}"
+
+    def tokens(self, kind: str, values: Iterable[str]) -> list[str]:
+        return [self.token(kind, v) for v in values]
+
+    def series(self, kind: str, s: pl.Series) -> pl.Series:
+        """Tokenize a String (or List[String]) series; nulls stay null."""
+        if isinstance(s.dtype, pl.List):
+            mapping = self._mapping(kind, s.explode())
+            return s.cast(pl.List(pl.String)).list.eval(
+                pl.element().replace_strict(mapping, default=None, return_dtype=pl.String)
+            )
+        s = s.cast(pl.String)
+        mapping = self._mapping(kind, s)
+        if not mapping:
+            return s
+        return s.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+    def _mapping(self, kind: str, s: pl.Series) -> dict[str, str]:
+        distinct = s.cast(pl.String).drop_nulls().unique().to_list()
+        return dict(zip(distinct, self.tokens(kind, distinct), strict=True))
+
+    def frame(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Tokenize every identifier column present in `df`."""
+        cols = [c for c in df.columns if c in COLUMN_KINDS]
+        if not cols:
+            return df
+        return df.with_columns(self.series(COLUMN_KINDS[c], df.get_column(c)) for c in cols)
+
+
+def looks_like_token(value: str) -> bool:
+    return TOKEN_RE.match(value) is not None

@@ -1,0 +1,228 @@
+"""The landing folder: which pilot folders are there, are they valid, did their files change.
+
+Dagster-free, so the landing sensor stays a thin wrapper and this logic is testable alone.
+
+A pilot is fingerprinted by its pilot.yaml plus every file its sources match. Checking is
+cheap on purpose (a sensor runs every few seconds): a file whose size and mtime equal the
+previous scan keeps its recorded sha256; only new or touched files are hashed again, and a
+touch that leaves the content as it was does not count as a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipelines.config import PILOT_FILE, SLUG_RE, PilotConfigError, load_pilot
+
+CURSOR_VERSION = 1
+# Files touched this recently mean a copy may still be in progress: wait for the next scan.
+DEFAULT_SETTLE_S = 5.0
+# Names of in-flight copies: copy as `.name` or `name.tmp`, then rename (atomic on one disk).
+IGNORED_PREFIXES = (".", "_")
+IGNORED_SUFFIXES = (".tmp", ".partial", ".part")
+
+# (size, mtime_ns, sha256) of one file, keyed by its path relative to the pilot folder
+Stamp = tuple[int, int, str]
+
+
+@dataclass(frozen=True)
+class PilotState:
+    """What one scan found in one landing sub-folder."""
+
+    folder: str
+    status: Literal["ready", "invalid", "settling"]
+    files: dict[str, Stamp] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        """One sha256 over the (path, content sha256) pairs: equal digests, equal inputs."""
+        h = hashlib.sha256()
+        for rel in sorted(self.files):
+            h.update(f"{rel}\0{self.files[rel][2]}\n".encode())
+        return h.hexdigest()
+
+
+@dataclass
+class Cursor:
+    """The sensor cursor: per pilot, its last digest, file stamps and a run sequence."""
+
+    pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor:
+        if not text:
+            return cls()
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return cls()  # unreadable cursor: start over (worst case one re-run per pilot)
+        if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
+            return cls()
+        return cls(pilots=dict(doc.get("pilots", {})))
+
+    def dumps(self) -> str:
+        return json.dumps({"v": CURSOR_VERSION, "pilots": self.pilots}, sort_keys=True)
+
+    def stamps(self, pilot: str) -> dict[str, Stamp]:
+        entry = self.pilots.get(pilot) or {}
+        return {k: (int(v[0]), int(v[1]), str(v[2])) for k, v in entry.get("files", {}).items()}
+
+    def digest(self, pilot: str) -> str | None:
+        entry = self.pilots.get(pilot)
+        return entry.get("digest") if entry else None
+
+    def record(self, state: PilotState, *, bump: bool) -> int:
+        """Remember `state`; return the pilot's run sequence (bumped when a run is asked)."""
+        seq = int((self.pilots.get(state.folder) or {}).get("seq", 0)) + (1 if bump else 0)
+        self.pilots[state.folder] = {
+            "digest": state.digest,
+            "files": {k: list(v) for k, v in state.files.items()},
+            "seq": seq,
+        }
+        return seq
+
+
+def is_candidate(entry: Path) -> bool:
+    name = entry.name
+    return (
+        entry.is_dir()
+        and not name.startswith(IGNORED_PREFIXES)
+        and not name.endswith(IGNORED_SUFFIXES)
+    )
+
+
+def pilot_folders(landing: Path) -> list[Path]:
+    """Candidate pilot folders of `landing`, sorted; none when the folder does not exist."""
+    if not landing.is_dir():
+        return []
+    return sorted(p for p in landing.iterdir() if is_candidate(p))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stamp_files(
+    root: Path, files: Iterable[Path], previous: Mapping[str, Stamp]
+) -> dict[str, Stamp]:
+    """Stamp every file; hash only those whose size or mtime differ from `previous`."""
+    out: dict[str, Stamp] = {}
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        st = path.stat()
+        old = previous.get(rel)
+        if old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            out[rel] = old
+        else:
+            out[rel] = (st.st_size, st.st_mtime_ns, sha256_file(path))
+    return out
+
+
+def newest_mtime(folder: Path) -> float:
+    """Newest mtime of the folder, its sub-folders and files (a copy in flight is recent)."""
+    newest = folder.stat().st_mtime
+    for p in folder.rglob("*"):
+        try:
+            newest = max(newest, p.stat().st_mtime)
+        except FileNotFoundError:  # removed while we walked: the next scan sees the result
+            continue
+    return newest
+
+
+def inspect_pilot(
+    folder: Path,
+    previous: Mapping[str, Stamp],
+    *,
+    now: float | None = None,
+    settle_s: float = DEFAULT_SETTLE_S,
+) -> PilotState:
+    """Validate one landing sub-folder and fingerprint its inputs. Never raises on bad input."""
+    name = folder.name
+    if not SLUG_RE.fullmatch(name):
+        return PilotState(
+            name,
+            "invalid",
+            problems=(f"{name}: folder name is not a pilot slug ([a-z0-9][a-z0-9-]{{0,62}})",),
+        )
+    if not (folder / PILOT_FILE).is_file():
+        return PilotState(name, "invalid", problems=(f"{name}: no {PILOT_FILE} in the folder",))
+    now = time.time() if now is None else now
+    try:
+        if now - newest_mtime(folder) < settle_s:
+            return PilotState(name, "settling", problems=(f"{name}: files still changing",))
+        cfg = load_pilot(folder)
+    except PilotConfigError as e:
+        return PilotState(
+            name, "invalid", problems=tuple(f"{name}: {p}" for p in e.problems)
+        )
+    except OSError as e:
+        return PilotState(name, "invalid", problems=(f"{name}: cannot read: {e}",))
+    if cfg.pilot != name:
+        return PilotState(
+            name,
+            "invalid",
+            problems=(
+                f"{name}: pilot.yaml says `pilot: {cfg.pilot}`, but the folder is {name!r}; "
+                "rename one so they match",
+            ),
+        )
+    files = {folder / PILOT_FILE}
+    for i in range(len(cfg.sources)):
+        files.update(cfg.source_files(i))
+    root = folder.resolve()
+    try:
+        stamps = stamp_files(root, sorted(p.resolve() for p in files), previous)
+    except OSError as e:  # a file vanished between glob and read: try again next scan
+        return PilotState(name, "settling", problems=(f"{name}: {e}",))
+    return PilotState(name, "ready", files=stamps)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    new: list[PilotState]  # ready, never seen by the cursor
+    changed: list[PilotState]  # ready, digest differs from the cursor's
+    unchanged: list[PilotState]  # ready, same digest (stamps may still have been refreshed)
+    invalid: list[PilotState]
+    settling: list[PilotState]
+    gone: list[str]  # in the cursor, no longer in the landing folder
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for s in self.invalid for p in s.problems]
+
+
+def scan_landing(
+    landing: Path, cursor: Cursor, *, now: float | None = None, settle_s: float = DEFAULT_SETTLE_S
+) -> ScanResult:
+    new: list[PilotState] = []
+    changed: list[PilotState] = []
+    unchanged: list[PilotState] = []
+    invalid: list[PilotState] = []
+    settling: list[PilotState] = []
+    seen: set[str] = set()
+    for folder in pilot_folders(landing):
+        seen.add(folder.name)
+        state = inspect_pilot(folder, cursor.stamps(folder.name), now=now, settle_s=settle_s)
+        if state.status == "invalid":
+            invalid.append(state)
+        elif state.status == "settling":
+            settling.append(state)
+        elif cursor.digest(state.folder) is None:
+            new.append(state)
+        elif cursor.digest(state.folder) != state.digest:
+            changed.append(state)
+        else:
+            unchanged.append(state)
+    gone = sorted(set(cursor.pilots) - seen)
+    return ScanResult(new, changed, unchanged, invalid, settling, gone)

@@ -1,0 +1,1 @@
+"""Data-quality gates over the warehouse (Dagster-free; assets/checks.py wires them)."""

@@ -1,0 +1,439 @@
+"""Visual appendices 3–8 (Altair → SVG), each with a one-line reading taken from the data.
+
+Hover text: vl-convert's SVG has no tooltips, so marks that should explain themselves carry a
+Vega `description` (rendered as `aria-label`), which `_titles` turns into an SVG <title> —
+browsers show it on hover; the PDF ignores it. Only small marks sets get it (size).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+from pipelines.metric_catalog import HEADLINE
+from reports import fmt
+from reports.charts import Chart, Reader, _config, _iso, _time_axis, to_svg
+
+_ARIA = re.compile(r'<(path|rect|line|text|g)\b([^>]*?)\saria-label="([^"]*)"([^>]*?)/>')
+
+
+def _titles(svg: str) -> str:
+    """`<path aria-label="x" …/>` → `<path …><title>x</title></path>` (x stays escaped)."""
+    svg = _ARIA.sub(lambda m: f"<{m[1]}{m[2]}{m[4]}><title>{m[3]}</title></{m[1]}>", svg)
+    return re.sub(r'\s(role|aria-roledescription)="[^"]*"', "", svg)
+
+
+def _svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) -> str:
+    return _titles(to_svg(_config(chart), datasets))
+
+
+def absent(number: int, title: str, why: str) -> Chart:
+    return Chart(number, title, "", f"Not measured: {why}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Synchronization map
+
+
+def sync_map(w: Reader) -> tuple[Chart, list[str]]:
+    """Layer health and link alignment per phase (segment 'all'); the layers not measured."""
+    title = "Compute / data / serving synchronization map — layer health and link alignment"
+    d = w.q("sync_map", """SELECT phase, kind, name, value, note FROM sync_map
+                WHERE pilot = ? AND segment = 'all' ORDER BY kind, name, phase""")
+    if d.is_empty():
+        return absent(3, title, "no sync_map table in the warehouse"), []
+    missing = sorted({r["name"] for r in d.iter_rows(named=True)
+                      if r["kind"] == "layer" and r["value"] is None})
+    vals = [{"phase": r["phase"], "kind": r["kind"], "name": r["name"].replace("~", " ↔ "),
+             "v": r["value"], "label": "not measured" if r["value"] is None
+             else f"{r['value']:.0f} %",
+             "tip": f"{r['name']} ({r['phase']}): "
+                    + ("not measured" if r["value"] is None else f"{r['value']:.1f} %")
+                    + (f" — {r['note']}" if r["note"] else "")}
+            for r in d.iter_rows(named=True)]
+    phases = [p for p in ("baseline", "validation") if p in set(d["phase"])]
+    color = alt.Color("phase:N", title="phase", sort=phases,
+                      scale=alt.Scale(domain=phases, range=["#9aa9b8", "#1f5f99"][:len(phases)]))
+
+    def panel(kinds: list[str], ttl: str) -> alt.LayerChart:
+        base = alt.Chart(alt.Data(name="sync")).transform_filter(
+            alt.FieldOneOfPredicate(field="kind", oneOf=kinds))
+        y = alt.Y("name:N", title=None, sort=["overall", "scheduler", "compute", "data",
+                                               "serving"], axis=alt.Axis(labelLimit=160))
+        bars = base.mark_bar(aria=True, height={"band": 0.8}).encode(
+            x=alt.X("v:Q", title="score [%]", scale=alt.Scale(domain=[0, 100])), y=y,
+            yOffset=alt.YOffset("phase:N", sort=phases), color=color, description="tip:N")
+        text = base.mark_text(align="left", dx=3, fontSize=8).encode(
+            x=alt.X("v0:Q"), y=y, yOffset=alt.YOffset("phase:N", sort=phases),
+            text="label:N").transform_calculate(v0="datum.v == null ? 0 : datum.v")
+        return alt.layer(bars, text).properties(width=200, height=22 * len(
+            {v["name"] for v in vals if v["kind"] in kinds}), title=ttl)
+
+    chart = alt.hconcat(panel(["layer", "overall"], "Layer health [%]"),
+                        panel(["link"], "Link alignment [%] (Spearman ρ → (ρ+1)/2)"),
+                        spacing=30)
+    ov = {r["phase"]: r["value"] for r in d.iter_rows(named=True) if r["kind"] == "overall"}
+    lay = [r for r in d.iter_rows(named=True) if r["kind"] == "layer" and r["value"] is not None
+           and r["phase"] == "baseline"]
+    reading = []
+    if ov:
+        reading.append("Overall synchronization " + " → ".join(
+            f"{ov[p]:.0f} % ({p})" for p in phases if ov.get(p) is not None))
+    if lay:
+        weak = min(lay, key=lambda r: r["value"])
+        reading.append(f"the weakest baseline layer was {weak['name']} ({weak['value']:.0f} %)")
+    if missing:
+        reading.append(f"not measured: {', '.join(missing)} layer")
+    return Chart(3, title, _svg(chart, {"sync": vals}), "; ".join(reading) + " (measured).",
+                 note="Segment: all traffic. Layer health and link definitions: METRICS.md "
+                      "(appendix A); values from the sync_map table."), missing
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Disruption timeline
+
+DISRUPTION_TABLES = ("disruption_timeline", "disruption_events", "disruption_episodes",
+                     "disruptions")
+
+
+def disruption(w: Reader) -> Chart:
+    title = "Disruption timeline — events of the worst episode"
+    name = next((t for t in DISRUPTION_TABLES if w.has(t)), None)
+    if name is None:
+        return absent(4, title, "no disruption table in the warehouse in this run (the "
+                                "disruption episodes of METRICS.md are not computed)")
+    d = w.q(name, f"SELECT * FROM {name} WHERE pilot = ?")
+    ts_col = next((c for c in ("ts", "event_ts", "start_ts") if c in d.columns), None)
+    ev_col = next((c for c in ("event", "event_kind", "kind", "marker") if c in d.columns), None)
+    if d.is_empty() or ts_col is None:
+        return absent(4, title, f"the {name} table has no rows for this pilot")
+    ep_col = next((c for c in ("episode_id", "episode") if c in d.columns), None)
+    if ep_col:  # the worst episode: the one with the lowest adherence, else the longest
+        score = next((c for c in ("min_sla_adherence", "lowest_sla_adherence") if c in
+                      d.columns), None)
+        worst = (d.sort(score).row(0, named=True)[ep_col] if score
+                 else d.group_by(ep_col).len().sort("len", descending=True).row(0)[0])
+        d = d.filter(pl.col(ep_col) == worst)
+    d = d.sort(ts_col)
+    lo, hi = d[ts_col].min(), d[ts_col].max()
+    lat = w.q("energy_latency_windows", """SELECT window_start AS t, p95_latency_s AS v
+                FROM energy_latency_windows WHERE pilot = $1 AND window_start >= $2
+                AND window_start <= $3 ORDER BY t""", lo, hi)
+    events = [{"t": _iso(r[ts_col]), "e": str(r[ev_col]) if ev_col else "event",
+               "tip": f"{r[ev_col] if ev_col else 'event'} at {fmt.ts(r[ts_col])}"}
+              for r in d.iter_rows(named=True)]
+    line_vals = [{"t": _iso(r["t"]), "v": r["v"]} for r in lat.iter_rows(named=True)]
+    x = _time_axis(lo, hi)
+    rules = alt.Chart(alt.Data(name="ev")).mark_rule(color="#c0392b", aria=True).encode(
+        x=x, description="tip:N")
+    labels = alt.Chart(alt.Data(name="ev")).mark_text(angle=270, align="left", dx=4, dy=-3,
+                                                      fontSize=8).encode(
+        x=x, y=alt.value(4), text="e:N")
+    layers = [rules, labels]
+    if line_vals:
+        layers.insert(0, alt.Chart(alt.Data(name="lat")).mark_line(color="#1f5f99").encode(
+            x=x, y=alt.Y("v:Q", title="pilot-wide P95 latency [s]")))
+    chart = alt.layer(*layers).properties(width=470, height=160)
+    return Chart(4, title, _svg(chart, {"ev": events, "lat": line_vals}),
+                 f"{len(events)} events from {fmt.ts(lo)} to {fmt.ts(hi)} "
+                 f"({fmt.duration(hi - lo)}) (measured, {name}).")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Hidden idle topology
+
+MAX_TOPO_ROWS = 64
+MAX_TOPO_COLS = 72
+
+
+def hidden_idle_topology(w: Reader) -> Chart:
+    title = "Hidden idle topology — non-productive GPU occupancy per GPU and window, by pool"
+    st = w.q("hidden_idle_map", """SELECT min(window_start) AS lo, max(window_start) AS hi,
+                count(DISTINCT (pool, node, gpu)) AS gpus, count(DISTINCT (pool, node)) AS nodes,
+                count(hcl_pp) AS cells FROM hidden_idle_map WHERE pilot = ?""")
+    if st.is_empty() or st["lo"][0] is None or not st["cells"][0]:
+        return absent(5, title, "no hidden idle map cells with both nominal and effective "
+                                "utilization (needs gpu_util and sm_active series)")
+    s = st.row(0, named=True)
+    by_gpu = s["gpus"] <= MAX_TOPO_ROWS
+    key = ("coalesce(node,'?') || ' / gpu ' || coalesce(gpu,'?')" if by_gpu
+           else "coalesce(node,'?')")
+    minutes = (s["hi"] - s["lo"]).total_seconds() / 60 + 1
+    bin_min = max(1, math.ceil(minutes / MAX_TOPO_COLS))
+    cells = w.q("hidden_idle_map", f"""
+        SELECT coalesce(pool, '?') AS pool, {key} AS row,
+               time_bucket(to_minutes($2), window_start, $3::TIMESTAMP) AS t,
+               avg(greatest(hcl_pp, 0)) AS np
+        FROM hidden_idle_map WHERE pilot = $1 AND hcl_pp IS NOT NULL
+        GROUP BY ALL ORDER BY pool, row, t""", bin_min, s["lo"])
+    pools = w.q("hidden_idle_map", """SELECT coalesce(pool, '?') AS pool,
+                avg(greatest(hcl_pp, 0)) AS np, count(DISTINCT (node, gpu)) AS gpus
+                FROM hidden_idle_map WHERE pilot = ? AND hcl_pp IS NOT NULL
+                GROUP BY ALL ORDER BY np DESC, pool""")
+    if cells["row"].n_unique() > MAX_TOPO_ROWS:  # still too many nodes: the worst ones
+        top = (cells.group_by("row").agg(pl.col("np").mean()).sort("np", descending=True)
+               .head(MAX_TOPO_ROWS)["row"])
+        cells = cells.filter(pl.col("row").is_in(top.implode()))
+    cells = cells.with_columns(t2=pl.col("t") + pl.duration(minutes=bin_min))
+    lo, hi = cells["t"].min(), cells["t2"].max()
+    vmax = max(1.0, float(cells["np"].max() or 0))
+    pool_order = pools["pool"].to_list()
+    # rows grouped by pool (the topology), pools in order of their loss
+    rank = {p: i for i, p in enumerate(pool_order)}
+    cells = cells.with_columns(label=pl.col("pool") + " · " + pl.col("row"))
+    labels = [lab for _, lab in sorted({(rank.get(p, 0), lab) for p, lab in zip(
+        cells["pool"].to_list(), cells["label"].to_list(), strict=True)})]
+    row_h = max(3, min(9, 300 // max(len(labels), 1)))
+    heat_vals = [{"row": r["label"], "t": _iso(r["t"]), "t2": _iso(r["t2"]), "np": r["np"]}
+                 for r in cells.iter_rows(named=True)]
+    heat = alt.Chart(alt.Data(name="topo")).mark_rect().encode(
+        x=_time_axis(lo, hi), x2="t2:T",
+        y=alt.Y("row:N", title="pool · " + ("node / GPU" if by_gpu else "node"), sort=labels,
+                axis=alt.Axis(labelFontSize=6, labelLimit=150, labelOverlap="greedy")),
+        color=alt.Color("np:Q", title="pp", scale=alt.Scale(scheme="oranges",
+                                                            domain=[0, vmax])),
+    ).properties(width=300, height=row_h * len(labels))
+    bar_vals = [{"pool": r["pool"], "np": r["np"], "tip": f"{r['pool']}: {r['np']:.1f} pp "
+                 f"non-productive on average over {r['gpus']} GPUs"}
+                for r in pools.iter_rows(named=True)]
+    bars = alt.Chart(alt.Data(name="pools")).mark_bar(color="#e07b39", aria=True).encode(
+        x=alt.X("np:Q", title="mean non-productive occupancy [pp]"),
+        y=alt.Y("pool:N", sort=pool_order, title="pool"), description="tip:N",
+    ).properties(width=120, height=max(40, 16 * len(pool_order)),
+                 title="Per pool")
+    chart = alt.hconcat(heat, bars, spacing=16).properties(
+        title="GPU × window: nominal − effective utilization, negative gaps shown as 0")
+    worst = pools.row(0, named=True)
+    best = pools.row(-1, named=True)
+    cell = cells.sort("np", descending=True).row(0, named=True)
+    reading = (f"Pool {worst['pool']} carried the most non-productive occupancy "
+               f"({fmt.value(worst['np'], 'pp')} on average over {worst['gpus']} GPUs), pool "
+               f"{best['pool']} the least ({fmt.value(best['np'], 'pp')}); the worst cell was "
+               f"{cell['row']} in {cell['pool']} at {fmt.ts(cell['t'])} "
+               f"({fmt.value(cell['np'], 'pp')}) (measured).")
+    return Chart(5, title, _svg(chart, {"topo": heat_vals, "pools": bar_vals}), reading,
+                 note=f"One row per {'GPU' if by_gpu else 'node'}, grouped by pool; "
+                      f"{bin_min}-minute columns (mean of 1-minute cells of hidden_idle_map).")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Energy–latency view
+
+
+def energy_latency(w: Reader) -> Chart:
+    title = "Energy–latency view — cluster GPU power and P95 latency per minute"
+    d = w.q("energy_latency_windows", """SELECT window_start AS t, phase, power_w,
+                p95_latency_s FROM energy_latency_windows WHERE pilot = ? ORDER BY t""")
+    if d.is_empty() or d["power_w"].drop_nulls().is_empty():
+        return absent(6, title, "no power_w series in the GPU samples" if not d.is_empty()
+                      else "no energy_latency_windows table in the warehouse")
+    lo, hi = d["t"].min(), d["t"].max()
+    vals = [{"t": _iso(r["t"]), "phase": r["phase"] or "outside phases",
+             "kw": None if r["power_w"] is None else r["power_w"] / 1000,
+             "p95": r["p95_latency_s"],
+             "tip": f"{fmt.ts(r['t'])}: "
+                    + (f"{r['power_w'] / 1000:.1f} kW" if r["power_w"] is not None else "—")
+                    + ", P95 " + fmt.value(r["p95_latency_s"], "s")}
+            for r in d.iter_rows(named=True)]
+    x = _time_axis(lo, hi)
+    power = alt.Chart(alt.Data(name="el")).mark_line(color="#c0392b", strokeWidth=1).encode(
+        x=_time_axis(lo, hi, None), y=alt.Y("kw:Q", title="GPU power [kW]")
+    ).properties(width=300, height=90)
+    lat = alt.Chart(alt.Data(name="el")).mark_line(color="#1f5f99", strokeWidth=1).encode(
+        x=x, y=alt.Y("p95:Q", title="P95 latency [s]")).properties(width=300, height=90)
+    phases = sorted({v["phase"] for v in vals})
+    scatter = alt.Chart(alt.Data(name="el")).mark_circle(size=14, opacity=0.7, aria=True).encode(
+        x=alt.X("kw:Q", title="GPU power [kW]", scale=alt.Scale(zero=False)),
+        y=alt.Y("p95:Q", title="P95 latency [s]"),
+        color=alt.Color("phase:N", sort=phases, title="phase",
+                        scale=alt.Scale(scheme="tableau10")), description="tip:N",
+    ).properties(width=170, height=200, title="Per minute: power vs P95")
+    chart = alt.hconcat(alt.vconcat(power, lat, spacing=6), scatter, spacing=24)
+    corr = w.q("energy_latency_corr", """SELECT phase, windows, spearman_rho, rho_lo, rho_hi,
+                y_cv FROM energy_latency_corr WHERE pilot = ? ORDER BY phase = 'all' DESC,
+                phase""")
+    if corr.is_empty():
+        reading = ("The correlation of power and P95 latency is not computed in this run "
+                   "(no energy_latency_corr table).")
+    else:
+        bits = []
+        for r in corr.iter_rows(named=True):
+            if r["spearman_rho"] is None:
+                bits.append(f"{r['phase']}: not defined ({r['windows']} windows)")
+                continue
+            ci = (f" [{r['rho_lo']:.2f}, {r['rho_hi']:.2f}]" if r["rho_lo"] is not None
+                  else "")
+            bits.append(f"{r['phase']} ρ = {r['spearman_rho']:.2f}{ci} over {r['windows']} "
+                        f"minutes")
+        reading = ("Spearman correlation of per-minute GPU power with P95 latency: "
+                   + "; ".join(bits) + " (measured; 95 % moving-block bootstrap intervals).")
+    return Chart(6, title, _svg(chart, {"el": vals}), reading,
+                 note="Power: sum over GPUs of each GPU's time-weighted mean power_w in the "
+                      "minute. P95: pilot-wide end-to-end latency of attempts that completed "
+                      "ok, by arrival minute (energy_latency_windows).")
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Before / after coherence graph
+
+SCALE = {"share": (100.0, "%"), "pp": (1.0, "pp"), "s": (1.0, "s"), "ratio": (1.0, "×"),
+         "J": (1.0, "J"), "req/s": (1.0, "req/s")}
+
+
+def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart:
+    title = "Before / after coherence graph — headline metrics with 95 % intervals"
+    if not ci:
+        return absent(7, title, "no confidence intervals (metrics_ci) in the warehouse")
+    segs = ("treatment", "control") if control else ("all",)
+    vals = []
+    order = []
+    for m in HEADLINE:
+        f, u = SCALE.get(m.unit, (1.0, m.unit))
+        facet = f"{m.label} [{u}]"
+        for s in segs:
+            r = ci.get((s, m.name))
+            if r is None:
+                continue
+            for ph in ("baseline", "validation"):
+                v = r.get(ph)
+                if v is None:
+                    continue
+                lo, hi = r.get(f"{ph}_lo"), r.get(f"{ph}_hi")
+                vals.append({"m": facet, "seg": s, "phase": ph, "v": v * f,
+                             "lo": None if lo is None else lo * f,
+                             "hi": None if hi is None else hi * f,
+                             "tip": f"{m.label}, {s}, {ph}: {fmt.value(v, m.unit)} "
+                                    f"{fmt.interval(lo, hi, m.unit)}"})
+            if facet not in order:
+                order.append(facet)
+    if not vals:
+        return absent(7, title, "every headline metric lacks a value in metrics_ci")
+    color = alt.Color("seg:N", title="segment", sort=list(segs),
+                      scale=alt.Scale(domain=list(segs),
+                                      range=["#1f5f99", "#e07b39", "#555"][:len(segs)]))
+    x = alt.X("phase:N", title=None, sort=["baseline", "validation"],
+              scale=alt.Scale(padding=0.3),
+              axis=alt.Axis(labelAngle=0, labelFontSize=7, labelOverlap=False))
+    base = alt.Chart()
+    line = base.mark_line(strokeWidth=1).encode(x=x, y=alt.Y("v:Q", title=None,
+                                                             scale=alt.Scale(zero=False)),
+                                                color=color, detail="seg:N")
+    err = base.mark_errorbar(ticks=True).encode(x=x, y=alt.Y("lo:Q", title=None), y2="hi:Q",
+                                                color=color, xOffset="seg:N")
+    pts = base.mark_point(filled=True, size=28, aria=True).encode(
+        x=x, y="v:Q", color=color, xOffset="seg:N", description="tip:N")
+    chart = alt.layer(line, err, pts, data=alt.Data(name="coh")).properties(
+        width=112, height=70).facet(
+        facet=alt.Facet("m:N", sort=order, title=None,
+                        header=alt.Header(labelFontSize=8, labelLimit=140)), columns=4,
+        spacing=12).resolve_scale(y="independent")
+    seg = "treatment" if control else "all"
+    key = "did_significant" if control else "significant"
+    sig = [m.label for m in HEADLINE if (ci.get((seg, m.name)) or {}).get(key)]
+    tested = [m for m in HEADLINE if (ci.get((seg, m.name)) or {}).get(key) is not None]
+    reading = (f"{len(sig)} of {len(tested)} headline metrics with intervals changed "
+               + ("beyond the control (DiD interval excludes zero)" if control else
+                  "significantly (interval of the change excludes zero)")
+               + (f": {', '.join(sig)}" if sig else "") + " (measured, metrics_ci).")
+    return Chart(7, title, _svg(chart, {"coh": vals}), reading,
+                 note="Points: exact values; bars: 95 % block-bootstrap intervals "
+                      "(histogram-approximate for quantiles); each panel has its own scale.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Operational topology diagram
+
+
+def topology_diagram(w: Reader) -> Chart:
+    title = "Operational topology — pools, GPUs and latency cascade edges"
+    gp = w.q("hidden_idle_map", """SELECT coalesce(pool, '?') AS pool,
+                count(DISTINCT (node, gpu)) AS gpus, count(DISTINCT node) AS nodes
+                FROM hidden_idle_map WHERE pilot = ? GROUP BY ALL ORDER BY pool""")
+    if gp.is_empty():
+        gp = w.q("requests", """SELECT pool, count(DISTINCT (node, gpu)) AS gpus,
+                    count(DISTINCT node) AS nodes FROM requests WHERE pilot = ?
+                    GROUP BY ALL ORDER BY pool""")
+    if gp.is_empty():
+        return absent(8, title, "no pools with GPUs in the warehouse")
+    pools = gp["pool"].to_list()
+    n = len(pools)
+    pos = {p: (math.cos(2 * math.pi * i / n - math.pi / 2) if n > 1 else 0.0,
+               math.sin(2 * math.pi * i / n - math.pi / 2) if n > 1 else 0.0)
+           for i, p in enumerate(pools)}
+    nodes = [{"pool": r["pool"], "x": pos[r["pool"]][0], "y": -pos[r["pool"]][1],
+              "gpus": r["gpus"], "label": f"{r['pool']} ({r['gpus']} GPUs)",
+              "tip": f"{r['pool']}: {r['gpus']} GPUs on {r['nodes']} nodes"}
+             for r in gp.iter_rows(named=True)]
+    edges_df = w.q("latency_cascade_paths", """SELECT from_pool, to_pool, waves, episodes,
+                share, mean_lag_s FROM latency_cascade_paths WHERE pilot = ?
+                AND phase = 'baseline' AND waves > 0 ORDER BY share DESC""")
+    edges, heads = [], []
+    for r in edges_df.iter_rows(named=True):
+        if r["from_pool"] not in pos or r["to_pool"] not in pos:
+            continue
+        (x1, y1), (x2, y2) = pos[r["from_pool"]], pos[r["to_pool"]]
+        y1, y2 = -y1, -y2
+        tip = (f"{r['from_pool']} → {r['to_pool']}: {r['waves']} of {r['episodes']} bursts "
+               f"followed by a wave ({fmt.value(r['share'], 'share')}), mean lag "
+               f"{fmt.value(r['mean_lag_s'], 's')}")
+        # stop short of the node circles; the arrow head sits at 80 % of the way
+        edges.append({"x": x1 + 0.12 * (x2 - x1), "y": y1 + 0.12 * (y2 - y1),
+                      "x2": x1 + 0.85 * (x2 - x1), "y2": y1 + 0.85 * (y2 - y1),
+                      "share": r["share"], "tip": tip})
+        ang = math.degrees(math.atan2(x2 - x1, y2 - y1))  # vega angle: clockwise from up
+        heads.append({"x": x1 + 0.85 * (x2 - x1), "y": y1 + 0.85 * (y2 - y1), "a": ang,
+                      "share": r["share"], "tip": tip})
+    sc = alt.Scale(domain=[-1.45, 1.45])
+    layers = []
+    if edges:
+        layers.append(alt.Chart(alt.Data(name="edges")).mark_rule(aria=True).encode(
+            x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
+            x2="x2:Q", y2="y2:Q",
+            strokeWidth=alt.StrokeWidth("share:Q", scale=alt.Scale(domain=[0, 1],
+                                                                   range=[0.5, 4]),
+                                        title="wave share"),
+            color=alt.value("#c0392b"), opacity=alt.value(0.6), description="tip:N"))
+        layers.append(alt.Chart(alt.Data(name="heads")).mark_point(
+            shape="triangle-up", filled=True, size=60, color="#c0392b").encode(
+            x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
+            angle=alt.Angle("a:Q", scale=None)))
+    layers.append(alt.Chart(alt.Data(name="nodes")).mark_circle(
+        color="#1f5f99", opacity=0.85, aria=True).encode(
+        x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
+        size=alt.Size("gpus:Q", title="GPUs", scale=alt.Scale(range=[200, 1400])),
+        description="tip:N"))
+    layers.append(alt.Chart(alt.Data(name="nodes")).mark_text(
+        dy=-24, fontSize=9, fontWeight="bold").encode(
+        x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
+        text="label:N"))
+    chart = alt.layer(*layers).properties(width=360, height=300).resolve_scale(
+        size="independent")
+    total = int(gp["gpus"].sum())
+    if not w.has("latency_cascade_paths"):
+        reading = (f"{n} pools with {total} GPUs; cascade edges are not measured in this run "
+                   f"(no latency_cascade_paths table).")
+    elif not edges:
+        reading = (f"{n} pools with {total} GPUs; no baseline burst was followed by a latency "
+                   f"wave in another pool (measured).")
+    else:
+        top = edges_df.row(0, named=True)
+        reading = (f"{n} pools with {total} GPUs and {len(edges)} baseline cascade edges; the "
+                   f"strongest ran {top['from_pool']} → {top['to_pool']} "
+                   f"({top['waves']} of {top['episodes']} bursts followed by a wave, mean lag "
+                   f"{fmt.value(top['mean_lag_s'], 's')}) (measured).")
+    return Chart(8, title, _svg(chart, {"nodes": nodes, "edges": edges, "heads": heads}),
+                 reading, note="Circle area: GPUs per pool; arrows: baseline latency cascade "
+                               "edges (latency_cascade_paths), width by the share of the "
+                               "source pool's bursts that were followed by a wave.")
+
+
+def build_more_charts(w: Reader, ci: dict, control: bool) -> tuple[list[Chart], list[str]]:
+    """Visual appendices 3–8 and the synchronization layers that are not measured."""
+    v3, missing = sync_map(w)
+    return [v3, disruption(w), hidden_idle_topology(w), energy_latency(w),
+            coherence(ci, control), topology_diagram(w)], missing
+

@@ -1,0 +1,105 @@
+-- Per pool and 1-minute window over the whole pilot span (empty minutes included): load,
+-- retries, timeouts, queue wait (exact P95, and P95 of wait / the attempt's SLA target),
+-- latency, SLA adherence, scheduling-delay health, GPU utilisation, power and queue depth.
+-- The one pass over int_attempts that every analytics table reuses.
+WITH span AS (
+    SELECT min(epoch_us(start_ts)) // 60000000 AS m0, max(epoch_us(end_ts)) // 60000000 AS m1
+    FROM phases WHERE pilot = $pilot
+),
+th AS (SELECT * FROM int_analytics_thresholds WHERE pilot = $pilot),
+a AS (
+    SELECT a.pool, a.arrival_us // 60000000 AS m, a.attempt, a.status, a.segment,
+           a.queue_wait_s, a.sched_delay_s, a.e2e_s, a.logical_met_sla,
+           a.queue_wait_s / nullif(s.e2e_ms / 1e3, 0) AS wait_ratio
+    FROM int_attempts a
+    LEFT JOIN sla_targets s ON s.pilot = $pilot AND s.priority = a.priority
+    WHERE a.pilot = $pilot
+),
+am AS (
+    SELECT
+        pool, m,
+        count(*)                                                     AS arrivals,
+        count(*) FILTER (WHERE attempt = 0)                          AS first_arrivals,
+        count(*) FILTER (WHERE attempt > 0)                          AS retries,
+        count(*) FILTER (WHERE status IN ('timeout', 'dropped'))     AS timeouts,
+        quantile_cont(queue_wait_s, 0.95)                            AS queue_wait_p95_s,
+        quantile_cont(wait_ratio, 0.95)                              AS wait_sla_ratio_p95,
+        quantile_cont(e2e_s, 0.95) FILTER (WHERE status = 'ok')      AS latency_p95_s,
+        avg(CASE WHEN logical_met_sla THEN 1.0 ELSE 0.0 END) FILTER (WHERE attempt = 0)
+                                                                     AS sla_adherence,
+        count(*) FILTER (WHERE sched_delay_s IS NOT NULL)            AS dispatched,
+        avg(CASE WHEN sched_delay_s <= th.sched_delay_target_s THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE sched_delay_s IS NOT NULL)                 AS sched_ok_share,
+        sum(queue_wait_s) FILTER (WHERE status = 'ok')               AS ok_wait_s,
+        sum(e2e_s) FILTER (WHERE status = 'ok')                      AS ok_e2e_s,
+        CASE WHEN count(DISTINCT segment) = 1 THEN min(segment) ELSE 'mixed' END AS segment
+    FROM a CROSS JOIN th
+    GROUP BY pool, m
+),
+starts AS (
+    SELECT pool, epoch_us(start_ts) // 60000000 AS m, count(*) AS starts
+    FROM int_attempts
+    WHERE pilot = $pilot AND start_ts IS NOT NULL
+    GROUP BY ALL
+),
+gm AS (
+    SELECT
+        pool, ts_us // 60000000 AS m,
+        sum(value * dt_s) FILTER (WHERE series = 'gpu_util')
+            / nullif(sum(dt_s) FILTER (WHERE series = 'gpu_util'), 0)   AS nominal_util,
+        sum(value * dt_s) FILTER (WHERE series = 'sm_active')
+            / nullif(sum(dt_s) FILTER (WHERE series = 'sm_active'), 0)  AS sm_active_util,
+        sum(value) FILTER (WHERE series = 'power_w')                     AS power_w,
+        count(DISTINCT gpu)                                              AS gpus
+    FROM int_gpu_samples
+    WHERE pilot = $pilot
+    GROUP BY ALL
+),
+qd AS (
+    SELECT pool, epoch_us(ts) // 60000000 AS m, avg(value) AS queue_depth
+    FROM samples
+    WHERE pilot = $pilot AND series = 'queue_waiting' AND pool IS NOT NULL
+    GROUP BY ALL
+),
+pools AS (
+    SELECT pool FROM am UNION SELECT pool FROM gm
+),
+grid AS (
+    SELECT pools.pool, g.m
+    FROM pools
+    CROSS JOIN (SELECT unnest(range(m0, m1)) AS m FROM span) g
+)
+SELECT
+    $pilot AS pilot,
+    g.pool,
+    g.m,
+    make_timestamp(g.m * 60000000) AS window_start,
+    p.phase,
+    am.segment,
+    coalesce(am.arrivals, 0)        AS arrivals,
+    coalesce(am.first_arrivals, 0)  AS first_arrivals,
+    coalesce(am.retries, 0)         AS retries,
+    coalesce(am.timeouts, 0)        AS timeouts,
+    coalesce(st.starts, 0)          AS starts,
+    am.queue_wait_p95_s,
+    am.wait_sla_ratio_p95,
+    am.latency_p95_s,
+    am.sla_adherence,
+    am.dispatched,
+    am.sched_ok_share,
+    am.ok_wait_s,
+    am.ok_e2e_s,
+    gm.nominal_util,
+    gm.sm_active_util,
+    gm.power_w,
+    gm.gpus,
+    qd.queue_depth
+FROM grid g
+LEFT JOIN am ON am.pool = g.pool AND am.m = g.m
+LEFT JOIN starts st ON st.pool = g.pool AND st.m = g.m
+LEFT JOIN gm ON gm.pool = g.pool AND gm.m = g.m
+LEFT JOIN qd ON qd.pool = g.pool AND qd.m = g.m
+LEFT JOIN phases p
+  ON p.pilot = $pilot
+ AND make_timestamp(g.m * 60000000) >= p.start_ts
+ AND make_timestamp(g.m * 60000000) <  p.end_ts

@@ -1,0 +1,97 @@
+"""Observer-only: keyed tokens, payload dropping/counting, and the leak check."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+import polars as pl
+import pytest
+
+from pipelines.anonymize import (
+    AnonymizationError,
+    Anonymizer,
+    is_payload_field,
+    looks_like_token,
+    secret_from_env,
+)
+from tests.adapter_helpers import FORMATS
+from tests.test_hostile_inputs import make_pilot
+
+
+def test_token_is_truncated_hmac_sha256_prefixed_by_kind():
+    a = Anonymizer(b"k")
+    expected = hmac.new(b"k", b"node\0gpu-node-001", hashlib.sha256).hexdigest()[:16]
+    assert a.token("node", "gpu-node-001") == f"node-{expected}"
+    assert re.fullmatch(r"node-[0-9a-f]{16}", a.token("node", "x"))
+    assert a.token("node", "x") != a.token("gpu", "x")  # kinds never collide
+    assert Anonymizer(b"other").token("node", "x") != a.token("node", "x")
+    assert looks_like_token(a.token("req", "r1")) and not looks_like_token("node-1")
+
+
+def test_frame_tokenizes_every_identifier_column_consistently():
+    a = Anonymizer(b"k")
+    df = pl.DataFrame({
+        "request_id": ["r1", "r2"], "parent_request_id": [None, "r1"],
+        "node": ["n", "n"], "gpu_ids": [["g0", "g1"], []], "pool": ["p", "p"],
+    })
+    out = a.frame(df)
+    assert out["parent_request_id"][1] == out["request_id"][0]  # joins survive
+    assert out["node"].n_unique() == 1 and out["pool"].to_list() == ["p", "p"]
+    assert out["gpu_ids"].to_list() == [[a.token("gpu", "g0"), a.token("gpu", "g1")], []]
+    assert out["parent_request_id"][0] is None
+
+
+def test_each_distinct_value_is_hashed_once(monkeypatch):
+    a = Anonymizer(b"k")
+    calls = []
+    real = a.token
+    monkeypatch.setattr(a, "token", lambda k, v: calls.append(v) or real(k, v))
+    a.series("node", pl.Series(["a", "b", "a"] * 10_000))
+    assert sorted(calls) == ["a", "b"]
+
+
+def test_missing_secret_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_SECRET", raising=False)
+    with pytest.raises(AnonymizationError, match="NO_SUCH_SECRET.*unset"):
+        secret_from_env("NO_SUCH_SECRET")
+
+
+@pytest.mark.parametrize("name", ["gen_ai.prompt", "gen_ai.prompt.0.content",
+                                  "gen_ai.completion", "message.content", "prompt",
+                                  "gen_ai.input.messages", "http.request.body"])
+def test_payload_fields(name):
+    assert is_payload_field(name)
+
+
+@pytest.mark.parametrize("name", ["gen_ai.usage.input_tokens", "gen_ai.request.model", "pool"])
+def test_not_payload_fields(name):
+    assert not is_payload_field(name)
+
+
+def test_ingest_stores_only_tokens_and_counts_dropped(tmp_path):
+    from pipelines.config import load_pilot
+    from pipelines.ingest.load import ingest_pilot
+    from pipelines.quality.leaks import scan_for_raw_ids
+    from pipelines.warehouse import connect
+
+    spans = (FORMATS / "genai_spans.json").read_bytes()
+    d = make_pilot(tmp_path, [("otlp-json", None, "spans.json", spans, {})])
+    con = connect(tmp_path / "w.duckdb")
+    cfg = load_pilot(d)
+    ingest_pilot(con, cfg)
+    a = Anonymizer(secret_from_env("STABILIS_SECRET"))
+    nodes = {n for (n,) in con.execute("SELECT DISTINCT node FROM requests").fetchall()}
+    assert nodes == {a.token("node", "gpu-node-007")}
+    dropped = dict(con.execute("SELECT field, count FROM dropped_fields WHERE source_index = 1"
+                               ).fetchall())
+    assert dropped["gen_ai.prompt"] == 1 and dropped["user.email"] == 1
+    everything = " ".join(str(r) for t in ("requests", "quarantine", "dropped_fields")
+                          for r in con.execute(f"SELECT * FROM {t}").fetchall())
+    assert "gpu-node-007" not in everything and "tell me a secret" not in everything
+    assert scan_for_raw_ids(con, cfg.pilot, a).passed
+    # a raw id written by mistake is caught, and reported without its value
+    con.execute("UPDATE quarantine SET reason = reason || ' on gpu-node-007'")
+    report = scan_for_raw_ids(con, cfg.pilot, a)
+    assert not report.passed and report.leaks == {"quarantine.reason": 1}

@@ -1,0 +1,188 @@
+"""Block bootstrap and DiD (pipelines/statistics.py) on hand-built data with known answers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from pipelines.statistics import (
+    Blocks,
+    BootstrapConfig,
+    block_seconds,
+    build_metrics_ci,
+    compare,
+    compute_ci,
+    did_interval,
+    hist_quantile,
+    log_bins,
+    phase_samples,
+    resample_counts,
+    spearman,
+    totals,
+)
+
+T0 = datetime(2026, 3, 2)
+PHASE_S = 4 * 3600
+
+
+def test_histogram_quantiles_are_close_to_exact_ones() -> None:
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.zeros(300), rng.lognormal(0.0, 1.2, 20_000)])
+    bins = log_bins(x[x > 0].min(), x.max(), 200)
+    h = np.bincount(bins.index(x), minlength=bins.n + 1).astype(float)
+    for q in (0.5, 0.95, 0.99):
+        assert hist_quantile(h, bins, q) == pytest.approx(np.quantile(x, q), rel=0.03)
+    assert hist_quantile(h, bins, 0.01) == 0.0  # inside the zeros
+    assert np.isnan(hist_quantile(np.zeros(bins.n + 1), bins, 0.5))
+
+
+def test_sql_and_numpy_binning_agree() -> None:
+    bins = log_bins(0.01, 50.0, 200)
+    x = np.array([0.0, 0.01, 0.0105, 0.5, 3.3, 49.99, 50.0])
+    con = duckdb.connect()
+    got = [con.execute(f"SELECT {bins.sql_index(repr(float(v)))}").fetchone()[0] for v in x]
+    assert got == bins.index(x).tolist()
+
+
+def test_block_length_adapts_to_short_phases() -> None:
+    cfg = BootstrapConfig()
+    assert block_seconds([35 * 86400, 18 * 86400], cfg) == 300  # long pilot: 5-min blocks
+    assert block_seconds([2 * 3600], cfg) == 180  # 40 blocks in two hours
+    assert block_seconds([600], cfg) == 60  # never below one minute
+
+
+def _ratio_blocks(rng: np.random.Generator, n_blocks: int, p: float,
+                  per_block: int = 10) -> Blocks:
+    """Blocks of a success process with long-run share p, autocorrelated minute to minute
+    (AR(1), φ = 0.5: correlation fades within a few minutes, well inside a 10-minute block —
+    the assumption the block bootstrap rests on)."""
+    m = n_blocks * per_block
+    e = np.zeros(m)
+    for i in range(1, m):
+        e[i] = 0.5 * e[i - 1] + rng.normal(0, 0.05)
+    n = rng.poisson(20, m)
+    good = rng.binomial(n, np.clip(p + e, 0, 1))
+    return Blocks(np.full(n_blocks, 60.0 * per_block),
+                  {"n_good": good.reshape(n_blocks, -1).sum(1).astype(float),
+                   "n_logical": n.reshape(n_blocks, -1).sum(1).astype(float)})
+
+
+def _share(t) -> np.ndarray:  # noqa: ANN001
+    return t.sums["n_good"] / t.sums["n_logical"]
+
+
+def test_interval_covers_the_true_value_of_a_stationary_series() -> None:
+    rng = np.random.default_rng(7)
+    covered = 0
+    runs = 120
+    for _ in range(runs):
+        b = _ratio_blocks(rng, 80, 0.8)
+        point, samples = phase_samples(totals(b, resample_counts(b.n, 300, rng)), _share)
+        lo, hi = np.quantile(samples, [0.025, 0.975])
+        covered += lo <= 0.8 <= hi
+    # nominal 95 %; a percentile bootstrap on 80 blocks may undercover a little
+    assert covered / runs >= 0.88
+
+
+def test_bootstrap_is_deterministic_per_seed(tmp_path: Path) -> None:
+    db = _warehouse(tmp_path / "w.duckdb", treat_effect=0.7, control_effect=1.0)
+    con = duckdb.connect(str(db))
+    a = compute_ci(con, "p", BootstrapConfig(resamples=100, seed=1))
+    b = compute_ci(con, "p", BootstrapConfig(resamples=100, seed=1))
+    c = compute_ci(con, "p", BootstrapConfig(resamples=100, seed=2))
+    assert a.equals(b)
+    assert not a.select("change_lo").equals(c.select("change_lo"))
+    assert set(a["resamples"]) == {100} and set(a["seed"]) == {1}
+
+
+def test_zero_effect_did_is_not_significant() -> None:
+    rng = np.random.default_rng(3)
+    w_b = resample_counts(60, 400, rng)
+    w_v = resample_counts(60, 400, rng)
+    seg = {s: {ph: _ratio_blocks(rng, 60, 0.8) for ph in ("b", "v")} for s in ("t", "c")}
+
+    def draw(s: str, ph: str, w: np.ndarray) -> tuple[float | None, np.ndarray]:
+        return phase_samples(totals(seg[s][ph], w), _share)
+
+    t = (draw("t", "b", w_b), draw("t", "v", w_v))
+    c = (draw("c", "b", w_b), draw("c", "v", w_v))
+    did = (t[1][0] - t[0][0]) - (c[1][0] - c[0][0])
+    ci = did_interval((t[0][1], t[1][1]), (c[0][1], c[1][1]), did)
+    assert ci.lo is not None and ci.hi is not None and ci.lo < 0 < ci.hi
+    assert compare(t[0], t[1]).significant is False
+
+
+def _warehouse(path: Path, *, treat_effect: float, control_effect: float) -> Path:
+    """Logical requests and attempts (one attempt each) for two phases and two segments."""
+    con = duckdb.connect(str(path))
+    con.execute("""CREATE TABLE phases AS SELECT 'p' AS pilot, * FROM (VALUES
+        ('baseline', ?::TIMESTAMP, ?::TIMESTAMP),
+        ('validation', ?::TIMESTAMP, ?::TIMESTAMP)) v(phase, start_ts, end_ts)""",
+                [T0, T0 + timedelta(seconds=PHASE_S), T0 + timedelta(seconds=PHASE_S),
+                 T0 + timedelta(seconds=2 * PHASE_S)])
+    # latency: lognormal-ish from a hash; validation multiplies it by the segment's effect
+    con.execute(f"""CREATE TABLE int_logical_requests AS
+        SELECT 'p' AS pilot, 'r' || i AS logical_id,
+               CASE WHEN i % 2 = 0 THEN 'baseline' ELSE 'validation' END AS phase,
+               CASE WHEN i % 3 = 0 THEN 'control' ELSE 'treatment' END AS segment,
+               ?::TIMESTAMP + to_microseconds(CAST(hash(i * 31) % {PHASE_S * 1_000_000} AS BIGINT))
+                 + CASE WHEN i % 2 = 0 THEN INTERVAL 0 SECOND
+                        ELSE to_seconds({PHASE_S}) END AS first_arrival_ts,
+               'ok' AS outcome, 1 AS attempts,
+               exp(((hash(i) % 1000) / 1000.0 - 0.5) * 2)
+                 * CASE WHEN i % 2 = 0 THEN 1.0
+                        WHEN i % 3 = 0 THEN {control_effect} ELSE {treat_effect} END
+                 AS latency_s
+        FROM range(40000) t(i)""", [T0])
+    con.execute("""ALTER TABLE int_logical_requests ADD COLUMN met_sla BOOLEAN;
+                   UPDATE int_logical_requests SET met_sla = latency_s < 1.5""")
+    con.execute("""CREATE TABLE int_attempts AS SELECT pilot, phase, segment, 'pool' AS pool,
+        'g' || (hash(logical_id) % 8) AS gpu, first_arrival_ts AS arrival_ts,
+        epoch_us(first_arrival_ts) AS arrival_us, latency_s * 0.3 AS queue_wait_s,
+        latency_s AS e2e_s, latency_s * 0.7 AS service_s, 'ok' AS status,
+        met_sla AS logical_met_sla FROM int_logical_requests""")
+    con.close()
+    return path
+
+
+def test_warehouse_intervals_find_a_real_effect_and_its_did(tmp_path: Path) -> None:
+    db = _warehouse(tmp_path / "w.duckdb", treat_effect=0.7, control_effect=1.0)
+    con = duckdb.connect(str(db))
+    n = build_metrics_ci(con, "p", BootstrapConfig(resamples=200))
+    df = con.execute("SELECT * FROM metrics_ci WHERE metric = 'p95_latency_s'").pl()
+    assert n > 0 and set(df["segment"]) == {"all", "treatment", "control"}
+    t = df.filter(df["segment"] == "treatment").row(0, named=True)
+    c = df.filter(df["segment"] == "control").row(0, named=True)
+    assert t["significant"] is True and t["change_hi"] < 0
+    assert t["rel_change"] == pytest.approx(-0.3, abs=0.02)
+    assert c["significant"] is False  # the control did not change
+    assert t["did_significant"] is True and t["did_hi"] < 0
+    for r in (t, c):  # every interval brackets the value it is printed beside
+        assert r["baseline_lo"] <= r["baseline"] <= r["baseline_hi"]
+        assert r["validation_lo"] <= r["validation"] <= r["validation_hi"]
+    # rebuilt in place, not appended
+    assert build_metrics_ci(con, "p", BootstrapConfig(resamples=200)) == n
+    assert con.execute("SELECT count(*) FROM metrics_ci").fetchone()[0] == n
+
+
+def test_no_effect_anywhere_says_no_significant_change(tmp_path: Path) -> None:
+    db = _warehouse(tmp_path / "w.duckdb", treat_effect=1.0, control_effect=1.0)
+    con = duckdb.connect(str(db))
+    df = compute_ci(con, "p", BootstrapConfig(resamples=200))
+    lat = df.filter(df["metric"].is_in(["p50_latency_s", "p95_latency_s", "delay_index"]))
+    assert lat.height == 9 and not any(lat["significant"])
+    assert not any(lat.filter(lat["segment"] == "treatment")["did_significant"])
+    # GPU metrics without GPU telemetry or productive time: no value, no interval
+    nom = df.filter(df["metric"] == "nominal_util")
+    assert nom["baseline"].is_null().all() and nom["significant"].is_null().all()
+
+
+def test_spearman_matches_a_monotone_relation() -> None:
+    x = np.arange(50.0)
+    assert spearman(x, x ** 3) == pytest.approx(1.0)
+    assert spearman(x, -x) == pytest.approx(-1.0)
+    assert np.isnan(spearman(x, np.ones(50)))

@@ -1,0 +1,229 @@
+"""What-if replay: one measurement path, tables, model error, traces, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.config import DEFAULT_THRESHOLDS
+from pipelines.demo import DEMO_SLA
+from pipelines.simulator import demo_config, simulate
+from pipelines.simulator.policies import Policy, policy_set
+from pipelines.simulator.scenarios import DEMO_TREATMENT_POOLS, demo_validation_start_s
+from pipelines.sql_models import build_model
+from pipelines.warehouse import ensure_schema
+from pipelines.whatif import (
+    DECLARED,
+    ERROR_COLUMNS,
+    RESULTS_COLUMNS,
+    TODAY,
+    headline_models,
+    policy_map,
+    run_whatif,
+    simulate_replay,
+    store,
+)
+from pipelines.whatif_replay import load_replay, read_trace, trace_replay
+
+PILOT = "wi-test"
+TRACES = Path("/work/shared/fixtures/traces")
+
+
+def _insert(con, table: str, df: pl.DataFrame) -> None:
+    con.register("__t", df.with_columns(pl.lit(PILOT).alias("pilot")))
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM __t")
+    con.unregister("__t")
+
+
+def write_pilot(con: duckdb.DuckDBPyConnection, seed: int = 4, scale: float = 0.05) -> None:
+    """A simulated pilot straight into the staging tables (no ingestion needed here)."""
+    cfg = demo_config(seed, scale)
+    res = simulate(cfg)
+    ensure_schema(con)
+    _insert(con, "requests", res.requests)
+    _insert(con, "jobs", res.jobs)
+    _insert(con, "samples", res.samples)
+    v = cfg.start + timedelta(seconds=demo_validation_start_s(cfg))
+    end = cfg.start + timedelta(seconds=cfg.duration_s)
+    con.executemany("INSERT INTO phases VALUES (?, ?, ?, ?)",
+                    [[PILOT, "baseline", cfg.start, v], [PILOT, "validation", v, end]])
+    con.executemany("INSERT INTO sla_targets VALUES (?, ?, ?, ?)",
+                    [[PILOT, p, t["e2e_ms"], t.get("ttft_ms")] for p, t in DEMO_SLA.items()])
+    con.execute("INSERT INTO pilot_scope VALUES (?, 'pools', ?, NULL, NULL)",
+                [PILOT, list(DEMO_TREATMENT_POOLS)])
+    con.executemany("INSERT INTO thresholds VALUES (?, ?, ?)",
+                    [[PILOT, k, float(x)] for k, x in DEFAULT_THRESHOLDS.items()])
+    doc = {"timeout_ms": 30_000, "adjustments": ["inference_batch_separation",
+                                                 "priority_scheduling"]}
+    con.execute("INSERT INTO pilots VALUES (?, 'test', 'UTC', ?, now())", [PILOT, json.dumps(doc)])
+    for m in headline_models("metrics_before_after"):
+        build_model(con, m, PILOT)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    write_pilot(con)
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def whatif(warehouse: Path):
+    con = duckdb.connect(str(warehouse))
+    run = run_whatif(con, PILOT, ["priority", "jsq", "burst_buffering+segmentation", DECLARED],
+                     minutes=15, seeds=(1, 2))
+    counts = store(con, PILOT, run)
+    yield con, run, counts
+    con.close()
+
+
+def test_results_table_shape_and_basis(whatif):
+    con, run, counts = whatif
+    r = run.results
+    assert dict(r.schema) == RESULTS_COLUMNS
+    assert dict(run.model_error.schema) == ERROR_COLUMNS
+    assert set(r["policy"]) == {TODAY, "priority", "jsq", "burst_buffering+segmentation",
+                                DECLARED}
+    assert set(r["basis"]) == {"modeled"} and set(r["seeds"]) == {2}
+    assert set(r["segment"]) == {"all", "treatment", "control"}
+    assert (r["replay_minutes"] == 15).all()
+    # the declared policy set is the pilot's adjustments
+    dec = r.filter(pl.col("policy") == DECLARED)["policies"].unique().to_list()
+    assert dec == ["batch_separation+priority"]
+    # today's replay against itself: no change, no spread
+    today = r.filter(pl.col("policy") == TODAY)
+    assert today["predicted_change"].abs().max() == 0
+    assert counts == {"whatif_results": r.height, "whatif_model_error": run.model_error.height}
+    assert con.execute("SELECT count(*) FROM whatif_results WHERE pilot = ?",
+                       [PILOT]).fetchone()[0] == r.height
+
+
+def test_window_is_inside_the_baseline(whatif):
+    con, run, _ = whatif
+    b0, b1 = con.execute("SELECT start_ts, end_ts FROM phases WHERE pilot = ? "
+                         "AND phase = 'baseline'", [PILOT]).fetchone()
+    s, e = run.results["replay_start"][0], run.results["replay_end"][0]
+    assert b0 <= s < e <= b1 and e - s == timedelta(minutes=15)
+
+
+def test_no_derived_key_reaches_the_warehouse(whatif):
+    con, _, _ = whatif
+    for (t,) in con.execute("SELECT DISTINCT table_name FROM information_schema.columns "
+                            "WHERE column_name = 'pilot'").fetchall():
+        keys = {k for (k,) in con.execute(f'SELECT DISTINCT pilot FROM "{t}"').fetchall()}
+        assert keys <= {PILOT}, (t, keys)
+
+
+def _value(r: pl.DataFrame, policy: str, metric: str, segment: str = "all",
+           breakdown: str = "overall", bv: str = "") -> dict:
+    row = r.filter((pl.col("policy") == policy) & (pl.col("metric") == metric)
+                   & (pl.col("segment") == segment) & (pl.col("breakdown") == breakdown)
+                   & (pl.col("breakdown_value") == bv))
+    assert row.height == 1, (policy, metric, segment, breakdown, bv)
+    return row.row(0, named=True)
+
+
+def test_policies_move_the_metrics_the_way_queueing_says(whatif):
+    _, run, _ = whatif
+    r = run.results
+    # same arrivals under every policy: the logical request count never changes
+    for p in set(r["policy"]):
+        assert _value(r, p, "logical_requests")["predicted_change"] == 0
+    # non-preemptive priority: P0 waits less and gains at least as much SLA adherence as P3
+    # (P3's started waits may even shrink: more of its attempts abandon before starting)
+    p0 = _value(r, "priority", "queue_wait_p95_s", breakdown="priority", bv="P0")
+    assert p0["predicted_change"] < 0
+    s0 = _value(r, "priority", "sla_adherence", breakdown="priority", bv="P0")
+    s3 = _value(r, "priority", "sla_adherence", breakdown="priority", bv="P3")
+    assert s0["predicted_change"] >= s3["predicted_change"]
+    # pooling pools of the same model class: less waiting overall
+    assert _value(r, "jsq", "queue_wait_p95_s")["predicted_change"] < 0
+    # the declared adjustments touch only the treatment pools
+    ctrl = _value(r, DECLARED, "queue_wait_p95_s", segment="control")
+    assert ctrl["predicted_change"] == 0
+
+
+def test_model_error_rows(whatif):
+    _, run, _ = whatif
+    me = run.model_error
+    base = me.filter(pl.col("comparison") == "baseline_replay")
+    # replay of the same first attempts: logical requests identical, latency close
+    lr = base.filter((pl.col("segment") == "all") & (pl.col("metric") == "logical_requests"))
+    assert lr["error_rel"][0] == 0
+    p50 = base.filter((pl.col("segment") == "all") & (pl.col("metric") == "p50_latency_s"))
+    assert abs(p50["error_rel"][0]) < 0.15
+    tc = me.filter(pl.col("comparison") == "treatment_change")
+    assert set(tc["segment"]) == {"treatment", "control"}
+    assert tc["measured"].is_not_null().all()
+
+
+def test_replay_is_deterministic_per_seed(whatif):
+    con = whatif[0]
+    rep = load_replay(con, PILOT, minutes=10)
+    pm = policy_map(rep, "priority+jsq")
+    a, b = simulate_replay(rep, pm, 3), simulate_replay(rep, pm, 3)
+    assert a.requests.equals(b.requests) and a.samples.equals(b.samples)
+    c = simulate_replay(rep, pm, 4)
+    assert not c.requests.equals(a.requests)
+    # fitted client and observed slots
+    assert rep.client.timeout_ms == 30_000 and rep.client.max_queue_ms == 15_000
+    assert 0.5 < rep.client.retry_prob <= 1.0
+    assert rep.cluster.n_gpus == con.execute(
+        "SELECT count(DISTINCT gpu) FROM samples WHERE pilot = ? AND gpu IS NOT NULL",
+        [PILOT]).fetchone()[0]
+
+
+def test_adjustment_names_map_to_policies():
+    assert policy_set(["inference_batch_separation", "priority_scheduling"]) == frozenset(
+        {Policy.BATCH_SEPARATION, Policy.PRIORITY})
+    assert policy_set(["latency_aware_load_distribution"]) == frozenset({Policy.JSQ})
+    assert policy_set(["resource_segmentation", "burst_buffering"]) == frozenset(
+        {Policy.SEGMENTATION, Policy.BURST_BUFFERING})
+    with pytest.raises(ValueError, match="routing"):
+        policy_set(["jsq", "random_routing"])
+
+
+def test_trace_readers(tmp_path: Path):
+    az = read_trace(str(TRACES / "AzureLLMInferenceTrace_conv.csv"), "azure")
+    assert az.columns == ["ts", "input_tokens", "output_tokens"] and az.height > 19_000
+    assert az["ts"].is_sorted()
+    mc = read_trace(str(TRACES / "synthetic_trace.jsonl"), "mooncake")
+    assert mc.height > 3_000 and mc["input_tokens"].min() > 0
+    bg = tmp_path / "burst.csv"
+    bg.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                  "0.5,ChatGPT,100,20,120,Conversation log\n"
+                  "2.25,GPT-4,300,50,350,API log\n")
+    b = read_trace(str(bg), "burstgpt")
+    assert b["input_tokens"].to_list() == [100, 300]
+    assert (b["ts"][1] - b["ts"][0]) == timedelta(seconds=1.75)
+
+
+def test_trace_replay_through_the_cli(tmp_path: Path):
+    from pipelines.cli import app
+
+    out = tmp_path / "wi.json"
+    res = CliRunner().invoke(app, [
+        "whatif", "--trace", str(TRACES / "AzureLLMInferenceTrace_conv.csv"), "--kind", "azure",
+        "--service", "lognormal:1500,0.6", "--gpus", "12", "--minutes", "5", "--seeds", "1",
+        "--policy", "priority", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    pols = {r["policy"] for r in doc["results"]}
+    assert pols == {TODAY, "priority"}
+    assert doc["attempts"] > 100
+
+
+def test_trace_replay_parametric_service_mean():
+    df = read_trace(str(TRACES / "AzureLLMInferenceTrace_conv.csv"), "azure")
+    rep = trace_replay(df, "exp:800", gpus=16, minutes=10)
+    wl = rep.workloads(1)[0]
+    assert abs(wl.service_us.mean() / 800_000 - 1) < 0.05
+    assert rep.cluster.n_gpus == 16 and rep.cluster.gpus_per_node == 8
