@@ -43,8 +43,16 @@ class AnonymizationError(RuntimeError):
     """The pilot's secret is missing: nothing may be written without it."""
 
 
+# Only the simulated demo's own variable has a published default (see pipelines/demo.py);
+# any other variable a pilot names must be set by the operator.
+DEMO_SECRET_ENV = "STABILIS_DEMO_SECRET"
+DEMO_SECRET = "stabilis-demo-secret-not-for-real-pilots"
+
+
 def secret_from_env(env_name: str) -> bytes:
     value = os.environ.get(env_name, "")
+    if not value and env_name == DEMO_SECRET_ENV:
+        value = DEMO_SECRET
     if not value:
         raise AnonymizationError(
             f"anonymization secret missing: environment variable {env_name!r} (named by "

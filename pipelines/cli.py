@@ -51,13 +51,9 @@ def demo(
     seed: int = typer.Option(7, help="Simulator seed; same seed, same pilot."),
 ) -> None:
     """Simulate the demo pilot, materialize every asset for it, print the report paths."""
-    import os
 
     from pipelines.demo import generate_demo_pilot
 
-    # The demo's pilot.yaml names STABILIS_SECRET; simulated data needs no real secret, so a
-    # documented demo value is used unless the operator set one (never for real pilots).
-    os.environ.setdefault("STABILIS_SECRET", "stabilis-demo-secret-not-for-real-pilots")
 
     t0 = time.perf_counter()
     with console.status("simulating the demo pilot …"):

@@ -13,6 +13,7 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pipelines.anonymize import DEMO_SECRET_ENV  # the demo's published secret
 from pipelines.simulator.policies import ADJUSTMENT_NAMES, Policy
 from pipelines.simulator.runner import SimResult, simulate
 from pipelines.simulator.scenarios import (
@@ -64,7 +65,7 @@ sources:
   - {{kind: canonical, table: requests, path: "requests/*.parquet"}}
   - {{kind: canonical, table: jobs, path: "jobs/jobs.parquet"}}
   - {{kind: canonical, table: samples, path: "samples/*.parquet"}}
-anonymization: {{secret_env: STABILIS_SECRET}}
+anonymization: {{secret_env: {DEMO_SECRET_ENV}}}
 """
 
 

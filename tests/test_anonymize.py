@@ -95,3 +95,13 @@ def test_ingest_stores_only_tokens_and_counts_dropped(tmp_path):
     con.execute("UPDATE quarantine SET reason = reason || ' on gpu-node-007'")
     report = scan_for_raw_ids(con, cfg.pilot, a)
     assert not report.passed and report.leaks == {"quarantine.reason": 1}
+
+
+def test_only_the_demo_variable_has_a_default(monkeypatch):
+    from pipelines.anonymize import DEMO_SECRET, DEMO_SECRET_ENV
+
+    monkeypatch.delenv(DEMO_SECRET_ENV, raising=False)
+    assert secret_from_env(DEMO_SECRET_ENV) == DEMO_SECRET.encode()
+    monkeypatch.delenv("STABILIS_OTHER_SECRET", raising=False)
+    with pytest.raises(AnonymizationError, match="STABILIS_OTHER_SECRET"):
+        secret_from_env("STABILIS_OTHER_SECRET")

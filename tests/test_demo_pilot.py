@@ -46,7 +46,7 @@ def test_pilot_yaml_shape(pilot: Path):
     assert "ttft_ms" in cfg["sla"]["P0"]
     assert all(t["e2e_ms"] < cfg["timeout_ms"] for t in cfg["sla"].values())
     assert set(cfg["adjustments"]) == {"inference_batch_separation", "priority_scheduling"}
-    assert cfg["anonymization"] == {"secret_env": "STABILIS_SECRET"}
+    assert cfg["anonymization"] == {"secret_env": "STABILIS_DEMO_SECRET"}
     for src in cfg["sources"]:
         assert src["kind"] == "canonical"
         assert list(pilot.glob(src["path"])), src
