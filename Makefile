@@ -15,7 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml report-tools
+
+# Optional tools for the reader-view tests (tests/test_report_visual.py skips without them);
+# installed with apt where available, never failing the build where it is not.
+.PHONY: report-tools
+report-tools:
+	@command -v pdftoppm >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+	  apt-get install -y -qq poppler-utils >/dev/null 2>&1) || \
+	  echo "note: pdftoppm not installed; the PDF page test will skip"
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+	  apt-get install -y -qq chromium >/dev/null 2>&1) || \
+	  echo "note: chromium not installed; the HTML screenshot test will skip"
 
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)

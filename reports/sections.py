@@ -513,69 +513,104 @@ def losses(w: Reader, hx: dict, ci: dict, summaries: Sequence[PatternSummary]) -
 # Section 6: what-if (modeled)
 
 
+WHATIF_METRICS = ("p95_latency_s", "queue_wait_p95_s", "sla_adherence", "timeout_drop_rate",
+                  "goodput_rps", "effective_util")
+
+
+def _overall(d: pl.DataFrame) -> pl.DataFrame:
+    return d.filter(pl.col("breakdown") == "overall") if "breakdown" in d.columns else d
+
+
+def _predicted_text(r: dict[str, Any] | None, m: Metric) -> str:
+    if r is None:
+        return "—"
+    if m.unit in ("share", "pp"):
+        return fmt.change(r.get("predicted_change"), m.unit)
+    return fmt.rel(r.get("rel_change"))
+
+
 def whatif(w: Reader) -> list[Part]:
     """The what-if table per policy and the simulator's own error (all modeled)."""
-    res = w.q("whatif_results", "SELECT * FROM whatif_results WHERE pilot = ?")
-    if res.is_empty():
+    res = _overall(w.q("whatif_results", "SELECT * FROM whatif_results WHERE pilot = ?"))
+    if res.is_empty() or not {"policy", "metric"} <= set(res.columns):
         return [not_in_run("no what-if (modeled) results in the warehouse (whatif_results)")]
-    cols = set(res.columns)
+    if "segment" in res.columns:
+        res = res.filter(pl.col("segment") == "all") if (res["segment"] == "all").any() else res
+    by = {(r["policy"], r["metric"]): r for r in res.iter_rows(named=True)}
+    metrics = [BY_NAME[n] for n in WHATIF_METRICS if any(k[1] == n for k in by)]
     rows = []
-    seg_col = "segment" if "segment" in cols else None
-    for r in res.sort([c for c in ("policy", "segment", "metric") if c in cols]).iter_rows(
-            named=True):
-        m = BY_NAME.get(r.get("metric", ""))
-        unit = m.unit if m else ""
-        rows.append([str(r.get("policy", "—")).replace("_", " "),
-                     str(r.get(seg_col, "all")) if seg_col else "all",
-                     m.label if m else str(r.get("metric")),
-                     fmt.value(r.get("baseline_value"), unit),
-                     fmt.value(r.get("predicted_value"), unit),
-                     fmt.rel(r.get("rel_change")),
-                     fmt.change(r.get("spread"), unit) .lstrip("+") if r.get("spread")
-                     is not None else "—",
-                     fmt.count(r.get("seeds"))])
+    for pol in res["policy"].unique(maintain_order=True).to_list():
+        label = next((r.get("policies") for (p_, _), r in by.items() if p_ == pol
+                      and r.get("policies")), None) or str(pol)
+        rows.append([label.replace("_", " "), *(_predicted_text(by.get((pol, m.name)), m)
+                                                for m in metrics)])
+    any_r = next(iter(by.values()))
+    window = ""
+    if any_r.get("replay_start") is not None and any_r.get("replay_end") is not None:
+        window = (f" The replay covers {fmt.ts(any_r['replay_start'])} to "
+                  f"{fmt.ts(any_r['replay_end'])}"
+                  + (f" with {any_r['seeds']} seeds" if any_r.get("seeds") else "") + ".")
     parts = [Part("", ["Each policy was replayed by the discrete-event simulator on this "
-                       "pilot's arrivals and service times; every figure in this section is "
-                       "modeled, not measured."], tables=[Table(
-                           "What-if results per policy (whatif_results)",
-                           ["Policy", "Segment", "Metric", "Baseline", "Predicted",
-                            "Predicted change", "Spread", "Seeds"], rows, basis="modeled",
-                           num_cols=(3, 4, 5, 6, 7))])]
+                       "pilot's arrivals and observed service times; the change is relative "
+                       "to the replay of today's policy (same seeds). Every figure in this "
+                       "section is modeled, not measured." + window], tables=[Table(
+                           "Predicted change per policy, all traffic (whatif_results)",
+                           ["Policy", *(m.label for m in metrics)], rows, basis="modeled",
+                           num_cols=tuple(range(1, len(metrics) + 1)), wrap_cols=(0,))])]
     err = w.q("whatif_model_error", "SELECT * FROM whatif_model_error WHERE pilot = ?")
-    if not err.is_empty():
+    if not err.is_empty() and {"metric", "measured", "modeled"} <= set(err.columns):
+        if {"segment", "comparison"} <= set(err.columns):  # one segment per comparison
+            err = err.filter(((pl.col("comparison") == "baseline_replay")
+                              & (pl.col("segment") == "all"))
+                             | ((pl.col("comparison") != "baseline_replay")
+                                & (pl.col("segment") == "treatment")))
+        erows = []
+        for r in err.iter_rows(named=True):
+            m = BY_NAME.get(r["metric"])
+            if m is None or not m.headline:
+                continue
+            comp = str(r.get("comparison") or "").replace("_", " ")
+            erows.append([comp or "—", str(r.get("segment") or "all"), m.label,
+                          fmt.change(r["measured"], m.unit) if "change" in comp
+                          else fmt.value(r["measured"], m.unit),
+                          fmt.change(r["modeled"], m.unit) if "change" in comp
+                          else fmt.value(r["modeled"], m.unit), fmt.rel(r.get("error_rel"))])
         parts.append(Part("Simulator validation error", [
-            "The simulator replaying the baseline under today's policy, compared with what was "
-            "measured: the model's own error."], tables=[Table(
-                "Model error (whatif_model_error)", ["Metric", "Measured", "Modeled", "Error"],
-                [[BY_NAME[r["metric"]].label if r["metric"] in BY_NAME else r["metric"],
-                  fmt.value(r["measured"], BY_NAME[r["metric"]].unit if r["metric"] in BY_NAME
-                            else ""),
-                  fmt.value(r["modeled"], BY_NAME[r["metric"]].unit if r["metric"] in BY_NAME
-                            else ""), fmt.rel(r["error_rel"])]
-                 for r in err.iter_rows(named=True)], basis="modeled", num_cols=(1, 2, 3))]))
+            "How far the simulator is from what was measured: “baseline replay” compares the "
+            "replay of today's policy with the measured phase; “treatment change” compares "
+            "the predicted change under the declared adjustments with the measured change."],
+            tables=[Table("Model error (whatif_model_error)", ["Comparison", "Segment",
+                                                               "Metric", "Measured",
+                                                               "Modeled", "Error"],
+                          erows, basis="measured, modeled", num_cols=(3, 4, 5))]))
     return parts
 
 
 def predicted_for(w: Reader, adjustments: Sequence[str]) -> tuple[dict[str, dict[str, Any]],
                                                                   str]:
     """Modeled change per metric for the policy that matches the applied adjustments."""
-    res = w.q("whatif_results", "SELECT * FROM whatif_results WHERE pilot = ?")
+    res = _overall(w.q("whatif_results", "SELECT * FROM whatif_results WHERE pilot = ?"))
     if res.is_empty() or "policy" not in res.columns:
         return {}, ""
-    want = {a.replace(" ", "_") for a in adjustments}
     policies = res["policy"].unique().to_list()
+    if "declared" in policies:  # the what-if's own replay of the pilot's adjustments
+        best = "declared"
+    else:
+        want = {a.replace(" ", "_") for a in adjustments}
 
-    def score(p: str) -> tuple[int, int]:
-        names = set(re.split(r"[+,;|& ]+", str(p)))
-        return (len(names & want), -len(names - want))
+        def score(p: str) -> tuple[int, int]:
+            names = set(re.split(r"[+,;|& ]+", str(p)))
+            return (len(names & want), -len(names - want))
 
-    best = max(policies, key=score) if policies else None
-    if best is None or score(best)[0] == 0:
-        return {}, ""
+        best = max(policies, key=score)
+        if score(best)[0] == 0:
+            return {}, ""
     d = res.filter(pl.col("policy") == best)
     if "segment" in d.columns and (d["segment"] == "treatment").any():
         d = d.filter(pl.col("segment") == "treatment")
-    return {r["metric"]: r for r in d.iter_rows(named=True)}, str(best)
+    label = next((r.get("policies") for r in d.iter_rows(named=True) if r.get("policies")),
+                 None) or str(best)
+    return {r["metric"]: r for r in d.iter_rows(named=True)}, str(label)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -240,3 +240,27 @@ def test_aggregated_series_only_pilot_renders_with_not_measured(tmp_path: Path) 
     assert {c.number for c in model.charts if c.svg} == {1, 5, 8}  # GPU series only
     assert model.environment.mix_class.rows == []
     assert len(PdfReader(pdf_path).pages) >= 5
+
+
+def test_whatif_rows_are_shown_as_modeled_beside_the_measured_did(tmp_path: Path) -> None:
+    db = rf.build_fixture(tmp_path / "wh.duckdb", with_ci=True)
+    con = duckdb.connect(str(db))
+    con.execute("""CREATE TABLE whatif_results AS SELECT * FROM (VALUES
+        (?, 'declared', 'batch_separation+priority', 'treatment', 'overall', 'p95_latency_s',
+         0.9, 0.6, -0.3, -0.333, 2),
+        (?, 'declared', 'batch_separation+priority', 'all', 'overall', 'p95_latency_s',
+         0.9, 0.7, -0.2, -0.222, 2),
+        (?, 'jsq', 'jsq', 'all', 'overall', 'p95_latency_s', 0.9, 0.45, -0.45, -0.5, 2))
+        v(pilot, policy, policies, segment, breakdown, metric, baseline_value,
+          predicted_value, predicted_change, rel_change, seeds)""", [rf.PILOT] * 3)
+    con.close()
+    model = _model(db)
+    html = render_html(model)
+    assert model.has_modeled and model.results.did is not None
+    assert model.results.did.columns[-1] == "Predicted change (modeled)"
+    p95 = next(r for r in model.results.did.rows if r[0] == "P95 latency")
+    assert p95[-1] == "−300 ms"  # the declared policy's treatment prediction
+    policy_rows = model.bodies["s6"][0].tables[0].rows
+    assert [r[0] for r in policy_rows] == ["batch separation+priority", "jsq"]
+    assert policy_rows[1][1] == "−50.0 %"
+    assert '<span class="basis modeled">modeled</span>' in html
