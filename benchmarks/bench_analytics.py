@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-ANALYTICS = ("int_analytics_thresholds", "int_pool_minutes", "burst_amplification",
+ANALYTICS = ("int_thresholds", "int_pool_minutes", "burst_amplification",
              "arrival_burstiness", "idle_overload_states", "queue_saturation_zones",
              "int_wave_events", "latency_cascade_paths", "indices", "sync_map", "findings",
              "patterns_tested")

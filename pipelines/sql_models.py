@@ -58,41 +58,40 @@ MODELS: tuple[SqlModel, ...] = (
     SqlModel("hidden_idle_map", "topology", ("int_gpu_samples",)),
     SqlModel("energy_latency_windows", "metrics", ("int_gpu_samples", "int_attempts", "phases")),
     # issue #4 analytics: bursts, indices, patterns, topology (sql/<layer>/<name>.sql)
-    SqlModel("int_analytics_thresholds", "intermediate", ("thresholds",)),
     SqlModel(
         "int_pool_minutes",
         "intermediate",
         ("int_attempts", "int_gpu_samples", "samples", "sla_targets", "phases",
-         "int_analytics_thresholds"),
+         "int_thresholds"),
     ),
     SqlModel(
         "burst_amplification", "metrics",
-        ("burst_episodes", "int_attempts", "int_analytics_thresholds"),
+        ("burst_episodes", "int_attempts", "int_thresholds"),
     ),
     SqlModel(
-        "arrival_burstiness", "metrics", ("int_attempts", "phases", "int_analytics_thresholds")
+        "arrival_burstiness", "metrics", ("int_attempts", "phases", "int_thresholds")
     ),
     SqlModel(
-        "idle_overload_states", "topology", ("int_pool_minutes", "int_analytics_thresholds")
+        "idle_overload_states", "topology", ("int_pool_minutes", "int_thresholds")
     ),
     SqlModel("queue_saturation_zones", "topology", ("int_pool_minutes",)),
     SqlModel(
         "int_wave_events", "intermediate",
-        ("int_pool_minutes", "burst_episodes", "int_analytics_thresholds"),
+        ("int_pool_minutes", "burst_episodes", "int_thresholds"),
     ),
     SqlModel("latency_cascade_paths", "topology", ("int_wave_events",)),
     SqlModel(
         "indices", "metrics",
         ("metrics_headline", "int_wave_events", "idle_overload_states", "int_pool_minutes",
-         "phases", "int_analytics_thresholds"),
+         "phases", "int_thresholds"),
     ),
     SqlModel(
-        "sync_map", "metrics", ("int_pool_minutes", "metrics_headline", "int_analytics_thresholds")
+        "sync_map", "metrics", ("int_pool_minutes", "metrics_headline", "int_thresholds")
     ),
     SqlModel(
         "findings", "metrics",
         ("int_attempts", "jobs", "phases", "int_pool_minutes", "burst_amplification",
-         "idle_overload_states", "queue_saturation_zones", "indices", "int_analytics_thresholds"),
+         "idle_overload_states", "queue_saturation_zones", "indices", "int_thresholds"),
     ),
     SqlModel(
         "patterns_tested", "metrics",

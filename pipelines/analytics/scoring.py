@@ -76,13 +76,9 @@ def _us(col: str) -> pl.Expr:
 
 
 def _thresholds(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[str, float]:
-    row = con.execute("SELECT * FROM int_analytics_thresholds WHERE pilot = ?", [pilot])
+    row = con.execute("SELECT * FROM int_thresholds WHERE pilot = ?", [pilot])
     names = [d[0] for d in row.description]
-    th = dict(zip(names, row.fetchone(), strict=True))
-    (bf,) = con.execute("SELECT burst_factor FROM int_thresholds WHERE pilot = ?",
-                        [pilot]).fetchone()
-    th["burst_factor"] = bf
-    return th
+    return dict(zip(names, row.fetchone(), strict=True))
 
 
 def _sim_params(pilot_dir: Path) -> tuple[int, float]:

@@ -6,7 +6,7 @@ WITH span AS (
     SELECT min(epoch_us(start_ts)) // 60000000 AS m0, max(epoch_us(end_ts)) // 60000000 AS m1
     FROM phases WHERE pilot = $pilot
 ),
-th AS (SELECT * FROM int_analytics_thresholds WHERE pilot = $pilot),
+th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
 a AS (
     SELECT a.pool, a.arrival_us // 60000000 AS m, a.attempt, a.status, a.segment,
            a.queue_wait_s, a.sched_delay_s, a.e2e_s, a.logical_met_sla,

@@ -2,7 +2,7 @@
 -- whether that pool's 1-min P95 latency exceeded wave_factor x its trailing median (trailing
 -- burst_trailing_s, current minute excluded) within wave_lag_s after the episode started,
 -- with the lag of the first exceedance and its strength (P95 / trailing median).
-WITH th AS (SELECT * FROM int_analytics_thresholds WHERE pilot = $pilot),
+WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
 lat AS (
     SELECT pool, m, latency_p95_s FROM int_pool_minutes
     WHERE pilot = $pilot AND latency_p95_s IS NOT NULL

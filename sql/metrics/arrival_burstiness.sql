@@ -4,7 +4,7 @@
 -- k = 1 / CV^2 (k = 1 Poisson, k < 1 burstier), as vLLM's --burstiness and trace studies use.
 WITH th AS (
     SELECT CAST(burst_window_s * 1e6 AS BIGINT) AS win_us
-    FROM int_analytics_thresholds WHERE pilot = $pilot
+    FROM int_thresholds WHERE pilot = $pilot
 ),
 ph AS (
     SELECT phase, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us

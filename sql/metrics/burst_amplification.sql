@@ -4,7 +4,7 @@
 -- Exact quantiles. Range join through a 1-minute bucket key plus a range filter.
 WITH th AS (
     SELECT CAST(burst_trailing_s * 1e6 AS BIGINT) AS trail_us
-    FROM int_analytics_thresholds WHERE pilot = $pilot
+    FROM int_thresholds WHERE pilot = $pilot
 ),
 ep AS (
     SELECT pool, episode_id, phase, start_ts, end_ts, windows, arrivals, peak_rate_rps,

@@ -1,7 +1,7 @@
 -- Pattern findings (METRICS.md, Patterns): one row per candidate with its scope, evidence,
 -- severity and cost; `detected` says whether it crossed its threshold (thresholds in
--- int_analytics_thresholds). Range joins go through a 1-minute bucket key + range filter.
-WITH th AS (SELECT * FROM int_analytics_thresholds WHERE pilot = $pilot),
+-- int_thresholds). Range joins go through a 1-minute bucket key + range filter.
+WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
 -- attempts that waited at least the scheduling-delay target (dropped ones until abandonment)
 waits AS (
     SELECT pool, priority, phase, arrival_us,

@@ -3,7 +3,7 @@
 -- source), WPI (wave events after burst episodes; pilot-wide, segment 'all') and CI (share of
 -- pool x 1-min windows with arrivals that are coherent: adherence >= sla_target, no queue
 -- saturation, no idle<->overload flip). A NULL value carries the reason in `note`.
-WITH th AS (SELECT * FROM int_analytics_thresholds WHERE pilot = $pilot),
+WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
 h AS (
     SELECT phase, segment, metric, value, note FROM metrics_headline
     WHERE pilot = $pilot AND breakdown = 'overall' AND metric IN ('delay_index', 'hcl_pp')

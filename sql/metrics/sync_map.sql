@@ -3,7 +3,7 @@
 -- utilisation; data = not measured without I/O telemetry; serving = SLA adherence), link
 -- alignment = Spearman rho of two layers' per-minute series (rank() then corr()) mapped to
 -- 0-100 % as (rho + 1) / 2, and overall = geometric mean of the measured layers.
-WITH th AS (SELECT * FROM int_analytics_thresholds WHERE pilot = $pilot),
+WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
 seg AS (SELECT * FROM (VALUES ('all'), ('treatment'), ('control')) v(segment)),
 pm AS (
     SELECT pm.*, g.segment AS seg

@@ -3,7 +3,7 @@
 -- > SLA/2, taken per attempt as P95 of wait / own class's SLA target > 0.5) or balanced;
 -- `flip` marks an idle <-> overload change within flip_window_s of the opposite state.
 -- Without gpu_util telemetry idle cannot be told apart: state is NULL there (not measured).
-WITH th AS (SELECT * FROM int_analytics_thresholds WHERE pilot = $pilot),
+WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
 s AS (
     SELECT pm.pool, pm.m, pm.window_start, pm.phase, pm.segment, pm.arrivals,
            pm.nominal_util, pm.queue_wait_p95_s, pm.wait_sla_ratio_p95,
