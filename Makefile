@@ -27,6 +27,10 @@ report-tools:
 	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
 	  apt-get install -y -qq chromium >/dev/null 2>&1) || \
 	  echo "note: chromium not installed; the HTML screenshot test will skip"
+	@(command -v fc-list >/dev/null 2>&1 && fc-list | grep -qi "color emoji") || \
+	  (command -v apt-get >/dev/null 2>&1 && \
+	  apt-get install -y -qq fonts-noto-color-emoji >/dev/null 2>&1) || \
+	  echo "note: no emoji font; emoji in pool names print as boxes in the PDF"
 
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
@@ -52,9 +56,10 @@ backfill: setup
 smoke: setup
 	$(BIN)/python -m pytest tests/test_dagster_dev_smoke.py -p no:xdist
 
+# Benchmark suite (issue #8): 1 M and 10 M attempts, every stage against the floor; writes
+# benchmarks/results/bench.{json,md}. BENCH_ARGS="--huge" adds 100 M; not part of `make test`.
 bench: setup
-	$(BIN)/python benchmarks/bench_demo.py
-	$(BIN)/python benchmarks/bench_simulator.py
+	$(BIN)/python benchmarks/bench_suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf data .dagster_home

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -45,10 +46,45 @@ class PilotPaths(dg.ConfigurableResource):
         return Path(self.reports_dir) / self._checked(pilot)
 
 
+class SqlEngine(dg.ConfigurableResource):
+    """Which engine runs the `.sql` models: `duckdb` (default, the warehouse file) or `spark`
+    (the same files translated by pipelines.engine; needs the optional extra `spark`).
+
+    Spark settings: `spark_remote` (Spark Connect URL, e.g. `sc://host:15002`, Databricks
+    Connect) wins over `spark_master` (`local[2]`, `spark://host:7077`, `yarn` on EMR);
+    `spark_conf` adds session settings (ANSI mode, time zone, ... are set by the engine).
+    """
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[2]"
+    spark_remote: str | None = None
+    spark_app_name: str = "stabilis"
+    spark_conf: dict[str, str] = {}
+
+    @property
+    def is_spark(self) -> bool:
+        return self.engine == "spark"
+
+    def spark_session(self):  # -> pyspark.sql.SparkSession (optional dependency)
+        """A SparkSession for the configured master/remote (import deferred: optional)."""
+        if not self.is_spark:
+            raise ValueError("engine is duckdb: no Spark session to open")
+        from pipelines.engine.spark import spark_session
+
+        return spark_session(self.spark_master, remote=self.spark_remote,
+                             app_name=self.spark_app_name, conf=self.spark_conf)
+
+    def spark_engine(self):  # -> pipelines.engine.spark.SparkEngine
+        from pipelines.engine.spark import SparkEngine
+
+        return SparkEngine(self.spark_session())
+
+
 def default_resources() -> dict[str, object]:
     base = data_dir()
     base.mkdir(parents=True, exist_ok=True)
     return {
         "warehouse": DuckDBResource(database=default_warehouse_path()),
         "paths": PilotPaths(landing_dir=str(base / "landing"), reports_dir=str(base / "reports")),
+        "sql_engine": SqlEngine(),
     }

@@ -80,6 +80,16 @@ MODELS: tuple[SqlModel, ...] = (
         ("int_pool_minutes", "burst_episodes", "int_thresholds"),
     ),
     SqlModel("latency_cascade_paths", "topology", ("int_wave_events",)),
+    SqlModel("sla_risk_map", "topology", ("int_pool_minutes", "int_thresholds")),
+    SqlModel(
+        "slot_locking_zones", "topology",
+        ("jobs", "int_attempts", "phases", "int_thresholds"),
+    ),
+    SqlModel(
+        "disruption_episodes", "topology",
+        ("int_pool_minutes", "burst_episodes", "int_thresholds"),
+    ),
+    SqlModel("disruption_timeline", "topology", ("disruption_episodes",)),
     SqlModel(
         "indices", "metrics",
         ("metrics_headline", "int_wave_events", "idle_overload_states", "int_pool_minutes",
@@ -91,11 +101,13 @@ MODELS: tuple[SqlModel, ...] = (
     SqlModel(
         "findings", "metrics",
         ("int_attempts", "jobs", "phases", "int_pool_minutes", "burst_amplification",
-         "idle_overload_states", "queue_saturation_zones", "indices", "int_thresholds"),
+         "idle_overload_states", "queue_saturation_zones", "indices", "int_thresholds",
+         "thresholds"),
     ),
     SqlModel(
         "patterns_tested", "metrics",
-        ("findings", "int_attempts", "jobs", "int_gpu_samples", "metrics_headline"),
+        ("findings", "int_attempts", "jobs", "int_gpu_samples", "metrics_headline",
+         "int_pool_minutes"),
     ),
 )
 BY_NAME: dict[str, SqlModel] = {m.name: m for m in MODELS}

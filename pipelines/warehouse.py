@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
+# Bounded memory (issue #8): DuckDB's own buffer pool is capped below the 4 GiB peak-RSS goal
+# so that Python, Polars and the DuckDB allocations outside the pool fit beside it; operators
+# past the cap (sorts, hash joins, aggregates) spill to `temp_directory` instead of growing.
+MEMORY_ENV = "STABILIS_DUCKDB_MEMORY"
+THREADS_ENV = "STABILIS_DUCKDB_THREADS"
+DEFAULT_MEMORY_LIMIT = "2.5GB"
 
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse at `path`."""
+
+def duckdb_config(path: Path) -> dict[str, str]:
+    """Connection settings of the warehouse at `path` (Dagster's DuckDBResource takes them too).
+
+    - memory_limit: STABILIS_DUCKDB_MEMORY (a DuckDB size, e.g. "2.5GB", "8GB"), default 2.5GB;
+    - temp_directory: `<warehouse>.tmp/` beside the file, where operators spill;
+    - preserve_insertion_order=false: lets large INSERT/COPY stream without buffering to keep
+      row order; every reader that needs an order says ORDER BY (SQL tables are sets);
+    - threads: STABILIS_DUCKDB_THREADS when set (DuckDB's default is every core).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path))
+    cfg = {
+        "memory_limit": os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT,
+        "temp_directory": str(path.with_name(path.name + ".tmp")),
+        "preserve_insertion_order": "false",
+    }
+    if os.environ.get(THREADS_ENV):
+        cfg["threads"] = os.environ[THREADS_ENV]
+    return cfg
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse at `path`, memory-bounded (duckdb_config)."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only, config=duckdb_config(path))
 
 
 def read_sql(relpath: str | Path) -> str:

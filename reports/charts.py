@@ -20,6 +20,7 @@ from reports import fmt
 
 MAX_HEAT_ROWS = 64
 MAX_HEAT_COLS = 96
+HEAT_STEPS = 10  # colour bands of the heatmaps
 MAX_WAVE_POINTS = 300
 MAX_WAVE_POOLS = 8
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
@@ -57,6 +58,49 @@ def to_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) 
     if _UNSAFE.search(svg):
         raise ValueError("chart SVG contains active or external content")
     return svg
+
+
+_RECT_GROUP = re.compile(r'(<g class="mark-rect role-mark[^"]*"[^>]*>)'
+                         r'((?:<path d="[^"]*" fill="[^"]*"/>)+)(</g>)')
+_RECT_PATH = re.compile(r'<path d="M([-\d.e]+),([-\d.e]+)h([-\d.e]+)v([-\d.e]+)h-?[-\d.e]+Z" '
+                        r'fill="([^"]*)"/>')
+
+
+def _n(v: float) -> str:
+    return f"{round(v, 2):g}"
+
+
+def merge_rects(svg: str) -> str:
+    """One `<path>` per colour in each rect-mark group of a heatmap (same picture).
+
+    vl-convert writes one `<path>` per cell; WeasyPrint's cost grows with the number of SVG
+    elements (a 32 x 90 x 3 heatmap took ~10 s of the PDF). Cells of a heatmap never overlap,
+    so cells of one colour can be one path of many sub-paths, and a run of same-colour cells
+    in a row one rectangle. Only groups made solely of plain cell paths (no hover title, no
+    stroke) are touched; anything else is left as vl-convert wrote it.
+    """
+
+    def group(m: re.Match[str]) -> str:
+        cells = _RECT_PATH.findall(m[2])
+        if len(cells) != m[2].count("<path"):
+            return m[0]  # a path we do not understand: keep the group as it is
+        # runs: same colour, same row (y, height), each cell starting where the last ended
+        runs: dict[tuple[str, float, float], list[list[float]]] = {}
+        for x, y, w, h, fill in cells:
+            fx, fw = float(x), float(w)
+            row = runs.setdefault((fill, float(y), float(h)), [])
+            if row and abs(row[-1][0] + row[-1][1] - fx) < 1e-6:
+                row[-1][1] += fw
+            else:
+                row.append([fx, fw])
+        by_fill: dict[str, list[str]] = {}
+        for (fill, y, h), row in runs.items():
+            by_fill.setdefault(fill, []).extend(
+                f"M{_n(x)},{_n(y)}h{_n(w)}v{_n(h)}h{_n(-w)}Z" for x, w in row)
+        paths = "".join(f'<path d="{"".join(d)}" fill="{f}"/>' for f, d in by_fill.items())
+        return m[1] + paths + m[3]
+
+    return _RECT_GROUP.sub(group, svg)
 
 
 def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -153,10 +197,13 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
 
     def panel(field: str, title: str, scheme: str, domain: list[float],
               last: bool) -> alt.LayerChart:
+        # colour in HEAT_STEPS bands (legend shows the band edges): a reader compares bands
+        # anyway, and equal colours let merge_rects draw a panel with a few paths
         rect = alt.Chart(data).mark_rect().encode(
             x=_time_axis(lo, hi, "time (UTC)" if last else None), x2="t2:T", y=y,
             color=alt.Color(f"{field}:Q", title=title.split(" [")[1].rstrip("]"),
-                            scale=alt.Scale(scheme=scheme, domain=domain),
+                            scale=alt.Scale(type="quantize", domain=domain, scheme=alt.SchemeParams(
+                                name=scheme, count=HEAT_STEPS)),
                             legend=alt.Legend(gradientLength=max(60, row_h * len(rows) - 10))))
         return alt.layer(rect, rules).properties(width=width, height=row_h * len(rows),
                                                  title=title)
@@ -166,7 +213,7 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
         panel("effective", "Effective utilization [%]", "blues", [0, 100], False),
         panel("hcl", "Hidden loss: nominal − effective [pp]", "oranges", [0, hcl_max], True),
         spacing=8).resolve_scale(color="independent")
-    return to_svg(_config(chart), {"heat": values})
+    return merge_rects(to_svg(_config(chart), {"heat": values}))
 
 
 def heatmap_reading(grid: HeatGrid, hx: dict) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import unquote
 
 import weasyprint
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -50,10 +52,26 @@ def render_html(model: ReportModel) -> str:
     return _env().get_template("report.html.j2").render(m=model, css=_css(), js=_js())
 
 
-class _NoFetch(weasyprint.URLFetcher):
-    """The report is self-contained: any attempt to load a resource is a bug, not a download."""
+FONT_DIRS = ("/usr/share/fonts/", "/usr/local/share/fonts/")
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 
-    def fetch(self, url: str, headers: dict | None = None) -> None:  # type: ignore[override]
+
+def _installed_font(url: str) -> bool:
+    """A font file of this machine, as fontconfig resolves the CSS `src: local(...)` of the
+    emoji font face (report.css): read from disk, never downloaded."""
+    if not url.startswith("file:///"):
+        return False
+    path = os.path.realpath(unquote(url[len("file://"):]))
+    return path.startswith(FONT_DIRS) and path.lower().endswith(FONT_SUFFIXES)
+
+
+class _NoFetch(weasyprint.URLFetcher):
+    """The report is self-contained: any attempt to load a resource is a bug, not a download.
+    The one exception is an installed font file that a `local()` font face names."""
+
+    def fetch(self, url: str, headers: dict | None = None):  # type: ignore[override]  # noqa: ANN201
+        if _installed_font(url):
+            return super().fetch(url, headers)
         raise FatalURLFetchingError(f"report tried to load an external resource: {url}")
 
 

@@ -7,8 +7,10 @@ browsers show it on hover; the PDF ignores it. Only small marks sets get it (siz
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import altair as alt
@@ -16,7 +18,16 @@ import polars as pl
 
 from pipelines.metric_catalog import HEADLINE
 from reports import fmt
-from reports.charts import Chart, Reader, _config, _iso, _time_axis, to_svg
+from reports.charts import (
+    HEAT_STEPS,
+    Chart,
+    Reader,
+    _config,
+    _iso,
+    _time_axis,
+    merge_rects,
+    to_svg,
+)
 
 _ARIA = re.compile(r'<(path|rect|line|text|g)\b([^>]*?)\saria-label="([^"]*)"([^>]*?)/>')
 
@@ -96,51 +107,145 @@ def sync_map(w: Reader) -> tuple[Chart, list[str]]:
 # ---------------------------------------------------------------------------------------------
 # 4. Disruption timeline
 
-DISRUPTION_TABLES = ("disruption_timeline", "disruption_events", "disruption_episodes",
-                     "disruptions")
+EVENT_LABELS = {"burst_onset": "burst onset", "adherence_drop": "adherence drop",
+                "latency_spike": "latency spike", "queue_peak": "queue peak",
+                "timeout_escalation": "timeout escalation", "trough": "trough",
+                "recovery": "recovery"}
+EVENT_COLORS = ["#e07b39", "#c0392b", "#8e44ad", "#1f5f99", "#7f6000", "#555555", "#2e8b57"]
+CONTEXT = timedelta(minutes=10)  # minutes drawn either side of the episode
+
+
+def _event_value(event: str, value: float | None, unit: str | None) -> str:
+    if event == "recovery":
+        return f"after {fmt.long_duration(value)}"
+    if unit == "attempts":
+        return f"{fmt.count(value)} queued attempts"
+    return fmt.value(value, unit or "")
 
 
 def disruption(w: Reader) -> Chart:
+    """The worst pilot-wide disruption episode (most requests missing the SLA): 1-minute SLA
+    adherence against the target and P95 latency, with the timeline's events marked."""
     title = "Disruption timeline — events of the worst episode"
-    name = next((t for t in DISRUPTION_TABLES if w.has(t)), None)
-    if name is None:
-        return absent(4, title, "no disruption table in the warehouse in this run (the "
-                                "disruption episodes of METRICS.md are not computed)")
-    d = w.q(name, f"SELECT * FROM {name} WHERE pilot = ?")
-    ts_col = next((c for c in ("ts", "event_ts", "start_ts") if c in d.columns), None)
-    ev_col = next((c for c in ("event", "event_kind", "kind", "marker") if c in d.columns), None)
-    if d.is_empty() or ts_col is None:
-        return absent(4, title, f"the {name} table has no rows for this pilot")
-    ep_col = next((c for c in ("episode_id", "episode") if c in d.columns), None)
-    if ep_col:  # the worst episode: the one with the lowest adherence, else the longest
-        score = next((c for c in ("min_sla_adherence", "lowest_sla_adherence") if c in
-                      d.columns), None)
-        worst = (d.sort(score).row(0, named=True)[ep_col] if score
-                 else d.group_by(ep_col).len().sort("len", descending=True).row(0)[0])
-        d = d.filter(pl.col(ep_col) == worst)
-    d = d.sort(ts_col)
-    lo, hi = d[ts_col].min(), d[ts_col].max()
+    if not w.has("disruption_episodes") or not w.has("disruption_timeline"):
+        return absent(4, title, "no disruption_episodes / disruption_timeline table in the "
+                                "warehouse in this run")
+    eps = w.q("disruption_episodes", """SELECT * FROM disruption_episodes
+                WHERE pilot = ? AND segment = 'all'
+                ORDER BY requests_missed_sla DESC, lowest_sla_adherence, start_ts""")
+    if eps.is_empty():
+        req = w.q("sla_risk_map", """SELECT coalesce(sum(requests), 0) AS n, min(sla_target)
+                    AS target FROM sla_risk_map WHERE pilot = ?""")
+        if req.is_empty() or not req["n"][0]:
+            return absent(4, title, "no per-request rows, so 1-minute SLA adherence (which "
+                                    "defines a disruption) cannot be computed")
+        return Chart(4, title, "", "No disruption episode: pilot-wide 1-minute SLA adherence "
+                     f"never fell below the {fmt.value(req['target'][0], 'share')} target "
+                     "(measured, disruption_episodes).")
+    e = eps.row(0, named=True)
+    ev = w.q("disruption_timeline", """SELECT event, ts, value, unit, pool, detail
+                FROM disruption_timeline WHERE pilot = ? AND episode_id = ?
+                ORDER BY ts, ord""", e["episode_id"])
+    lo = min([e["start_ts"], *ev["ts"].to_list()]) - CONTEXT
+    hi = e["recovery_ts"] + CONTEXT
+    series = w.q("sla_risk_map", """SELECT window_start AS t,
+                sum(requests_met_sla) / nullif(sum(requests), 0) AS adh, sum(requests) AS n
+                FROM sla_risk_map WHERE pilot = $1 AND window_start >= $2
+                AND window_start <= $3 GROUP BY t ORDER BY t""", lo, hi)
     lat = w.q("energy_latency_windows", """SELECT window_start AS t, p95_latency_s AS v
                 FROM energy_latency_windows WHERE pilot = $1 AND window_start >= $2
-                AND window_start <= $3 ORDER BY t""", lo, hi)
-    events = [{"t": _iso(r[ts_col]), "e": str(r[ev_col]) if ev_col else "event",
-               "tip": f"{r[ev_col] if ev_col else 'event'} at {fmt.ts(r[ts_col])}"}
-              for r in d.iter_rows(named=True)]
-    line_vals = [{"t": _iso(r["t"]), "v": r["v"]} for r in lat.iter_rows(named=True)]
+                AND window_start <= $3 AND p95_latency_s IS NOT NULL ORDER BY t""", lo, hi)
+    target = float(e["sla_target"])
+    # events at the same minute share one rule and one label
+    marks: dict[datetime, list[str]] = {}
+    tips: dict[datetime, list[str]] = {}
+    for r in ev.iter_rows(named=True):
+        name = EVENT_LABELS.get(r["event"], r["event"])
+        marks.setdefault(r["ts"], []).append(name)
+        tips.setdefault(r["ts"], []).append(
+            f"{name} at {r['ts']:%H:%M}: {_event_value(r['event'], r['value'], r['unit'])}"
+            + (f" (pool {r['pool']})" if r["pool"] else ""))
+    ev_vals = [{"t": _iso(t), "e": " · ".join(marks[t]), "first": marks[t][0],
+                "tip": "; ".join(tips[t])} for t in sorted(marks)]
+    adh_vals = [{"t": _iso(r["t"]), "adh": None if r["adh"] is None else 100 * r["adh"],
+                 "tip": f"{r['t']:%H:%M}: adherence "
+                        + ("—" if r["adh"] is None else f"{100 * r['adh']:.1f} %")
+                        + f" of {fmt.count(r['n'])} requests"}
+                for r in series.iter_rows(named=True)]
+    lat_vals = [{"t": _iso(r["t"]), "v": r["v"]} for r in lat.iter_rows(named=True)]
+    band = [{"t": _iso(e["start_ts"]), "t2": _iso(e["recovery_ts"])}]
+    kinds = [k for k in EVENT_LABELS.values() if k in {v["first"] for v in ev_vals}]
+    ev_scale = alt.Scale(domain=kinds, range=[
+        EVENT_COLORS[list(EVENT_LABELS.values()).index(k)] for k in kinds])
+    color = alt.Color("first:N", title="event", sort=kinds, scale=ev_scale)
+    x_top = _time_axis(lo, hi, None)
     x = _time_axis(lo, hi)
-    rules = alt.Chart(alt.Data(name="ev")).mark_rule(color="#c0392b", aria=True).encode(
-        x=x, description="tip:N")
-    labels = alt.Chart(alt.Data(name="ev")).mark_text(angle=270, align="left", dx=4, dy=-3,
-                                                      fontSize=8).encode(
-        x=x, y=alt.value(4), text="e:N")
-    layers = [rules, labels]
-    if line_vals:
-        layers.insert(0, alt.Chart(alt.Data(name="lat")).mark_line(color="#1f5f99").encode(
-            x=x, y=alt.Y("v:Q", title="pilot-wide P95 latency [s]")))
-    chart = alt.layer(*layers).properties(width=470, height=160)
-    return Chart(4, title, _svg(chart, {"ev": events, "lat": line_vals}),
-                 f"{len(events)} events from {fmt.ts(lo)} to {fmt.ts(hi)} "
-                 f"({fmt.duration(hi - lo)}) (measured, {name}).")
+    shade = alt.Chart(alt.Data(name="band")).mark_rect(color="#f3d9d5", opacity=0.6).encode(
+        x=x_top, x2="t2:T")
+    rules = alt.Chart(alt.Data(name="ev")).mark_rule(strokeDash=[4, 2], aria=True).encode(
+        x=x_top, color=color, description="tip:N")
+    labels = alt.Chart(alt.Data(name="ev")).mark_text(
+        angle=90, align="left", baseline="bottom", dx=3, dy=-2, fontSize=7).encode(
+        x=x_top, y=alt.value(2), text="e:N", color=alt.Color("first:N", legend=None,
+                                                               sort=kinds, scale=ev_scale))
+    tgt = alt.Chart(alt.Data(name="tgt")).mark_rule(color="#333", strokeDash=[2, 2]).encode(
+        y="y:Q")
+    y_adh = alt.Y("adh:Q", title="SLA adherence [%]", scale=alt.Scale(domain=[0, 100]))
+    line = alt.Chart(alt.Data(name="adh")).mark_line(color="#1f5f99", strokeWidth=1.2).encode(
+        x=x_top, y=y_adh)
+    pts = alt.Chart(alt.Data(name="adh")).mark_point(size=10, filled=True, color="#1f5f99",
+                                                      aria=True).encode(
+        x=x_top, y=y_adh, description="tip:N")
+    top = alt.layer(shade, tgt, line, pts, rules, labels).properties(
+        width=470, height=170, title="Pilot-wide 1-minute SLA adherence (dashed: target "
+                                     f"{100 * target:.0f} %; shaded: the episode)")
+    bottom_layers = [alt.Chart(alt.Data(name="band")).mark_rect(
+        color="#f3d9d5", opacity=0.6).encode(x=x, x2="t2:T"),
+        alt.Chart(alt.Data(name="ev")).mark_rule(strokeDash=[4, 2]).encode(
+            x=x, color=alt.Color("first:N", legend=None, sort=kinds, scale=ev_scale))]
+    if lat_vals:
+        bottom_layers.append(alt.Chart(alt.Data(name="lat")).mark_line(
+            color="#c0392b", strokeWidth=1.2).encode(x=x, y=alt.Y(
+                "v:Q", title="P95 latency [s]")))
+    bottom = alt.layer(*bottom_layers).properties(
+        width=470, height=90, title="Pilot-wide 1-minute P95 end-to-end latency (ok attempts)")
+    chart = alt.vconcat(top, bottom, spacing=8)
+    svg = _svg(chart, {"ev": ev_vals, "adh": adh_vals, "lat": lat_vals, "band": band,
+                       "tgt": [{"y": 100 * target}]})
+    by_phase = eps.group_by("phase").len().sort("phase")
+    others = ", ".join(f"{r['len']} in {r['phase'] or 'no phase'}"
+                       for r in by_phase.iter_rows(named=True))
+    reading = (f"The worst of {eps.height} disruption episodes ({others}) began "
+               f"{fmt.ts(e['start_ts'])} in the {e['phase'] or '—'} phase and lasted "
+               f"{fmt.long_duration(e['duration_s'])}: adherence fell to "
+               f"{fmt.value(e['lowest_sla_adherence'], 'share')} (target "
+               f"{fmt.value(target, 'share')}), P95 peaked at {fmt.value(e['peak_p95_s'], 's')}"
+               f", timeouts at {fmt.value(e['max_timeout_rate'], 'share')} of attempts, and "
+               f"{fmt.count(e['requests_missed_sla'])} of {fmt.count(e['requests'])} requests "
+               f"missed the SLA")
+    if e["burst_onset_ts"] is not None:
+        lead = (e["start_ts"] - e["burst_onset_ts"]).total_seconds()
+        pool = str(e["burst_pool"])
+        where = pool if pool.lower().startswith("pool") else f"pool {pool}"
+        reading += (f"; a burst in {where} began "
+                    + (f"{fmt.long_duration(lead)} before" if lead > 0 else "during") + " it")
+    reading += ("; it recovered "
+                + (f"{fmt.long_duration(e['time_to_recover_s'])} after its worst minute"
+                   if e["recovered"] else "— not before the data ended")
+                + " (measured, disruption_episodes).")
+    return Chart(4, title, svg, reading,
+                 note="An episode starts when pilot-wide 1-minute SLA adherence falls below "
+                      "the target and ends once it has stayed at or above it for "
+                      f"{fmt.long_duration(_recover_s(e))} (METRICS.md). Worst = most "
+                      "requests missing the SLA. Events: disruption_timeline (peak minutes; "
+                      "queue peak from " + (e["queue_source"] or "—") + ").")
+
+
+def _recover_s(e: dict[str, Any]) -> float | None:
+    try:
+        return float(json.loads(e["thresholds_json"])["disruption_recover_s"])
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +299,9 @@ def hidden_idle_topology(w: Reader) -> Chart:
         x=_time_axis(lo, hi), x2="t2:T",
         y=alt.Y("row:N", title="pool · " + ("node / GPU" if by_gpu else "node"), sort=labels,
                 axis=alt.Axis(labelFontSize=6, labelLimit=150, labelOverlap="greedy")),
-        color=alt.Color("np:Q", title="pp", scale=alt.Scale(scheme="oranges",
-                                                            domain=[0, vmax])),
+        color=alt.Color("np:Q", title="pp", scale=alt.Scale(
+            type="quantize", domain=[0, vmax],
+            scheme=alt.SchemeParams(name="oranges", count=HEAT_STEPS))),
     ).properties(width=300, height=row_h * len(labels))
     bar_vals = [{"pool": r["pool"], "np": r["np"], "tip": f"{r['pool']}: {r['np']:.1f} pp "
                  f"non-productive on average over {r['gpus']} GPUs"}
@@ -215,7 +321,8 @@ def hidden_idle_topology(w: Reader) -> Chart:
                f"{best['pool']} the least ({fmt.value(best['np'], 'pp')}); the worst cell was "
                f"{cell['row']} in {cell['pool']} at {fmt.ts(cell['t'])} "
                f"({fmt.value(cell['np'], 'pp')}) (measured).")
-    return Chart(5, title, _svg(chart, {"topo": heat_vals, "pools": bar_vals}), reading,
+    return Chart(5, title, merge_rects(_svg(chart, {"topo": heat_vals, "pools": bar_vals})),
+                 reading,
                  note=f"One row per {'GPU' if by_gpu else 'node'}, grouped by pool; "
                       f"{bin_min}-minute columns (mean of 1-minute cells of hidden_idle_map).")
 

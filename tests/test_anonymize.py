@@ -105,3 +105,16 @@ def test_only_the_demo_variable_has_a_default(monkeypatch):
     monkeypatch.delenv("STABILIS_OTHER_SECRET", raising=False)
     with pytest.raises(AnonymizationError, match="STABILIS_OTHER_SECRET"):
         secret_from_env("STABILIS_OTHER_SECRET")
+
+
+@pytest.mark.parametrize("secret", [b"k", b"x" * 64, b"long-" * 40, "sécret✓".encode()])
+def test_token_equals_the_standard_hmac_for_any_key_and_text(secret):
+    # the token is built from SHA-256 states (fast path): it must stay RFC 2104 HMAC-SHA-256
+    a = Anonymizer(secret)
+    for kind, value in (("req", "r-1"), ("gpu", "GPU-é✓🙂"), ("node", ""), ("job", "a\0b")):
+        msg = kind.encode() + b"\0" + value.encode("utf-8")
+        expected = hmac.new(secret, msg, hashlib.sha256).hexdigest()[:16]
+        assert a.token(kind, value) == f"{kind}-{expected}"
+    s = pl.Series(["r-2", None, "r-1", "r-2"])
+    assert a.series("req", s).to_list() == [a.token("req", "r-2"), None,
+                                            a.token("req", "r-1"), a.token("req", "r-2")]

@@ -119,41 +119,108 @@ oscillation AS (
     WHERE x.state <> x.prev_state
       AND epoch_us(x.window_start) - epoch_us(x.prev_start) <= th.flip_window_s * 1e6
 ),
--- retries explained by timeouts: per pool x phase, retry share in timeout-spike minutes
--- (timeouts >= 5 and >= 2x the pool-phase mean) vs the other minutes, and corr(t, t+1)
-rt AS (
-    SELECT pool, phase, m, arrivals, retries, timeouts,
-           avg(timeouts) OVER (PARTITION BY pool, phase) AS mean_timeouts,
-           lead(retries) OVER (PARTITION BY pool ORDER BY m) AS retries_next
-    FROM int_pool_minutes
-    WHERE pilot = $pilot AND phase IS NOT NULL
+-- retry / timeout amplification (METRICS.md): per pool, a timeout spike is a run of minutes
+-- whose timeout/drop rate exceeds timeout_rate_max (read from `thresholds`: int_thresholds has
+-- no column for it). For each spike: retries in window t+1 explained by timeouts in window t
+-- (sum over its minutes of min(retries[t+1], timeouts[t])), and the retry share (retries /
+-- attempts) during the spike and the minute after it vs the pool-phase's other minutes;
+-- amplification when that share is >= retry_spike_ratio x the share outside and at least one
+-- retry is explained. Cost: time the timed-out attempts spent before timing out (latency;
+-- dropped attempts have no end time and are only counted) and the GPU time they burnt
+-- (service time of attempts that started: lost work).
+tr AS (
+    SELECT max(CASE WHEN name = 'timeout_rate_max' THEN value END) AS timeout_rate_max
+    FROM thresholds WHERE pilot = $pilot
 ),
-rt_agg AS (
-    SELECT pool, phase,
-           sum(retries) FILTER (WHERE spike) * 1.0
-               / nullif(sum(arrivals) FILTER (WHERE spike), 0)       AS share_spike,
-           sum(retries) FILTER (WHERE NOT spike) * 1.0
-               / nullif(sum(arrivals) FILTER (WHERE NOT spike), 0)   AS share_calm,
-           count(*) FILTER (WHERE spike)                              AS spike_minutes,
-           corr(timeouts, retries_next)                               AS corr_next,
-           min(window_start) FILTER (WHERE spike)                     AS first_spike,
-           max(window_start) FILTER (WHERE spike)                     AS last_spike,
-           sum(retries)                                               AS retries
-    FROM (SELECT *, make_timestamp(m * 60000000) AS window_start,
-                 timeouts >= 5 AND timeouts >= 2 * mean_timeouts AS spike FROM rt)
-    GROUP BY pool, phase
+rt AS (
+    SELECT p.pool, p.phase, p.m, p.arrivals, p.retries, p.timeouts,
+           p.timeouts > 0 AND p.timeouts > tr.timeout_rate_max * p.arrivals AS spike,
+           CASE WHEN lead(p.m) OVER (PARTITION BY p.pool ORDER BY p.m) = p.m + 1
+                THEN lead(p.retries) OVER (PARTITION BY p.pool ORDER BY p.m) END
+               AS retries_next
+    FROM int_pool_minutes p CROSS JOIN tr
+    WHERE p.pilot = $pilot AND p.phase IS NOT NULL
+),
+rt_isl AS (
+    SELECT *, m - row_number() OVER (PARTITION BY pool ORDER BY m) AS island
+    FROM rt WHERE spike
+),
+spikes AS (
+    SELECT pool, island, arg_min(phase, m) AS phase, min(m) AS m0, max(m) AS m1,
+           sum(timeouts)                               AS timeouts,
+           sum(coalesce(retries_next, 0))              AS retries_next,
+           sum(least(coalesce(retries_next, 0), timeouts)) AS explained_retries
+    FROM rt_isl GROUP BY pool, island
+),
+-- a spike's reach: its minutes and the one after (where its retries land)
+spike_win AS (
+    SELECT s.pool, s.island, r.m, r.arrivals, r.retries
+    FROM spikes s
+    JOIN rt r ON r.pool = s.pool AND r.m >= s.m0 AND r.m <= s.m1 + 1
+),
+spike_share AS (
+    SELECT pool, island, sum(arrivals) AS arrivals, sum(retries) AS retries
+    FROM spike_win GROUP BY pool, island
+),
+calm AS (
+    SELECT r.pool, r.phase, sum(r.arrivals) AS arrivals, sum(r.retries) AS retries
+    FROM rt r
+    LEFT JOIN (SELECT DISTINCT pool, m FROM spike_win) w ON w.pool = r.pool AND w.m = r.m
+    WHERE w.m IS NULL
+    GROUP BY r.pool, r.phase
+),
+to_cost AS (
+    SELECT pool, arrival_us // 60000000 AS m,
+           sum(e2e_s) AS timeout_e2e_s, coalesce(sum(service_s), 0) AS timeout_service_s,
+           count(*) FILTER (WHERE status = 'dropped') AS dropped
+    FROM int_attempts
+    WHERE pilot = $pilot AND status IN ('timeout', 'dropped')
+    GROUP BY ALL
+),
+spike_cost AS (
+    SELECT s.pool, s.island, sum(c.timeout_e2e_s) AS latency_s,
+           sum(c.timeout_service_s) / 3600 AS gpu_hours, sum(c.dropped) AS dropped
+    FROM spikes s
+    JOIN to_cost c ON c.pool = s.pool AND c.m >= s.m0 AND c.m <= s.m1
+    GROUP BY s.pool, s.island
+),
+rt_judged AS (
+    SELECT s.*, sh.arrivals AS arrivals_during, sh.retries AS retries_during,
+           sh.retries * 1.0 / nullif(sh.arrivals, 0)      AS share_during,
+           c.retries * 1.0 / nullif(c.arrivals, 0)        AS share_outside,
+           sc.latency_s, sc.gpu_hours, coalesce(sc.dropped, 0) AS dropped,
+           -- compared without dividing so that no retries outside still counts
+           s.explained_retries > 0 AND sh.retries > 0
+               AND sh.retries * coalesce(c.arrivals, 0)
+                   >= th.retry_spike_ratio * coalesce(c.retries, 0) * sh.arrivals
+               AS amplified
+    FROM spikes s
+    CROSS JOIN th
+    JOIN spike_share sh ON sh.pool = s.pool AND sh.island = s.island
+    LEFT JOIN calm c ON c.pool = s.pool AND c.phase = s.phase
+    LEFT JOIN spike_cost sc ON sc.pool = s.pool AND sc.island = s.island
 ),
 retry AS (
-    SELECT phase, 'retry_timeout_amplification', pool, NULL::VARCHAR[], first_spike,
-           last_spike + INTERVAL 1 MINUTE,
-           json_object('retry_share_in_spikes', share_spike, 'retry_share_outside', share_calm,
-                       'spike_minutes', spike_minutes,
-                       'corr_timeouts_t_retries_t1', corr_next, 'input', 'requests'),
-           CASE WHEN share_spike >= 4 * share_calm THEN 'high' ELSE 'medium' END,
-           NULL::DOUBLE, NULL::DOUBLE,
-           coalesce(share_spike >= th.retry_spike_ratio * share_calm, false)
-    FROM rt_agg CROSS JOIN th
-    WHERE spike_minutes > 0
+    SELECT r.phase, 'retry_timeout_amplification', r.pool, NULL::VARCHAR[],
+           make_timestamp(r.m0 * 60000000), make_timestamp((r.m1 + 1) * 60000000),
+           json_object('timeouts', r.timeouts, 'retries_next_window', r.retries_next,
+                       'retries_explained_by_timeouts', r.explained_retries,
+                       'explained_share',
+                       r.explained_retries * 1.0 / nullif(r.retries_next, 0),
+                       'retry_share_during_spike', r.share_during,
+                       'retry_share_outside', r.share_outside,
+                       'timeout_rate_max', tr.timeout_rate_max,
+                       'retry_spike_ratio', th.retry_spike_ratio,
+                       'dropped_attempts_no_end_time', r.dropped, 'input', 'requests'),
+           CASE WHEN r.amplified
+                     AND r.explained_retries >= 0.5 * r.retries_next
+                     AND r.share_during >= 2 * th.retry_spike_ratio
+                                           * coalesce(r.share_outside, 0) THEN 'high'
+                WHEN r.amplified THEN 'medium' ELSE 'low' END,
+           r.latency_s,
+           r.gpu_hours,
+           coalesce(r.amplified, false)
+    FROM rt_judged r CROSS JOIN th CROSS JOIN tr
 ),
 -- energy vs latency: Spearman rho of per-minute pool power and P95 latency (rank + corr)
 el AS (
@@ -206,36 +273,85 @@ di_hcl AS (
     FROM idx i CROSS JOIN th JOIN ph ON ph.phase = i.phase
     WHERE i.value IS NOT NULL
 ),
--- legitimate vs amplifying queueing over queue saturation zones: legitimate when the zone
--- stays in its pool (no other pool saturated during it), clears within legit_clear_s and
--- no burst episode inside it amplified; otherwise amplifying
+-- legitimate vs amplifying queueing (METRICS.md) over queue saturation zones: legitimate
+-- when the zone stays in its pool (no other pool saturated while it lasted), clears within
+-- legit_clear_s and its own amplification is <= 1; otherwise amplifying. The zone's
+-- amplification compares its growth with the load's, from int_pool_minutes: (mean 1-min
+-- queue-wait P95 in the zone / median 1-min queue-wait P95 of the pool's trailing
+-- burst_trailing_s, floored at sched_delay_target_s: a shorter wait is no queue) / (mean
+-- 1-min arrivals in the zone / median trailing 1-min arrivals), compared without dividing.
+-- A zone that neither spread nor lasted but has no trailing load to compare with is
+-- 'undetermined' (not a finding). Cost: the queue wait accrued by the completed attempts
+-- that arrived in the zone.
 zones AS (
-    SELECT * FROM queue_saturation_zones WHERE pilot = $pilot
+    SELECT pool, zone_id, phase, start_ts, end_ts, duration_s, peak_wait_p95_s,
+           epoch_us(start_ts) // 60000000 AS m0, epoch_us(end_ts) // 60000000 AS m1
+    FROM queue_saturation_zones WHERE pilot = $pilot
+),
+zpm AS (SELECT pool, m, arrivals, queue_wait_p95_s, ok_wait_s
+        FROM int_pool_minutes WHERE pilot = $pilot),
+zone_in AS (
+    SELECT z.zone_id, avg(p.queue_wait_p95_s) AS wait_p95_s, avg(p.arrivals) AS rate_pm,
+           sum(p.ok_wait_s) AS wait_s
+    FROM zones z JOIN zpm p ON p.pool = z.pool AND p.m >= z.m0 AND p.m < z.m1
+    GROUP BY z.zone_id
+),
+zone_trail AS (
+    SELECT z.zone_id,
+           greatest(quantile_cont(p.queue_wait_p95_s, 0.5) FILTER (WHERE p.arrivals > 0),
+                    any_value(th.sched_delay_target_s)) AS trail_wait_p95_s,
+           quantile_cont(p.arrivals, 0.5)       AS trail_rate_pm
+    FROM zones z
+    CROSS JOIN th
+    JOIN zpm p
+      ON p.pool = z.pool AND p.m < z.m0
+     AND p.m >= z.m0 - CAST(th.burst_trailing_s AS BIGINT) // 60
+    GROUP BY z.zone_id
+),
+zone_spread AS (
+    SELECT z.zone_id, count(DISTINCT o.pool) AS other_pools
+    FROM zones z
+    JOIN zones o ON o.pool <> z.pool AND o.start_ts < z.end_ts AND o.end_ts > z.start_ts
+    GROUP BY z.zone_id
 ),
 zone_judged AS (
-    SELECT z.*,
-           EXISTS (SELECT 1 FROM zones o
-                   WHERE o.pool <> z.pool AND o.start_ts < z.end_ts
-                     AND o.end_ts > z.start_ts) AS spread,
-           coalesce((SELECT bool_or(b.amplified) FROM burst_amplification b
-                     WHERE b.pilot = $pilot AND b.pool = z.pool
-                       AND b.start_ts < z.end_ts AND b.end_ts > z.start_ts), false)
-               AS amplified
+    SELECT z.*, i.wait_p95_s, i.rate_pm, i.wait_s, t.trail_wait_p95_s, t.trail_rate_pm,
+           coalesce(s.other_pools, 0) AS other_pools,
+           (i.wait_p95_s / t.trail_wait_p95_s)
+               / nullif(i.rate_pm / nullif(t.trail_rate_pm, 0), 0) AS amplification,
+           i.wait_p95_s * t.trail_rate_pm > t.trail_wait_p95_s * i.rate_pm AS amplified
     FROM zones z
+    LEFT JOIN zone_in i USING (zone_id)
+    LEFT JOIN zone_trail t USING (zone_id)
+    LEFT JOIN zone_spread s USING (zone_id)
+),
+zone_verdict AS (
+    SELECT zj.*,
+           CASE WHEN other_pools > 0 OR duration_s > th.legit_clear_s OR amplified
+                    THEN 'amplifying'
+                -- no trailing load to compare with: not judged rather than called legitimate
+                WHEN coalesce(trail_rate_pm, 0) = 0 OR wait_p95_s IS NULL THEN 'undetermined'
+                ELSE 'legitimate'
+           END AS verdict
+    FROM zone_judged zj CROSS JOIN th
 ),
 legit AS (
     SELECT phase, 'legitimate_vs_amplifying_queueing', pool, NULL::VARCHAR[], start_ts,
            end_ts,
-           json_object('verdict', CASE WHEN NOT spread AND duration_s <= th.legit_clear_s
-                                        AND NOT amplified THEN 'legitimate'
-                                       ELSE 'amplifying' END,
-                       'spread_to_other_pools', spread, 'duration_s', duration_s,
-                       'burst_amplified', amplified, 'peak_wait_p95_s', peak_wait_p95_s,
-                       'input', 'requests'),
-           CASE WHEN spread AND amplified THEN 'high' ELSE 'medium' END,
-           NULL::DOUBLE, NULL::DOUBLE,
-           spread OR duration_s > th.legit_clear_s OR amplified
-    FROM zone_judged CROSS JOIN th
+           json_object('verdict', verdict,
+                       'other_pools_saturated', other_pools, 'duration_s', duration_s,
+                       'amplification', amplification, 'queue_wait_p95_s', wait_p95_s,
+                       'trailing_queue_wait_p95_s', trail_wait_p95_s,
+                       'arrivals_per_min', rate_pm, 'trailing_arrivals_per_min', trail_rate_pm,
+                       'peak_wait_p95_s', peak_wait_p95_s,
+                       'legit_clear_s', th.legit_clear_s, 'input', 'requests'),
+           CASE WHEN other_pools > 0 AND coalesce(amplified, false) THEN 'high'
+                WHEN verdict = 'amplifying' THEN 'medium'
+                ELSE 'low' END,
+           wait_s,
+           NULL::DOUBLE,
+           verdict = 'amplifying'
+    FROM zone_verdict CROSS JOIN th
 ),
 allf AS (
     SELECT * FROM conflict

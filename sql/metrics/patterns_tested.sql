@@ -11,7 +11,9 @@ WITH have AS (
         (SELECT count(*) FROM int_gpu_samples
          WHERE pilot = $pilot AND series = 'power_w') > 0                        AS power,
         (SELECT count(*) FROM metrics_headline WHERE pilot = $pilot AND metric = 'hcl_pp'
-                                               AND value IS NOT NULL) > 0        AS hcl
+                                               AND value IS NOT NULL) > 0        AS hcl,
+        (SELECT coalesce(sum(retries), 0) FROM int_pool_minutes
+         WHERE pilot = $pilot) > 0                                               AS retried
 ),
 p AS (
     SELECT * FROM (VALUES
@@ -27,7 +29,7 @@ f AS (
     FROM findings WHERE pilot = $pilot GROUP BY pattern
 ),
 r AS (
-    SELECT p.ord, p.pattern,
+    SELECT p.ord, p.pattern, h.retried,
            CASE
                WHEN NOT h.req THEN 'not measured: no per-request rows'
                WHEN p.pattern IN ('batch_scheduling_conflict', 'priority_inversion')
@@ -49,7 +51,10 @@ SELECT
     coalesce(f.found, 0) AS findings,
     coalesce(f.candidates, 0) AS candidates,
     coalesce(r.not_measured,
-             CASE WHEN coalesce(f.found, 0) = 0 THEN 'tested: no candidate crossed its threshold'
-                  ELSE 'tested: found' END) AS reason
+             CASE WHEN coalesce(f.found, 0) > 0 THEN 'tested: found'
+                  -- zero retries may be real, or the telemetry links no retry to its request
+                  WHEN r.pattern = 'retry_timeout_amplification' AND NOT r.retried
+                      THEN 'tested: no retry attempts in the telemetry (attempt > 0)'
+                  ELSE 'tested: no candidate crossed its threshold' END) AS reason
 FROM r LEFT JOIN f ON f.pattern = r.pattern
 ORDER BY r.ord

@@ -1,0 +1,447 @@
+"""Benchmark suite (issue #8): every stage at 1 M and 10 M attempts, against the floor.
+
+    .venv/bin/python benchmarks/bench_suite.py [--sizes 1M,10M] [--huge] [--out DIR] [--work DIR]
+
+For each size it writes a canonical landing folder (requests, samples, jobs as Parquet, made
+by DuckDB SQL in seconds: bursty arrivals, retries, timeouts, batch jobs; samples = attempts
+/ 5, jobs = attempts / 33 k) and runs the pipeline stage by stage, each stage in a fresh
+process that reports its wall time, CPU time (all threads) and peak RSS:
+
+    ingest      pilot.yaml + Parquet -> staging tables (validation, anonymization)
+    staging     int_thresholds, int_logical_requests, int_attempts, int_gpu_samples
+    metrics     burst windows/episodes, headline, before/after, DiD, pool/energy windows
+    analytics   issue #4: every SQL model from int_pool_minutes on (pipelines/sql_models.py)
+    statistics  block-bootstrap intervals, energy-latency correlation
+    report      report model, HTML and PDF
+
+The floor is one DuckDB pass (one query per table, fresh process) reading every column the
+analytics read from int_attempts and int_gpu_samples; the suite reports analytics / floor.
+Results: <out>/bench.json and <out>/bench.md (default benchmarks/results/), table printed.
+Timings are wall-clock on a possibly shared machine: CPU seconds are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PILOT = "bench"
+SECRET_ENV = "STABILIS_BENCH_SECRET"
+SPAN_S = 6 * 3600  # 4 h baseline + 2 h validation
+T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+POOLS, GPUS_PER_POOL = 8, 32
+STAGES = ("ingest", "staging", "metrics", "analytics", "statistics", "report")
+GOALS = {"analytics_floor_ratio": 3.0, "peak_rss_mib": 4096.0, "scaling_10x": 12.0}
+
+# Columns the analytics models read (the floor reads each once).
+FLOOR_SQL = (
+    """SELECT count(*), max(pool), max(priority), max(phase), max(segment), max(status),
+              max(gpu), sum(attempt), sum(arrival_us), max(start_ts), max(end_ts),
+              sum(queue_wait_s), sum(sched_delay_s), sum(e2e_s), sum(service_s),
+              count(logical_met_sla)
+       FROM int_attempts WHERE pilot = $pilot""",
+    """SELECT count(*), max(pool), max(gpu), max(series), sum(ts_us), sum(value), sum(dt_s),
+              max(phase), max(segment)
+       FROM int_gpu_samples WHERE pilot = $pilot""",
+)
+
+
+def parse_size(s: str) -> int:
+    s = s.strip().upper()
+    mult = {"K": 1_000, "M": 1_000_000, "G": 1_000_000_000}.get(s[-1:], 1)
+    return int(float(s[:-1] if s[-1:] in "KMG" else s) * mult)
+
+
+def label(n: int) -> str:
+    for unit, div in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= div and n % (div // 10) == 0:
+            return f"{n / div:g}{unit}"
+    return str(n)
+
+
+# --------------------------------------------------------------------------- generation
+
+def pilot_yaml() -> str:
+    return f"""\
+pilot: {PILOT}
+title: "Benchmark pilot (synthetic)"
+timezone: UTC
+phases:
+  baseline:   {{start: 2026-01-01T00:00:00Z, end: 2026-01-01T04:00:00Z}}
+  validation: {{start: 2026-01-01T04:00:00Z, end: 2026-01-01T06:00:00Z}}
+scope: {{pools: [pool-1]}}
+sla:
+  P0: {{e2e_ms: 6000, ttft_ms: 2000}}
+  P1: {{e2e_ms: 10000}}
+  P2: {{e2e_ms: 15000}}
+  P3: {{e2e_ms: 25000}}
+timeout_ms: 30000
+sources:
+  - {{kind: canonical, table: requests, path: "requests/*.parquet"}}
+  - {{kind: canonical, table: samples, path: "samples/*.parquet"}}
+  - {{kind: canonical, table: jobs, path: "jobs/jobs.parquet"}}
+anonymization: {{secret_env: {SECRET_ENV}}}
+"""
+
+
+def generate(pilot_dir: Path, attempts: int, part_rows: int = 2_000_000) -> dict[str, int]:
+    """Write the landing folder: canonical Parquet made set-based by DuckDB (no Python rows)."""
+    import duckdb
+
+    for sub in ("requests", "samples", "jobs"):
+        (pilot_dir / sub).mkdir(parents=True, exist_ok=True)
+    (pilot_dir / "pilot.yaml").write_text(pilot_yaml())
+    con = duckdb.connect()
+    # Row i arrives at i * span / n; 6 % of a pool's rows are moved into a 20 s burst every
+    # 20 minutes (~4x the pool's rate: burst windows and episodes exist), every 17th minute is
+    # congested (long waits, timeouts), one row in ten is a retry of the row before it.
+    for k, lo in enumerate(range(0, attempts, part_rows)):
+        hi = min(attempts, lo + part_rows)
+        con.execute(f"""
+        COPY (
+          WITH r AS (
+            SELECT i, CAST(hash(i) % 1000000007 AS BIGINT) AS h,
+                   CAST(hash(i * 7 + 1) % 1000000007 AS BIGINT) AS h2,
+                   CAST(i * ({SPAN_S}e6 / {attempts}) AS BIGINT) AS t
+            FROM range({lo}, {hi}) t(i)
+          ), x AS (
+            SELECT i, h, h2, h % {POOLS} AS p,
+                   CASE WHEN h2 % 100 < 6
+                        THEN t // 1200000000 * 1200000000 + (h % {POOLS}) * 97000000
+                             + h % 20000000
+                        ELSE t END AS t
+            FROM r
+          ), y AS (
+            SELECT *, CASE WHEN (t // 60000000) % 17 = 0 THEN (h % 15000) / 1000.0
+                           WHEN h2 % 100 < 6 THEN (h % 4000) / 1000.0
+                           ELSE (h % 800) / 1000.0 END AS wait_s,
+                      0.2 + (h2 % 5000) / 1000.0 AS svc_s
+            FROM x
+          )
+          SELECT 'r' || i AS request_id,
+                 CASE WHEN i % 10 = 9 THEN 'r' || (i - 1) END AS parent_request_id,
+                 CAST(i % 10 = 9 AS INTEGER) AS attempt,
+                 'pool-' || p AS pool, 'pool-' || p || '-n' || (i % {GPUS_PER_POOL} // 8) AS node,
+                 'pool-' || p || '-g' || (i % {GPUS_PER_POOL}) AS gpu, 'llm' AS model_class,
+                 'P' || (h2 % 4) AS priority,
+                 make_timestamp({T0_US} + t) AS arrival_ts,
+                 make_timestamp({T0_US} + t + CAST(wait_s * 0.9e6 AS BIGINT)) AS dispatch_ts,
+                 make_timestamp({T0_US} + t + CAST(wait_s * 1e6 AS BIGINT)) AS start_ts,
+                 make_timestamp({T0_US} + t + CAST((wait_s + 0.1) * 1e6 AS BIGINT))
+                     AS first_token_ts,
+                 make_timestamp({T0_US} + t + CAST((wait_s + svc_s) * 1e6 AS BIGINT)) AS end_ts,
+                 CASE WHEN wait_s > 14 THEN 'timeout' ELSE 'ok' END AS status,
+                 CAST(100 + h % 900 AS INTEGER) AS input_tokens,
+                 CAST(20 + h2 % 300 AS INTEGER) AS output_tokens
+          FROM y
+        ) TO '{pilot_dir / "requests" / f"part-{k:03d}.parquet"}' (FORMAT parquet)""")
+    gpus = POOLS * GPUS_PER_POOL
+    ticks = max(1, attempts // 5 // 3 // gpus)  # samples ~ attempts / 5 over 3 series
+    con.execute(f"""
+    COPY (
+      SELECT make_timestamp({T0_US} + CAST(k * ({SPAN_S}e6 / {ticks}) AS BIGINT)) AS ts,
+             s.series, 'pool-' || (g % {POOLS}) AS pool,
+             'pool-' || (g % {POOLS}) || '-n' || (g // {POOLS} // 8) AS node,
+             'pool-' || (g % {POOLS}) || '-g' || (g // {POOLS}) AS gpu,
+             CASE s.series WHEN 'power_w' THEN 200.0 + hash(g, k) % 400
+                  WHEN 'gpu_util' THEN (hash(g, k) % 1000) / 1000.0
+                  ELSE (hash(g, k) % 1000) / 1500.0 END AS value,
+             NULL::DOUBLE AS le
+      FROM range({gpus}) a(g), range({ticks}) b(k),
+           (VALUES ('gpu_util'), ('sm_active'), ('power_w')) s(series)
+      UNION ALL
+      SELECT make_timestamp({T0_US} + k * 15000000), 'queue_waiting', 'pool-' || p, NULL,
+             NULL, (hash(p, k) % 50) * 1.0, NULL
+      FROM range({POOLS}) a(p), range({SPAN_S // 15}) b(k)
+    ) TO '{pilot_dir / "samples" / "samples.parquet"}' (FORMAT parquet)""")
+    jobs = max(10, attempts // 33_000)
+    con.execute(f"""
+    COPY (
+      SELECT 'j' || i AS job_id, 'batch' AS kind, 'q' AS queue, 5000.0::DOUBLE AS priority,
+             st AS submit_ts, st AS eligible_ts, st AS start_ts,
+             st + to_seconds(600 + CAST(hash(i) % 3000 AS BIGINT)) AS end_ts,
+             'pool-' || (i % {POOLS}) || '-n0' AS node, 'pool-' || (i % {POOLS}) AS pool,
+             2 AS gpus, ['pool-' || (i % {POOLS}) || '-g0', 'pool-' || (i % {POOLS}) || '-g1']
+                 AS gpu_ids, 'COMPLETED' AS state
+      FROM (SELECT i, make_timestamp({T0_US} + CAST(i * ({SPAN_S}e6 / {jobs}) AS BIGINT)) AS st
+            FROM range({jobs}) t(i))
+    ) TO '{pilot_dir / "jobs" / "jobs.parquet"}' (FORMAT parquet)""")
+    con.close()
+    return {"attempts": attempts, "samples": gpus * ticks * 3 + POOLS * (SPAN_S // 15),
+            "jobs": jobs}
+
+
+# --------------------------------------------------------------------------- stages
+
+def _stage_models(stage: str) -> list[str]:
+    from pipelines.sql_models import MODELS
+
+    names = [m.name for m in MODELS]
+    a, b = names.index("int_gpu_samples") + 1, names.index("int_pool_minutes")
+    return {"staging": names[:a], "metrics": names[a:b], "analytics": names[b:]}[stage]
+
+
+def run_stage(stage: str, db: Path, pilot_dir: Path, smoke: bool = False) -> dict[str, Any]:
+    """Run one stage in this process; returns its timings (imports excluded) and counts.
+
+    `smoke` (tests only): 20 bootstrap resamples instead of 400 and no PDF."""
+    from pipelines.warehouse import connect
+
+    if stage == "ingest":
+        from pipelines.config import load_pilot
+        from pipelines.ingest.load import ingest_pilot
+    elif stage in ("staging", "metrics", "analytics"):
+        from pipelines.sql_models import build_model
+    elif stage == "statistics":
+        from pipelines.statistics import (
+            BootstrapConfig,
+            build_energy_latency_corr,
+            build_metrics_ci,
+        )
+    elif stage == "report":
+        from reports.model import build_report_model
+        from reports.render import render_html, render_report
+
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {}
+    con = connect(db)
+    if stage == "ingest":
+        summary = ingest_pilot(con, load_pilot(pilot_dir))
+        out["rows"] = summary.rows_stored
+    elif stage == "floor":
+        out["rows"] = sum(con.execute(q, {"pilot": PILOT}).fetchone()[0] for q in FLOOR_SQL)
+    elif stage in ("staging", "metrics", "analytics"):
+        per: dict[str, list[float]] = {}
+        for name in _stage_models(stage):
+            t = time.perf_counter()
+            rows = build_model(con, name, PILOT)
+            per[name] = [round(time.perf_counter() - t, 3), rows]
+        out["per_model"] = per
+        out["rows"] = sum(r for _, r in per.values())
+    elif stage == "statistics":
+        cfg = BootstrapConfig(resamples=20) if smoke else BootstrapConfig()
+        out["rows"] = (build_metrics_ci(con, PILOT, cfg)
+                       + build_energy_latency_corr(con, PILOT, cfg))
+    elif stage == "report":
+        model = build_report_model(con, PILOT, run_id="bench", pipeline_version="bench",
+                                   generated_at=datetime.now(UTC).replace(tzinfo=None))
+        con.close()
+        if smoke:
+            out["rows"] = len(render_html(model).encode())  # bytes of HTML
+        else:
+            html, pdf = render_report(model, db.parent / "report")
+            out["rows"] = html.stat().st_size + pdf.stat().st_size  # bytes written
+    if stage != "report":
+        con.close()
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    out["wall_s"] = round(time.perf_counter() - t0, 3)
+    out["cpu_s"] = round(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime, 3)
+    out["peak_rss_mib"] = round(ru1.ru_maxrss / 1024, 1)  # KiB on Linux; the whole process
+    return out
+
+
+def _child(stage: str, db: Path, pilot_dir: Path, inline: bool, smoke: bool) -> dict[str, Any]:
+    """The stage in a fresh process (its own peak RSS), or in this one with `inline`.
+
+    A failing stage is recorded with its error and the suite goes on: later stages then
+    measure what the warehouse holds."""
+    if inline:
+        try:
+            return run_stage(stage, db, pilot_dir, smoke)
+        except Exception as e:  # noqa: BLE001 - recorded in the results, not hidden
+            return {"error": f"{type(e).__name__}: {e}"[:2000]}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--_stage", stage, "--_db", str(db), "--_dir", str(pilot_dir),
+         *(["--smoke"] if smoke else [])],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )
+    if proc.returncode:
+        return {"error": proc.stderr.strip().splitlines()[-1][:2000] if proc.stderr.strip()
+                else f"exit code {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _line(size: str, stage: str, r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"  {size:>5} {stage:<10} FAILED: {r['error'][:200]}"
+    return (f"  {size:>5} {stage:<10} {r['wall_s']:8.2f} s wall {r['cpu_s']:8.2f} s cpu"
+            f" {r['peak_rss_mib']:8.0f} MiB")
+
+
+def _get(r: dict[str, Any], key: str) -> float:
+    return float(r.get(key) or 0.0)
+
+
+def bench_size(attempts: int, work: Path, inline: bool = False, smoke: bool = False
+               ) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    pilot_dir, db = work / PILOT, work / "warehouse.duckdb"
+    shutil.rmtree(pilot_dir, ignore_errors=True)
+    for p in (db, db.with_name(db.name + ".wal")):
+        p.unlink(missing_ok=True)
+    t = time.perf_counter()
+    counts = generate(pilot_dir, attempts)
+    res: dict[str, Any] = {"size": label(attempts), **counts,
+                           "generate_s": round(time.perf_counter() - t, 1), "stages": {}}
+    for stage in STAGES:
+        res["stages"][stage] = r = _child(stage, db, pilot_dir, inline, smoke)
+        print(_line(res["size"], stage, r), flush=True)
+        if stage == "staging":  # the floor reads the tables staging wrote
+            res["floor"] = f = _child("floor", db, pilot_dir, inline, smoke)
+            print(_line(res["size"], "(floor)", f), flush=True)
+    a, f = res["stages"]["analytics"], res["floor"]
+    ok = "error" not in a and "error" not in f
+    res["analytics_floor_ratio"] = round(a["wall_s"] / max(f["wall_s"], 1e-6), 2) if ok else None
+    res["analytics_floor_ratio_cpu"] = (round(a["cpu_s"] / max(f["cpu_s"], 1e-6), 2) if ok
+                                        else None)
+    res["failed_stages"] = [s for s, r in res["stages"].items() if "error" in r]
+    res["total_wall_s"] = round(sum(_get(s, "wall_s") for s in res["stages"].values()), 2)
+    res["total_cpu_s"] = round(sum(_get(s, "cpu_s") for s in res["stages"].values()), 2)
+    res["peak_rss_mib"] = max(_get(s, "peak_rss_mib") for s in res["stages"].values())
+    res["inline"] = inline  # inline: peak RSS is the suite process's, cumulative
+    res["smoke"] = smoke
+    res["warehouse_mib"] = round(db.stat().st_size / 2**20, 1)
+    return res
+
+
+# --------------------------------------------------------------------------- report
+
+def _ok(value: float | None, goal: float) -> str:
+    return "n/a" if value is None else ("yes" if value <= goal else "**no**")
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Goals against the largest size (and its ratio to the size 10x smaller, when run)."""
+    big = max(runs, key=lambda r: r["attempts"])
+    small = next((r for r in runs if r["attempts"] * 10 == big["attempts"]), None)
+    scaling = None
+    if small:
+        scaling = {s: round(_get(big["stages"][s], "wall_s")
+                            / max(_get(small["stages"][s], "wall_s"), 1e-6), 2)
+                   for s in STAGES if not {s} & {*big["failed_stages"], *small["failed_stages"]}}
+        scaling["total"] = round(big["total_wall_s"] / max(small["total_wall_s"], 1e-6), 2)
+    if small and big["failed_stages"] + small["failed_stages"]:
+        scaling["total"] = None  # a failed stage makes the totals incomparable
+    return {"at": big["size"], "analytics_floor_ratio": big["analytics_floor_ratio"],
+            "analytics_floor_ratio_cpu": big["analytics_floor_ratio_cpu"],
+            "peak_rss_mib": big["peak_rss_mib"], "scaling_vs": small["size"] if small else None,
+            "scaling": scaling}
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    runs, g = doc["runs"], doc["goals"]
+    lines = [f"# Benchmark suite ({doc['generated_at']})", "",
+             f"Machine: {doc['machine']}. DuckDB memory_limit {doc['memory_limit']}. "
+             "Wall seconds on a possibly shared machine; CPU seconds (all threads) beside them.",
+             "", "| size | stage | wall s | cpu s | peak RSS MiB | rows |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in runs:
+        for s in (*STAGES[:2], "floor", *STAGES[2:]):
+            x = r["floor"] if s == "floor" else r["stages"][s]
+            name = "floor (one pass)" if s == "floor" else s
+            if "error" in x:
+                lines.append(f"| {r['size']} | {name} | failed | | | {x['error'][:120]} |")
+                continue
+            lines.append(f"| {r['size']} | {name} | {x['wall_s']:.2f} | {x['cpu_s']:.2f} | "
+                         f"{x['peak_rss_mib']:.0f} | {x['rows']:,} |")
+        lines.append(f"| {r['size']} | **total** | {r['total_wall_s']:.2f} | "
+                     f"{r['total_cpu_s']:.2f} | {r['peak_rss_mib']:.0f} | |")
+    sc = (g["scaling"] or {}).get("total")
+    ratio = g["analytics_floor_ratio"] if g["analytics_floor_ratio"] is not None else float("nan")
+    ratio_cpu = (g["analytics_floor_ratio_cpu"] if g["analytics_floor_ratio_cpu"] is not None
+                 else float("nan"))
+    lines += ["", f"## Goals at {g['at']}", "", "| goal | measured | target | met |",
+              "|---|---:|---:|---|",
+              f"| analytics / floor (wall) | {ratio:.2f}x | "
+              f"<= {GOALS['analytics_floor_ratio']:g}x | "
+              f"{_ok(g['analytics_floor_ratio'], GOALS['analytics_floor_ratio'])} |",
+              f"| analytics / floor (cpu) | {ratio_cpu:.2f}x | "
+              f"<= {GOALS['analytics_floor_ratio']:g}x | "
+              f"{_ok(g['analytics_floor_ratio_cpu'], GOALS['analytics_floor_ratio'])} |",
+              f"| peak RSS, any stage | {g['peak_rss_mib']:.0f} MiB | "
+              f"<= {GOALS['peak_rss_mib']:.0f} MiB | "
+              f"{_ok(g['peak_rss_mib'], GOALS['peak_rss_mib'])} |",
+              f"| time({g['at']}) / time({g['scaling_vs']}), all stages | "
+              + (f"{sc:.2f} | <= {GOALS['scaling_10x']:g} | {_ok(sc, GOALS['scaling_10x'])} |"
+                 if sc is not None else "n/a | <= 12 | n/a |")]
+    failed = [f"{r['size']}: {', '.join(r['failed_stages'])}" for r in runs if r["failed_stages"]]
+    if failed:
+        lines += ["", "**Failed stages** (their time is missing from the totals): "
+                  + "; ".join(failed)]
+    if any(r["smoke"] for r in runs):
+        lines += ["", "Smoke run (--smoke): 20 bootstrap resamples, no PDF; not a benchmark."]
+    if any(r["inline"] for r in runs):
+        lines += ["", "Stages ran inline (--inline): peak RSS is the suite process's, cumulative."]
+    if g["scaling"]:
+        lines += ["", "Per stage time ratio " + f"{g['at']}/{g['scaling_vs']}: " + ", ".join(
+            f"{s} {v:.2f}" for s, v in g["scaling"].items() if s != "total" and v is not None)]
+    big = max(runs, key=lambda r: r["attempts"])
+    per = big["stages"]["analytics"].get("per_model", {})
+    if per:
+        lines += ["", f"Analytics models at {big['size']} (wall s): " + ", ".join(
+            f"{k} {v[0]:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1][0]))]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1M,10M", help="attempts per run, e.g. 1M,10M or 20000")
+    ap.add_argument("--huge", action="store_true", help="add 100M (hours, ~20 GB of disk)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--work", type=Path, default=None, help="keep data here (default: temp)")
+    ap.add_argument("--inline", action="store_true",
+                    help="run stages in this process (fast start, cumulative peak RSS; tests)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tests: 20 bootstrap resamples, HTML without PDF (not comparable)")
+    ap.add_argument("--_stage", help=argparse.SUPPRESS)
+    ap.add_argument("--_db", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--_dir", type=Path, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    os.environ.setdefault(SECRET_ENV, "stabilis-bench-secret-not-for-real-pilots")
+    if a._stage:
+        print(json.dumps(run_stage(a._stage, a._db, a._dir, a.smoke)))
+        return {}
+    sizes = [parse_size(s) for s in a.sizes.split(",") if s.strip()]
+    if a.huge:
+        sizes.append(100_000_000)
+    tmp = None if a.work else tempfile.mkdtemp(prefix="stabilis-bench-")
+    work = a.work or Path(tmp)
+    from pipelines.warehouse import duckdb_config
+
+    try:
+        runs = [bench_size(n, work / label(n), a.inline, a.smoke) for n in sorted(set(sizes))]
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    doc = {"generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                      f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} "
+                      f"GiB RAM, load avg {os.getloadavg()[0]:.1f} at the end",
+           "memory_limit": duckdb_config(work / "w.duckdb")["memory_limit"],
+           "goals_targets": GOALS, "runs": runs}
+    doc["goals"] = summarize(runs)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "bench.json").write_text(json.dumps(doc, indent=2) + "\n")
+    md = markdown(doc)
+    (a.out / "bench.md").write_text(md)
+    print(md)
+    return doc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The benchmark suite (benchmarks/bench_suite.py) on a tiny size: every stage runs and lands
+in bench.json and bench.md, with the floor and the analytics/floor ratio."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _suite():
+    spec = importlib.util.spec_from_file_location("bench_suite", ROOT / "benchmarks" /
+                                                  "bench_suite.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_suite_writes_every_stage(tmp_path: Path) -> None:
+    suite = _suite()
+    out, work = tmp_path / "results", tmp_path / "work"
+    suite.main(["--sizes", "8k", "--out", str(out), "--work", str(work), "--inline", "--smoke"])
+
+    doc = json.loads((out / "bench.json").read_text())
+    [run] = doc["runs"]
+    assert run["size"] == "8k" and run["attempts"] == 8000
+    assert set(run["stages"]) == set(suite.STAGES)
+    failed = {s: r["error"] for s, r in run["stages"].items() if "error" in r}
+    assert not failed and run["failed_stages"] == []
+    for r in [*run["stages"].values(), run["floor"]]:
+        assert r["wall_s"] > 0 and r["cpu_s"] >= 0 and r["peak_rss_mib"] > 0
+    # ingest stored exactly what the generator wrote (nothing quarantined)
+    assert run["stages"]["ingest"]["rows"] == run["attempts"] + run["samples"] + run["jobs"]
+    with duckdb.connect(str(work / "8k" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM int_attempts").fetchone()[0] == 8000
+        # the generator's bursts are found: the analytics have episodes to work on
+        assert con.execute("SELECT count(*) FROM burst_episodes").fetchone()[0] > 0
+    # every analytics model of the registry was built and timed
+    from pipelines.sql_models import MODELS
+
+    names = [m.name for m in MODELS]
+    assert list(run["stages"]["analytics"]["per_model"]) == names[names.index("int_pool_minutes"):]
+    floor, analytics = run["floor"], run["stages"]["analytics"]
+    assert run["analytics_floor_ratio"] == round(analytics["wall_s"] / floor["wall_s"], 2)
+    assert doc["goals"]["at"] == "8k" and doc["goals"]["scaling"] is None
+
+    md = (out / "bench.md").read_text()
+    for stage in (*suite.STAGES, "floor (one pass)", "**total**"):
+        assert f"| 8k | {stage} |" in md
+    assert "| analytics / floor (wall) |" in md and "| peak RSS, any stage |" in md
