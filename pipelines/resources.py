@@ -14,6 +14,8 @@ from typing import Literal
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipelines.warehouse import duckdb_config
+
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -84,7 +86,11 @@ def default_resources() -> dict[str, object]:
     base = data_dir()
     base.mkdir(parents=True, exist_ok=True)
     return {
-        "warehouse": DuckDBResource(database=default_warehouse_path()),
+        # same memory limit and spill folder as every other connection (pipelines.warehouse)
+        "warehouse": DuckDBResource(
+            database=default_warehouse_path(),
+            connection_config=duckdb_config(Path(default_warehouse_path())),
+        ),
         "paths": PilotPaths(landing_dir=str(base / "landing"), reports_dir=str(base / "reports")),
         "sql_engine": SqlEngine(),
     }

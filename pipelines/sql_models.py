@@ -101,8 +101,7 @@ MODELS: tuple[SqlModel, ...] = (
     SqlModel(
         "findings", "metrics",
         ("int_attempts", "jobs", "phases", "int_pool_minutes", "burst_amplification",
-         "idle_overload_states", "queue_saturation_zones", "indices", "int_thresholds",
-         "thresholds"),
+         "idle_overload_states", "queue_saturation_zones", "indices", "int_thresholds"),
     ),
     SqlModel(
         "patterns_tested", "metrics",

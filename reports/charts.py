@@ -336,7 +336,8 @@ def build_charts(w: Reader, hx: dict, phases: pl.DataFrame) -> tuple[list[Chart]
     else:
         note = (f"One row per {grid.level} ({grid.n_gpus} GPUs in the map), "
                 f"{grid.bin_minutes}-minute columns; each cell is the mean of the 1-minute "
-                f"values of the GPUs and windows it covers. Dashed line: phase boundary.")
+                f"values of the GPUs and windows it covers, coloured in {HEAT_STEPS} equal "
+                f"bands (legend). Dashed line: phase boundary.")
         out.append(Chart(1, "GPU utilization heatmap — nominal vs effective, and hidden loss",
                          heatmap_chart(grid, bounds), heatmap_reading(grid, hx), note=note))
         notes.append("GPU heatmap (visual appendix 1): " + note)

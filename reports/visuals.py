@@ -324,7 +324,8 @@ def hidden_idle_topology(w: Reader) -> Chart:
     return Chart(5, title, merge_rects(_svg(chart, {"topo": heat_vals, "pools": bar_vals})),
                  reading,
                  note=f"One row per {'GPU' if by_gpu else 'node'}, grouped by pool; "
-                      f"{bin_min}-minute columns (mean of 1-minute cells of hidden_idle_map).")
+                      f"{bin_min}-minute columns (mean of 1-minute cells of hidden_idle_map), "
+                      f"coloured in {HEAT_STEPS} equal bands.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -118,3 +118,6 @@ def test_token_equals_the_standard_hmac_for_any_key_and_text(secret):
     s = pl.Series(["r-2", None, "r-1", "r-2"])
     assert a.series("req", s).to_list() == [a.token("req", "r-2"), None,
                                             a.token("req", "r-1"), a.token("req", "r-2")]
+    # all values distinct (request ids): hashed in place, same tokens, nulls stay null
+    assert a.series("req", pl.Series(["r-3", None, "r-1"])).to_list() == [
+        a.token("req", "r-3"), None, a.token("req", "r-1")]

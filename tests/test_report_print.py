@@ -111,3 +111,52 @@ def test_whatif_relative_change_stays_a_percentage(tmp_path: Path) -> None:
     row = table.rows[0]
     assert row[table.columns.index("Queue wait P95")] == "−25.0 %"
     assert "from 0" not in table.note
+
+
+def test_only_installed_font_files_may_be_read_by_the_pdf_renderer() -> None:
+    from reports.render import _installed_font
+
+    assert _installed_font("file:///usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+    for url in ("file:///etc/passwd", "https://example.org/x.ttf", "file:///tmp/x.ttf",
+                "file:///usr/share/fonts/../../../etc/shadow.ttf",
+                "file:///usr/share/fonts/truetype/x.txt"):
+        assert not _installed_font(url), url
+
+
+def _pdf_fonts(pdf: Path) -> set[str]:
+    from pypdf import PdfReader
+
+    names = set()
+    for page in PdfReader(pdf).pages:
+        fonts = page["/Resources"].get_object().get("/Font") or {}
+        names |= {str(f.get_object()["/BaseFont"]) for f in fonts.values()}
+    return names
+
+
+def test_emoji_in_pool_names_are_drawn_with_the_emoji_font(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from reports.render import render_report
+
+    if not shutil.which("fc-list") or "Noto Color Emoji" not in subprocess.run(
+            ["fc-list"], capture_output=True, text=True).stdout:
+        pytest.skip("no Noto Color Emoji font installed (make report-tools installs it)")
+    db = rf.build_fixture(tmp_path / "wh.duckdb", pools=("pool-a", "pool 🚀"))
+    _, pdf = render_report(_model(db), tmp_path / "out")
+    fonts = _pdf_fonts(pdf)
+    assert any("Noto-Color-Emoji" in f for f in fonts), fonts  # the rocket is a real glyph
+
+
+def test_emoji_font_is_limited_to_emoji_code_points() -> None:
+    # Listing "Noto Color Emoji" in a font-family makes Pango draw digits and spaces with it
+    # ("1 1" for 11 in the PDF): it may appear only as the source of a unicode-range face.
+    from reports.render import STATIC
+
+    css = (STATIC / "report.css").read_text(encoding="utf-8")
+    faces = re.findall(r"@font-face\s*{[^}]*}", css)
+    assert any('local("Noto Color Emoji")' in f and "unicode-range" in f for f in faces)
+    rest = re.sub(r"@font-face\s*{[^}]*}", "", css)
+    assert "Noto Color Emoji" not in re.sub(r"/\*.*?\*/", "", rest, flags=re.S)

@@ -23,6 +23,7 @@ SELECT
     max(CASE WHEN name = 'legit_clear_s'         THEN value END) AS legit_clear_s,
     max(CASE WHEN name = 'disruption_recover_s'  THEN value END) AS disruption_recover_s,
     max(CASE WHEN name = 'retry_spike_ratio'     THEN value END) AS retry_spike_ratio,
+    max(CASE WHEN name = 'timeout_rate_max'      THEN value END) AS timeout_rate_max,
     CAST(json_group_object(name, value) AS VARCHAR) AS thresholds_json
 FROM thresholds
 WHERE pilot = $pilot

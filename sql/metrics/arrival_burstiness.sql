@@ -2,10 +2,6 @@
 -- system's own echo, not offered load): CV of inter-arrival times, index of dispersion
 -- (variance / mean) of counts per burst window (empty windows included), Gamma shape
 -- k = 1 / CV^2 (k = 1 Poisson, k < 1 burstier), as vLLM's --burstiness and trace studies use.
--- Cost: gaps need time order, i.e. one sort per scope (per pool, all pools); each sort carries
--- only (phase, pool, arrival) and feeds ONE aggregate per scope, at pool x burst-window
--- grain, whose sums (arrivals, gaps, sum and sum of squares of gaps) are additive: the
--- '(all pools)' window counts and the per-pool CV are re-aggregated from those few rows.
 WITH th AS (
     SELECT CAST(burst_window_s * 1e6 AS BIGINT) AS win_us
     FROM int_thresholds WHERE pilot = $pilot
@@ -17,55 +13,34 @@ ph AS (
 a AS (
     SELECT phase, pool, arrival_us FROM int_attempts WHERE pilot = $pilot AND attempt = 0
 ),
-pool_gaps AS (
-    SELECT phase, pool, arrival_us // th.win_us AS w,
-           (arrival_us - lag(arrival_us) OVER (PARTITION BY phase, pool ORDER BY arrival_us))
-               / 1e6 AS gap_s
-    FROM a CROSS JOIN th
-),
-all_gaps AS (
-    SELECT phase,
-           (arrival_us - lag(arrival_us) OVER (PARTITION BY phase ORDER BY arrival_us))
-               / 1e6 AS gap_s
-    FROM a
-),
--- per pool x burst window: arrivals and gap sums
-pw AS (
-    SELECT phase, pool, w, count(*) AS c, count(gap_s) AS n_gaps, sum(gap_s) AS s1,
-           sum(gap_s * gap_s) AS s2
-    FROM pool_gaps
-    GROUP BY ALL
-),
-aw AS (
-    SELECT phase, '(all pools)' AS pool, count(gap_s) AS n_gaps, sum(gap_s) AS s1,
-           sum(gap_s * gap_s) AS s2
-    FROM all_gaps
-    GROUP BY phase
-),
-win_counts AS (
-    SELECT phase, pool, w, c FROM pw
+both_scopes AS (
+    SELECT phase, pool, arrival_us FROM a
     UNION ALL
-    SELECT phase, '(all pools)', w, sum(c) FROM pw GROUP BY phase, w
+    SELECT phase, '(all pools)' AS pool, arrival_us FROM a
+),
+gaps AS (
+    SELECT phase, pool, arrival_us,
+           arrival_us - lag(arrival_us) OVER (PARTITION BY phase, pool ORDER BY arrival_us)
+               AS gap_us
+    FROM both_scopes
+),
+counts AS (
+    SELECT g.phase, g.pool, g.arrival_us // th.win_us AS w, count(*) AS c
+    FROM gaps g CROSS JOIN th
+    GROUP BY ALL
 ),
 disp AS (
     SELECT c.phase, c.pool, sum(c.c) AS n, sum(c.c * c.c) AS sum_sq,
            -- windows of the phase, empty ones included
            any_value((ph.e_us - 1) // th.win_us - ph.s_us // th.win_us + 1) AS windows
-    FROM win_counts c CROSS JOIN th JOIN ph ON ph.phase = c.phase
+    FROM counts c CROSS JOIN th JOIN ph ON ph.phase = c.phase
     GROUP BY c.phase, c.pool
 ),
-gap_sums AS (
-    SELECT phase, pool, sum(n_gaps) AS n_gaps, sum(s1) AS s1, sum(s2) AS s2
-    FROM pw GROUP BY phase, pool
-    UNION ALL
-    SELECT phase, pool, n_gaps, s1, s2 FROM aw
-),
 cv AS (
-    -- sample standard deviation from the sums: (s2 - s1^2 / n) / (n - 1)
-    SELECT phase, pool, n_gaps AS gaps,
-           sqrt(greatest((s2 - s1 * s1 / n_gaps) / nullif(n_gaps - 1, 0), 0))
-               / nullif(s1 / nullif(n_gaps, 0), 0) AS cv
-    FROM gap_sums
+    SELECT phase, pool, count(gap_us) AS gaps,
+           stddev_samp(gap_us / 1e6) / nullif(avg(gap_us / 1e6), 0) AS cv
+    FROM gaps
+    GROUP BY phase, pool
 )
 SELECT
     $pilot AS pilot,

@@ -129,8 +129,7 @@ oscillation AS (
 -- dropped attempts have no end time and are only counted) and the GPU time they burnt
 -- (service time of attempts that started: lost work).
 tr AS (
-    SELECT max(CASE WHEN name = 'timeout_rate_max' THEN value END) AS timeout_rate_max
-    FROM thresholds WHERE pilot = $pilot
+    SELECT timeout_rate_max FROM int_thresholds WHERE pilot = $pilot
 ),
 rt AS (
     SELECT p.pool, p.phase, p.m, p.arrivals, p.retries, p.timeouts,
