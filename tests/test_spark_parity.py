@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,12 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipelines.config import DEFAULT_THRESHOLDS
-from pipelines.demo import DEMO_SLA
-from pipelines.simulator import demo_config, simulate
-from pipelines.simulator.scenarios import DEMO_TREATMENT_POOLS, demo_validation_start_s
 from pipelines.sql_models import MODELS, build_model
-from pipelines.warehouse import ensure_schema
+from tests.simulated_pilot import write_simulated_pilot
 from tests.spark_session import spark  # noqa: F401  (session fixture)
 
 # one worker runs every Spark test on one JVM (`pytest -n 2 --dist loadgroup`)
@@ -48,32 +43,11 @@ RANK_TOL = 0.05
 EXCLUDED: dict[str, str] = {}
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, df: object) -> None:
-    con.register("__t", df)
-    con.execute(f"INSERT INTO {table} BY NAME SELECT *, $p AS pilot FROM __t", {"p": PILOT})
-    con.unregister("__t")
-
-
 def build_warehouse(path: Path, scale: float = SCALE) -> int:
     """A simulated pilot straight into the staging tables, then every model; returns the
     number of request attempts."""
-    cfg = demo_config(7, scale)
-    res = simulate(cfg)
     con = duckdb.connect(str(path))
-    ensure_schema(con)
-    _insert(con, "requests", res.requests)
-    _insert(con, "jobs", res.jobs)
-    _insert(con, "samples", res.samples)
-    v = cfg.start + timedelta(seconds=demo_validation_start_s(cfg))
-    end = cfg.start + timedelta(seconds=cfg.duration_s)
-    con.executemany("INSERT INTO phases VALUES (?, ?, ?, ?)",
-                    [[PILOT, "baseline", cfg.start, v], [PILOT, "validation", v, end]])
-    con.executemany("INSERT INTO sla_targets VALUES (?, ?, ?, ?)",
-                    [[PILOT, p, t["e2e_ms"], t.get("ttft_ms")] for p, t in DEMO_SLA.items()])
-    con.execute("INSERT INTO pilot_scope VALUES (?, 'pools', ?, NULL, NULL)",
-                [PILOT, list(DEMO_TREATMENT_POOLS)])
-    con.executemany("INSERT INTO thresholds VALUES (?, ?, ?)",
-                    [[PILOT, k, float(x)] for k, x in DEFAULT_THRESHOLDS.items()])
+    write_simulated_pilot(con, PILOT, 7, scale)
     for m in MODELS:
         build_model(con, m, PILOT)
     (n,) = con.execute("SELECT count(*) FROM requests").fetchone()

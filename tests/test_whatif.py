@@ -11,13 +11,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.config import DEFAULT_THRESHOLDS
-from pipelines.demo import DEMO_SLA
-from pipelines.simulator import demo_config, simulate
 from pipelines.simulator.policies import Policy, policy_set
-from pipelines.simulator.scenarios import DEMO_TREATMENT_POOLS, demo_validation_start_s
 from pipelines.sql_models import build_model
-from pipelines.warehouse import ensure_schema
 from pipelines.whatif import (
     DECLARED,
     ERROR_COLUMNS,
@@ -30,35 +25,15 @@ from pipelines.whatif import (
     store,
 )
 from pipelines.whatif_replay import load_replay, read_trace, trace_replay
+from tests.simulated_pilot import write_simulated_pilot
 
 PILOT = "wi-test"
 TRACES = Path("/work/shared/fixtures/traces")
 
 
-def _insert(con, table: str, df: pl.DataFrame) -> None:
-    con.register("__t", df.with_columns(pl.lit(PILOT).alias("pilot")))
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM __t")
-    con.unregister("__t")
-
-
 def write_pilot(con: duckdb.DuckDBPyConnection, seed: int = 4, scale: float = 0.05) -> None:
     """A simulated pilot straight into the staging tables (no ingestion needed here)."""
-    cfg = demo_config(seed, scale)
-    res = simulate(cfg)
-    ensure_schema(con)
-    _insert(con, "requests", res.requests)
-    _insert(con, "jobs", res.jobs)
-    _insert(con, "samples", res.samples)
-    v = cfg.start + timedelta(seconds=demo_validation_start_s(cfg))
-    end = cfg.start + timedelta(seconds=cfg.duration_s)
-    con.executemany("INSERT INTO phases VALUES (?, ?, ?, ?)",
-                    [[PILOT, "baseline", cfg.start, v], [PILOT, "validation", v, end]])
-    con.executemany("INSERT INTO sla_targets VALUES (?, ?, ?, ?)",
-                    [[PILOT, p, t["e2e_ms"], t.get("ttft_ms")] for p, t in DEMO_SLA.items()])
-    con.execute("INSERT INTO pilot_scope VALUES (?, 'pools', ?, NULL, NULL)",
-                [PILOT, list(DEMO_TREATMENT_POOLS)])
-    con.executemany("INSERT INTO thresholds VALUES (?, ?, ?)",
-                    [[PILOT, k, float(x)] for k, x in DEFAULT_THRESHOLDS.items()])
+    write_simulated_pilot(con, PILOT, seed, scale)
     doc = {"timeout_ms": 30_000, "adjustments": ["inference_batch_separation",
                                                  "priority_scheduling"]}
     con.execute("INSERT INTO pilots VALUES (?, 'test', 'UTC', ?, now())", [PILOT, json.dumps(doc)])

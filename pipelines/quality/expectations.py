@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -91,25 +90,8 @@ STATS_SQL: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {
 }
 
 
-def _gx() -> Any:
-    """great_expectations, imported so that an installed pyspark cannot end the process.
-
-    GE probes `pyspark.sql.connect`, whose import calls sys.exit(0) when `__main__` has no
-    spec and no file ("must be doctests") and Spark Connect's deps are missing: the case in
-    pytest-xdist workers and some Dagster subprocesses. Only then is that module marked
-    absent, which GE handles as "Spark Connect not installed"."""
-    main = sys.modules.get("__main__")
-    if ("great_expectations" not in sys.modules and "pyspark.sql.connect" not in sys.modules
-            and main is not None and getattr(main, "__spec__", None) is None
-            and not hasattr(main, "__file__") and not hasattr(sys, "ps1")):
-        sys.modules.setdefault("pyspark.sql.connect.dataframe", None)  # type: ignore[arg-type]
-    import great_expectations as gx
-
-    return gx
-
-
 def _sample_expectations(table: str) -> list[Any]:
-    gx = _gx()
+    import great_expectations as gx  # heavy import: only when a suite runs
 
     e = gx.expectations
     if table == "requests":
@@ -140,7 +122,7 @@ def _sample_expectations(table: str) -> list[Any]:
 
 
 def _stats_expectations(ranges: dict[str, tuple[float, float]]) -> list[Any]:
-    gx = _gx()
+    import great_expectations as gx  # heavy import: only when a suite runs
 
     return [
         gx.expectations.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi)
@@ -168,7 +150,7 @@ def _validate(name: str, df: pd.DataFrame, expectations: list[Any], table: str
               ) -> list[QualityResult]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    gx = _gx()
+    import great_expectations as gx  # heavy import: only when a suite runs
 
     if df.empty:  # nothing to judge: every expectation holds vacuously, say so
         return [QualityResult(table, _name(x), True, "no rows", _expected(x)) for x in expectations]
