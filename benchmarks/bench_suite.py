@@ -16,6 +16,11 @@ process that reports its wall time, CPU time (all threads) and peak RSS:
 
 The floor is one DuckDB pass (one query per table, fresh process) reading every column the
 analytics read from int_attempts and int_gpu_samples; the suite reports analytics / floor.
+The pandas peer (benchmarks/pandas_peer.py, fresh process, after analytics) computes the core
+of int_pool_minutes and the inter-arrival CV of arrival_burstiness in pandas from the same
+rows and checks its answers against the SQL tables; the suite reports pandas / DuckDB for those
+two tables. The peer is a comparison, not a pipeline stage: it is outside the totals and the
+peak-RSS goal.
 Results: <out>/bench.json and <out>/bench.md (default benchmarks/results/), table printed.
 Timings are wall-clock on a possibly shared machine: CPU seconds are printed beside them.
 """
@@ -225,6 +230,10 @@ def run_stage(stage: str, db: Path, pilot_dir: Path, smoke: bool = False) -> dic
         out["rows"] = summary.rows_stored
     elif stage == "floor":
         out["rows"] = sum(con.execute(q, {"pilot": PILOT}).fetchone()[0] for q in FLOOR_SQL)
+    elif stage == "peer":
+        from benchmarks.pandas_peer import run as run_peer
+
+        out.update(run_peer(con, PILOT))
     elif stage in ("staging", "metrics", "analytics"):
         per: dict[str, list[float]] = {}
         for name in _stage_models(stage):
@@ -304,11 +313,15 @@ def bench_size(attempts: int, work: Path, inline: bool = False, smoke: bool = Fa
         if stage == "staging":  # the floor reads the tables staging wrote
             res["floor"] = f = _child("floor", db, pilot_dir, inline, smoke)
             print(_line(res["size"], "(floor)", f), flush=True)
+        if stage == "analytics":  # the peer checks itself against the analytics tables
+            res["peer"] = p = _child("peer", db, pilot_dir, inline, smoke)
+            print(_line(res["size"], "(pandas)", p), flush=True)
     a, f = res["stages"]["analytics"], res["floor"]
     ok = "error" not in a and "error" not in f
     res["analytics_floor_ratio"] = round(a["wall_s"] / max(f["wall_s"], 1e-6), 2) if ok else None
     res["analytics_floor_ratio_cpu"] = (round(a["cpu_s"] / max(f["cpu_s"], 1e-6), 2) if ok
                                         else None)
+    res["peer_vs_duckdb"] = _peer_ratio(res)
     res["failed_stages"] = [s for s, r in res["stages"].items() if "error" in r]
     res["total_wall_s"] = round(sum(_get(s, "wall_s") for s in res["stages"].values()), 2)
     res["total_cpu_s"] = round(sum(_get(s, "cpu_s") for s in res["stages"].values()), 2)
@@ -317,6 +330,21 @@ def bench_size(attempts: int, work: Path, inline: bool = False, smoke: bool = Fa
     res["smoke"] = smoke
     res["warehouse_mib"] = round(db.stat().st_size / 2**20, 1)
     return res
+
+
+PEER_MODELS = ("int_pool_minutes", "arrival_burstiness")
+
+
+def _peer_ratio(res: dict[str, Any]) -> dict[str, Any] | None:
+    """pandas' compute time (and load + compute) over DuckDB's time for the same two tables."""
+    p, per = res["peer"], res["stages"]["analytics"].get("per_model", {})
+    if "error" in p or not all(m in per for m in PEER_MODELS):
+        return None
+    duck = sum(per[m][0] for m in PEER_MODELS)
+    return {"duckdb_s": round(duck, 3), "pandas_compute_s": p["compute_s"],
+            "pandas_load_s": p["load_s"], "max_rel_diff": p["max_rel_diff"],
+            "compute_ratio": round(p["compute_s"] / max(duck, 1e-6), 2),
+            "with_load_ratio": round((p["compute_s"] + p["load_s"]) / max(duck, 1e-6), 2)}
 
 
 # --------------------------------------------------------------------------- report
@@ -359,6 +387,11 @@ def markdown(doc: dict[str, Any]) -> str:
                 continue
             lines.append(f"| {r['size']} | {name} | {x['wall_s']:.2f} | {x['cpu_s']:.2f} | "
                          f"{x['peak_rss_mib']:.0f} | {x['rows']:,} |")
+        p = r.get("peer", {})
+        lines.append(f"| {r['size']} | pandas peer (not in total) | failed | | | "
+                     f"{p['error'][:120]} |" if "error" in p else
+                     f"| {r['size']} | pandas peer (not in total) | {p['wall_s']:.2f} | "
+                     f"{p['cpu_s']:.2f} | {p['peak_rss_mib']:.0f} | {p['rows']:,} |")
         lines.append(f"| {r['size']} | **total** | {r['total_wall_s']:.2f} | "
                      f"{r['total_cpu_s']:.2f} | {r['peak_rss_mib']:.0f} | |")
     sc = (g["scaling"] or {}).get("total")
@@ -379,6 +412,17 @@ def markdown(doc: dict[str, Any]) -> str:
               f"| time({g['at']}) / time({g['scaling_vs']}), all stages | "
               + (f"{sc:.2f} | <= {GOALS['scaling_10x']:g} | {_ok(sc, GOALS['scaling_10x'])} |"
                  if sc is not None else "n/a | <= 12 | n/a |")]
+    lines += ["", "## pandas peer", "",
+              "The same two tables (" + ", ".join(PEER_MODELS) + ") computed in pandas from the "
+              "same rows; DuckDB time is those two models' share of the analytics stage.", "",
+              "| size | DuckDB s | pandas compute s | pandas load s | pandas / DuckDB | "
+              "with load | max rel diff |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        v = r.get("peer_vs_duckdb")
+        lines.append(f"| {r['size']} | failed | | | | | |" if v is None else
+                     f"| {r['size']} | {v['duckdb_s']:.2f} | {v['pandas_compute_s']:.2f} | "
+                     f"{v['pandas_load_s']:.2f} | {v['compute_ratio']:.2f}x | "
+                     f"{v['with_load_ratio']:.2f}x | {v['max_rel_diff']:.1e} |")
     failed = [f"{r['size']}: {', '.join(r['failed_stages'])}" for r in runs if r["failed_stages"]]
     if failed:
         lines += ["", "**Failed stages** (their time is missing from the totals): "

@@ -108,6 +108,36 @@ def test_sync_map_layers_and_overall(tmp_path):
     assert rows["overall"][0] == pytest.approx(geo)
 
 
+def test_burstiness_gaps_stay_inside_their_phase_and_pool(tmp_path):
+    # first attempts: a baseline 00:10, 00:20; b baseline 00:30 (+00:35 here); a validation
+    # 01:10 (+01:10:30, 01:12 here); b validation 01:20. No gap crosses a pool or a phase
+    # start (00:20 -> 01:10 in pool a is not a gap); the all-pools scope merges the pools.
+    rows = [("x1", "b", "00:35:00"), ("x2", "a", "01:10:30"), ("x3", "a", "01:12:00")]
+    c = _con(tmp_path, [
+        "INSERT INTO requests VALUES " + ", ".join(
+            f"('p1', '{i}', NULL, 0, '{pool}', 'n1', 'g1', 'llm', 'P0', "
+            f"TIMESTAMP '2026-01-01 {t}', NULL, TIMESTAMP '2026-01-01 {t}', NULL, "
+            f"TIMESTAMP '2026-01-01 {t}' + INTERVAL 1 SECOND, 'ok', 1, 1)"
+            for i, pool, t in rows)])
+    got = {(ph, pool): (n, gaps, cv) for ph, pool, n, gaps, cv in c.execute(
+        "SELECT phase, pool, arrivals, inter_arrivals, interarrival_cv FROM arrival_burstiness")
+        .fetchall()}
+
+    def cv(gaps):
+        m = sum(gaps) / len(gaps)
+        return (sum((g - m) ** 2 for g in gaps) / (len(gaps) - 1)) ** 0.5 / m
+
+    assert got[("baseline", "a")] == (2, 1, None)  # one gap: no sample deviation
+    assert got[("baseline", "b")] == (2, 1, None)
+    n, gaps, v = got[("baseline", "(all pools)")]
+    assert (n, gaps) == (4, 3) and v == pytest.approx(cv([600, 600, 300]))
+    n, gaps, v = got[("validation", "a")]
+    assert (n, gaps) == (3, 2) and v == pytest.approx(cv([30, 90]))
+    assert got[("validation", "b")] == (1, 0, None)
+    n, gaps, v = got[("validation", "(all pools)")]
+    assert (n, gaps) == (4, 3) and v == pytest.approx(cv([30, 90, 480]))
+
+
 def test_burst_amplification_and_burstiness(tmp_path):
     # 9 arrivals 2 s apart from 00:40:00 in pool a, attempt i waits i s: one 20 s episode
     # (test_metrics_sql). The trailing window [00:25, 00:40) of pool a is empty: both the

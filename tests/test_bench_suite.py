@@ -47,8 +47,13 @@ def test_suite_writes_every_stage(tmp_path: Path) -> None:
     floor, analytics = run["floor"], run["stages"]["analytics"]
     assert run["analytics_floor_ratio"] == round(analytics["wall_s"] / floor["wall_s"], 2)
     assert doc["goals"]["at"] == "8k" and doc["goals"]["scaling"] is None
+    # the pandas peer answered the same as the SQL models, and its ratio is the timed one
+    peer, duck = run["peer_vs_duckdb"], analytics["per_model"]
+    assert run["peer"]["rows"] == 8000 and peer["max_rel_diff"] < 1e-9
+    assert peer["duckdb_s"] == round(sum(duck[m][0] for m in suite.PEER_MODELS), 3)
 
     md = (out / "bench.md").read_text()
     for stage in (*suite.STAGES, "floor (one pass)", "**total**"):
         assert f"| 8k | {stage} |" in md
     assert "| analytics / floor (wall) |" in md and "| peak RSS, any stage |" in md
+    assert "| 8k | pandas peer (not in total) |" in md and "## pandas peer" in md
