@@ -44,28 +44,33 @@ holds AS (
     FROM hold_no
     GROUP BY pool, gkey, hold
 ),
+-- pools with a hold, numbered: the sorts below are keyed by integers only
+hold_pools AS (
+    SELECT pool, CAST(row_number() OVER (ORDER BY pool) AS INTEGER) AS pid
+    FROM (SELECT DISTINCT pool FROM holds)
+),
 waits AS (
-    SELECT a.pool, a.priority, a.arrival_us,
+    SELECT a.pool, hp.pid, a.priority, a.arrival_us,
            coalesce(epoch_us(a.start_ts), epoch_us(a.end_ts)) AS wait_end_us
     FROM int_attempts a
     CROSS JOIN th
+    JOIN hold_pools hp ON hp.pool = a.pool
     WHERE a.pilot = $pilot
-      AND a.pool IN (SELECT pool FROM holds)
       AND coalesce(epoch_us(a.start_ts), epoch_us(a.end_ts)) - a.arrival_us
           >= th.sched_delay_target_s * 1e6
 ),
--- the pool's queued time: its waits merged into disjoint intervals (gaps-and-islands)
+-- the pool's queued time: its waits merged into disjoint intervals (gaps-and-islands: a wait
+-- opens an interval when it arrives after every earlier wait of the pool has ended)
 wait_start AS (
     SELECT *,
-           CASE WHEN arrival_us > coalesce(lag(run_end) OVER (
-                    PARTITION BY pool ORDER BY arrival_us, wait_end_us), arrival_us - 1)
+           CASE WHEN arrival_us > coalesce(max(wait_end_us) OVER (
+                    PARTITION BY pid ORDER BY arrival_us, wait_end_us
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), arrival_us - 1)
                 THEN 1 ELSE 0 END AS new_q
-    FROM (SELECT *, max(wait_end_us) OVER (PARTITION BY pool ORDER BY arrival_us, wait_end_us
-                                           ROWS UNBOUNDED PRECEDING) AS run_end
-          FROM waits)
+    FROM waits
 ),
 wq AS (
-    SELECT *, sum(new_q) OVER (PARTITION BY pool ORDER BY arrival_us, wait_end_us
+    SELECT *, sum(new_q) OVER (PARTITION BY pid ORDER BY arrival_us, wait_end_us
                                ROWS UNBOUNDED PRECEDING) AS q
     FROM wait_start
 ),
