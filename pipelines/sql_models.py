@@ -41,6 +41,9 @@ MODELS: tuple[SqlModel, ...] = (
     SqlModel("burst_windows", "intermediate", ("int_attempts", "int_thresholds", "phases")),
     SqlModel("burst_episodes", "topology", ("burst_windows", "int_thresholds")),
     SqlModel(
+        "latency_histogram_quantiles", "metrics", ("samples", "phases", "pilot_scope")
+    ),
+    SqlModel(
         "metrics_headline",
         "metrics",
         (
@@ -50,6 +53,7 @@ MODELS: tuple[SqlModel, ...] = (
             "burst_windows",
             "int_thresholds",
             "phases",
+            "latency_histogram_quantiles",
         ),
     ),
     SqlModel("metrics_before_after", "metrics", ("metrics_headline",)),

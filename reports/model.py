@@ -189,6 +189,9 @@ def _label(metric: Metric, row: dict[str, Any] | None = None) -> str:
     # effective utilization names which source it used (sm_active vs productive-time)
     if metric.name == "effective_util" and row and row.get("value") is not None and row["note"]:
         return f"{metric.label} ({row['note']})"
+    # latency quantiles read from histogram buckets, not per-request rows
+    if row and row.get("value") is not None and (row.get("note") or "").startswith("approximate"):
+        return f"{metric.label} (approximate: histogram buckets)"
     return metric.label
 
 

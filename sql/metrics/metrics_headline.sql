@@ -1,6 +1,8 @@
 -- The headline metrics of METRICS.md per pilot x phase x segment, overall and per pool and
 -- per priority class, in long form (one row per metric). Segment 'all' is both segments.
--- Latency quantiles are exact (quantile_cont, linear interpolation), never approximate.
+-- Latency quantiles are exact (quantile_cont, linear interpolation); only where a scope has no
+-- per-request rows do they come from latency histograms (latency_histogram_quantiles,
+-- declared approximate, and noted so on the row).
 WITH seg AS (
     SELECT * FROM (VALUES ('all'), ('treatment'), ('control')) v(segment_label)
 ),
@@ -95,12 +97,36 @@ gpu_m AS (
     FROM gp
     GROUP BY GROUPING SETS ((phase, segment), (phase, segment, pool))
 ),
+-- histogram quantiles (approximate), one row per scope
+hq AS (
+    SELECT phase, segment, breakdown, breakdown_value,
+           max(value_s) FILTER (WHERE family = 'e2e_latency_s' AND round(q * 100) = 50) AS p50,
+           max(value_s) FILTER (WHERE family = 'e2e_latency_s' AND round(q * 100) = 95) AS p95,
+           max(value_s) FILTER (WHERE family = 'e2e_latency_s' AND round(q * 100) = 99) AS p99,
+           max(value_s) FILTER (WHERE family = 'queue_time_s' AND round(q * 100) = 50)
+                                                                       AS queue_p50,
+           max(value_s) FILTER (WHERE family = 'queue_time_s' AND round(q * 100) = 95)
+                                                                       AS queue_p95
+    FROM latency_histogram_quantiles
+    WHERE pilot = $pilot
+    GROUP BY phase, segment, breakdown, breakdown_value
+),
+-- every scope with per-request rows, plus the scopes only histograms describe
+scopes AS (
+    SELECT phase, segment, breakdown, breakdown_value FROM logical_m
+    UNION
+    SELECT phase, segment, breakdown, breakdown_value FROM hq
+),
 wide AS (
     SELECT
-        l.phase, l.segment, l.breakdown, l.breakdown_value,
-        l.latency_q[1] AS p50_latency_s, l.latency_q[2] AS p95_latency_s,
-        l.latency_q[3] AS p99_latency_s,
-        a.queue_wait_q[1] AS queue_wait_p50_s, a.queue_wait_q[2] AS queue_wait_p95_s,
+        k.phase, k.segment, k.breakdown, k.breakdown_value,
+        coalesce(l.latency_q[1], h.p50) AS p50_latency_s,
+        coalesce(l.latency_q[2], h.p95) AS p95_latency_s,
+        coalesce(l.latency_q[3], h.p99) AS p99_latency_s,
+        l.latency_q IS NULL AND h.p95 IS NOT NULL                      AS latency_from_hist,
+        coalesce(a.queue_wait_q[1], h.queue_p50) AS queue_wait_p50_s,
+        coalesce(a.queue_wait_q[2], h.queue_p95) AS queue_wait_p95_s,
+        a.queue_wait_q IS NULL AND h.queue_p95 IS NOT NULL             AS queue_from_hist,
         a.queue_wait_max_s, a.sched_delay_p95_s,
         a.burst_queue_wait_q[1] AS burst_queue_wait_p50_s,
         a.burst_queue_wait_q[2] AS burst_queue_wait_p95_s,
@@ -120,14 +146,20 @@ wide AS (
         g.nominal_util IS NOT NULL                                     AS has_gpu_util,
         g.energy_j IS NOT NULL                                         AS has_power,
         a.burst_attempts
-    FROM logical_m l
-    JOIN phase_len pl ON pl.phase = l.phase
+    FROM scopes k
+    JOIN phase_len pl ON pl.phase = k.phase
+    LEFT JOIN logical_m l
+      ON l.phase = k.phase AND l.segment = k.segment AND l.breakdown = k.breakdown
+     AND l.breakdown_value IS NOT DISTINCT FROM k.breakdown_value
     LEFT JOIN attempt_m a
-      ON a.phase = l.phase AND a.segment = l.segment AND a.breakdown = l.breakdown
-     AND a.breakdown_value IS NOT DISTINCT FROM l.breakdown_value
+      ON a.phase = k.phase AND a.segment = k.segment AND a.breakdown = k.breakdown
+     AND a.breakdown_value IS NOT DISTINCT FROM k.breakdown_value
     LEFT JOIN gpu_m g
-      ON g.phase = l.phase AND g.segment = l.segment AND g.breakdown = l.breakdown
-     AND g.breakdown_value IS NOT DISTINCT FROM l.breakdown_value
+      ON g.phase = k.phase AND g.segment = k.segment AND g.breakdown = k.breakdown
+     AND g.breakdown_value IS NOT DISTINCT FROM k.breakdown_value
+    LEFT JOIN hq h
+      ON h.phase = k.phase AND h.segment = k.segment AND h.breakdown = k.breakdown
+     AND h.breakdown_value IS NOT DISTINCT FROM k.breakdown_value
 ),
 wide2 AS (
     SELECT *, 100 * (nominal_util - effective_util) AS hcl_pp FROM wide
@@ -170,6 +202,11 @@ SELECT
         WHEN l.metric LIKE 'burst_queue_wait%' AND coalesce(l.burst_attempts, 0) = 0
             THEN 'no burst windows detected'
         WHEN l.metric = 'sched_delay_p95_s' AND l.value IS NULL THEN 'no dispatch_ts telemetry'
+        WHEN l.metric LIKE 'p%_latency_s' AND l.latency_from_hist
+            THEN 'approximate: from e2e latency histogram buckets, per server request (a retry '
+                 || 'counts on its own); no per-request rows'
+        WHEN l.metric IN ('queue_wait_p50_s', 'queue_wait_p95_s') AND l.queue_from_hist
+            THEN 'approximate: from queue-time histogram buckets (no per-request rows)'
         WHEN l.metric LIKE 'p%_latency_s' AND l.value IS NULL THEN 'no completed requests'
     END AS note
 FROM long l
