@@ -1,5 +1,10 @@
-"""One Dagster asset per `.sql` model: same name for the file, the table and the asset."""
+"""One Dagster asset per `.sql` model: same name for the file, the table and the asset.
 
+The `sql_engine` resource picks the engine that computes it (DuckDB, or Spark through
+pipelines.engine.build); either way the table lands in the DuckDB warehouse.
+"""
+
+from contextlib import closing
 
 import dagster as dg
 import duckdb
@@ -7,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.table_metadata import OWNERS, table_metadata
 from pipelines.partitions import pilot_partitions
+from pipelines.resources import SqlEngine
 from pipelines.sql_models import SqlModel, build_model
 
 
@@ -17,6 +23,25 @@ def _description(model: SqlModel) -> str:
             break
         lines.append(line.lstrip("- ").rstrip())
     return " ".join(lines) or model.name
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection, model: SqlModel, pilot: str, sql_engine: SqlEngine,
+    run_id: str,
+) -> int:
+    if not sql_engine.is_spark:
+        return build_model(con, model, pilot)
+    # deferred: pyspark and sqlglot are the optional extra `spark`
+    from pipelines.engine.build import build_on_spark, exchange_folder
+
+    folder = exchange_folder(con, run_id, sql_engine.exchange_dir)
+    return build_on_spark(con, sql_engine.spark_engine(), model, pilot, folder)
+
+
+def _errors(sql_engine: SqlEngine) -> tuple[type[BaseException], ...]:
+    # Spark fails from several layers (translation, pyspark, py4j, Spark Connect's gRPC, a
+    # missing extra): every one is this step's failure, reported like DuckDB's
+    return (Exception,) if sql_engine.is_spark else (duckdb.Error,)
 
 
 def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
@@ -30,22 +55,26 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         owners=OWNERS,
     )
     def _asset(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource, sql_engine: SqlEngine
     ) -> dg.MaterializeResult:
         pilot = context.partition_key
         sql_file = str(model.path.relative_to(model.path.parents[2]))
-        with warehouse.get_connection() as con:
+        # closing(): DuckDBResource does not close the connection when the step raises,
+        # which would keep the warehouse file open (and locked) after a failed step
+        with warehouse.get_connection() as con, closing(con):
             try:
-                rows = build_model(con, model, pilot)
-            except duckdb.Error as e:
-                # the run's failure names the pilot, the SQL file and DuckDB's reason
+                rows = _build(con, model, pilot, sql_engine, context.run.run_id)
+            except _errors(sql_engine) as e:
+                # the run's failure names the pilot, the SQL file, the engine and its reason
                 raise dg.Failure(
-                    description=f"pilot {pilot}: {sql_file} failed: {e}",
-                    metadata={"pilot": pilot, "source": sql_file, "reason": str(e)},
+                    description=f"pilot {pilot}: {sql_file} failed on {sql_engine.engine}: {e}",
+                    metadata={"pilot": pilot, "source": sql_file, "engine": sql_engine.engine,
+                              "reason": str(e)},
                 ) from e
             extra = table_metadata(con, model.name, pilot)
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": rows, "sql_file": sql_file, **extra}
+            metadata={"dagster/row_count": rows, "sql_file": sql_file,
+                      "engine": sql_engine.engine, **extra}
         )
 
     return _asset

@@ -50,11 +50,14 @@ class PilotPaths(dg.ConfigurableResource):
 
 class SqlEngine(dg.ConfigurableResource):
     """Which engine runs the `.sql` models: `duckdb` (default, the warehouse file) or `spark`
-    (the same files translated by pipelines.engine; needs the optional extra `spark`).
+    (the same files translated by pipelines.engine; needs the optional extra `spark`). Either
+    way the result lands in the DuckDB warehouse (pipelines.engine.build).
 
     Spark settings: `spark_remote` (Spark Connect URL, e.g. `sc://host:15002`, Databricks
     Connect) wins over `spark_master` (`local[2]`, `spark://host:7077`, `yarn` on EMR);
-    `spark_conf` adds session settings (ANSI mode, time zone, ... are set by the engine).
+    `spark_conf` adds session settings (ANSI mode, time zone, ... are set by the engine);
+    `exchange_dir` is where Parquet goes between DuckDB and Spark (default: the warehouse's
+    tmp dir), a folder a remote Spark must see too (a shared mount).
     """
 
     engine: Literal["duckdb", "spark"] = "duckdb"
@@ -62,19 +65,36 @@ class SqlEngine(dg.ConfigurableResource):
     spark_remote: str | None = None
     spark_app_name: str = "stabilis"
     spark_conf: dict[str, str] = {}
+    exchange_dir: str | None = None
+
+    @classmethod
+    def from_env(cls) -> SqlEngine:
+        """Settings from the environment (`default_resources`), each optional:
+        STABILIS_SQL_ENGINE, STABILIS_SPARK_MASTER, STABILIS_SPARK_REMOTE,
+        STABILIS_SPARK_EXCHANGE_DIR."""
+        engine = os.environ.get("STABILIS_SQL_ENGINE") or "duckdb"
+        if engine not in ("duckdb", "spark"):
+            raise ValueError(f"STABILIS_SQL_ENGINE={engine!r}: expected duckdb or spark")
+        return cls(
+            engine=engine,
+            spark_master=os.environ.get("STABILIS_SPARK_MASTER") or "local[2]",
+            spark_remote=os.environ.get("STABILIS_SPARK_REMOTE") or None,
+            exchange_dir=os.environ.get("STABILIS_SPARK_EXCHANGE_DIR") or None,
+        )
 
     @property
     def is_spark(self) -> bool:
         return self.engine == "spark"
 
     def spark_session(self):  # -> pyspark.sql.SparkSession (optional dependency)
-        """A SparkSession for the configured master/remote (import deferred: optional)."""
+        """The process's SparkSession for the configured master/remote, started on first use
+        (import deferred: optional)."""
         if not self.is_spark:
             raise ValueError("engine is duckdb: no Spark session to open")
-        from pipelines.engine.spark import spark_session
+        from pipelines.engine.spark import shared_session
 
-        return spark_session(self.spark_master, remote=self.spark_remote,
-                             app_name=self.spark_app_name, conf=self.spark_conf)
+        return shared_session(self.spark_master, remote=self.spark_remote,
+                              app_name=self.spark_app_name, conf=self.spark_conf)
 
     def spark_engine(self):  # -> pipelines.engine.spark.SparkEngine
         from pipelines.engine.spark import SparkEngine
@@ -92,5 +112,5 @@ def default_resources() -> dict[str, object]:
             connection_config=duckdb_config(Path(default_warehouse_path())),
         ),
         "paths": PilotPaths(landing_dir=str(base / "landing"), reports_dir=str(base / "reports")),
-        "sql_engine": SqlEngine(),
+        "sql_engine": SqlEngine.from_env(),
     }

@@ -13,7 +13,7 @@ import dagster as dg
 
 from pipelines.definitions import ALL_ASSETS
 from pipelines.partitions import PILOT_PARTITIONS_NAME
-from pipelines.resources import default_resources
+from pipelines.resources import SqlEngine, default_resources
 
 
 def instance() -> dg.DagsterInstance:
@@ -31,12 +31,15 @@ def run_pilot(
 ) -> dg.ExecuteInProcessResult:
     """Register `pilot` as a partition and materialize its assets (all, or `selection`)."""
     inst = dagster_instance or instance()
+    # callers that pass their own resources (tests, benchmarks) get the engine the
+    # environment selects (DuckDB unless STABILIS_SQL_ENGINE says otherwise)
+    res = {"sql_engine": SqlEngine.from_env(), **resources} if resources else default_resources()
     if not inst.has_dynamic_partition(PILOT_PARTITIONS_NAME, pilot):
         inst.add_dynamic_partitions(PILOT_PARTITIONS_NAME, [pilot])
     return dg.materialize(
         ALL_ASSETS,
         instance=inst,
-        resources=resources or default_resources(),
+        resources=res,
         partition_key=pilot,
         selection=list(selection) if selection else None,
         tags={"stabilis/pilot": pilot},

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.engine.load import parquet_select
 from pipelines.metric_catalog import CATALOG
 from pipelines.warehouse import SQL_DIR
 
@@ -143,8 +144,14 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str
     return [(r[0], r[1]) for r in rows] or None
 
 
-def build_model(con: duckdb.DuckDBPyConnection, model: SqlModel | str, pilot: str) -> int:
-    """Replace `pilot`'s rows of the model's table; returns the pilot's row count."""
+def build_model(
+    con: duckdb.DuckDBPyConnection, model: SqlModel | str, pilot: str,
+    *, parquet: Path | None = None,
+) -> int:
+    """Replace `pilot`'s rows of the model's table; returns the pilot's row count.
+
+    With `parquet`, the rows are that result of the same SQL run elsewhere (Spark: a file
+    or a folder of part files) instead of the SQL run here; the rest is unchanged."""
     m = BY_NAME[model] if isinstance(model, str) else model
     select_sql = m.sql().strip().rstrip(";")
     con.execute("BEGIN TRANSACTION")
@@ -161,7 +168,10 @@ def build_model(con: duckdb.DuckDBPyConnection, model: SqlModel | str, pilot: st
             cols = ", ".join(f'"{n}" {t}' for n, t in wanted)
             con.execute(f'CREATE TABLE "{m.name}" ({cols})')
         con.execute(f'DELETE FROM "{m.name}" WHERE pilot = $pilot', {"pilot": pilot})
-        con.execute(f'INSERT INTO "{m.name}" {select_sql}', {"pilot": pilot})
+        if parquet is None:
+            con.execute(f'INSERT INTO "{m.name}" {select_sql}', {"pilot": pilot})
+        else:
+            con.execute(f'INSERT INTO "{m.name}" {parquet_select(con, parquet, wanted)}')
         (rows,) = con.execute(
             f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot', {"pilot": pilot}
         ).fetchone()

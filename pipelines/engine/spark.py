@@ -1,6 +1,6 @@
 """Run the warehouse's SQL models on Apache Spark (PySpark), translated from DuckDB's dialect.
 
-    spark = spark_session()                            # local[2], or remote= a Spark Connect URL
+    spark = shared_session()                           # local[2], or remote= a Spark Connect URL
     eng = SparkEngine(spark)
     eng.register_parquet(export_tables(con, STAGING_INPUTS, folder, pilot))
     results = eng.run(pilot)                           # {model name: DataFrame}, MODELS order
@@ -81,6 +81,34 @@ def spark_session(
     return spark
 
 
+# One session per process and settings: a JVM (or a Connect channel) is slow to start, and
+# a process can hold one local SparkContext anyway.
+_SESSIONS: dict[tuple, SparkSession] = {}
+
+
+def _alive(spark: SparkSession) -> bool:
+    stopped = getattr(spark, "is_stopped", None)  # Spark Connect sessions say it
+    if stopped is not None:
+        return not stopped
+    return getattr(getattr(spark, "_sc", None), "_jsc", None) is not None  # classic
+
+
+def shared_session(
+    master: str = "local[2]",
+    *,
+    remote: str | None = None,
+    app_name: str = "stabilis",
+    conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """spark_session(...), created once per process and reused while it is running."""
+    key = (master, remote, app_name, tuple(sorted((conf or {}).items())))
+    spark = _SESSIONS.get(key)
+    if spark is None or not _alive(spark):
+        spark = _SESSIONS[key] = spark_session(master, remote=remote, app_name=app_name,
+                                               conf=conf)
+    return spark
+
+
 def export_tables(
     con: duckdb.DuckDBPyConnection,
     tables: Iterable[str],
@@ -126,6 +154,11 @@ class SparkEngine:
     def register_parquet(self, tables: Mapping[str, str | Path]) -> None:
         for name, path in tables.items():
             self.register(name, path)
+
+    def drop(self, names: Iterable[str]) -> None:
+        """Forget registered tables, so that a later query cannot read them by mistake."""
+        for name in names:
+            self.spark.catalog.dropTempView(name)
 
     def register_metric_catalog(self) -> None:
         """metrics_headline joins units from the Python catalog (as build_model does)."""
