@@ -9,6 +9,7 @@ SourceError.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.config import Source
@@ -28,6 +30,7 @@ from pipelines.ingest.base import (
     SourceError,
     empty_rejects,
 )
+from pipelines.ingest.csv_blocks import csv_blocks
 from schemas import table_columns
 from schemas.common import IDENTIFIER_COLUMNS, INT32_MAX
 
@@ -46,11 +49,14 @@ EXPECTED = {  # reason per target dtype family when a value does not parse
 def read_canonical_source(
     path: Path, source: Source, ctx: AdapterContext | None = None
 ) -> Iterator[Parsed]:
-    """ADAPTERS entry point: Parquet streams in row-group batches of `ctx.chunk_rows`."""
+    """ADAPTERS entry point: Parquet and CSV stream in chunks of about `ctx.chunk_rows` rows,
+    so memory is bounded by the chunk, whatever the file size."""
     assert source.table is not None  # guaranteed by config validation
     chunk_rows = (ctx or AdapterContext()).chunk_rows
-    if path.suffix.lower() in PARQUET_EXT:
-        yield from _parquet_chunks(path, source.table, chunk_rows)
+    ext = path.suffix.lower()
+    if ext in PARQUET_EXT or ext in CSV_EXT:
+        for raw in raw_chunks(path, chunk_rows):
+            yield to_table(raw, empty_rejects(), source.table)
     else:
         yield read_canonical(path, source.table)
 
@@ -72,7 +78,18 @@ def read_canonical(path: Path, table: str) -> Parsed:
     return to_table(raw, rejects, table)
 
 
-def _parquet_chunks(path: Path, table: str, chunk_rows: int) -> Iterator[Parsed]:
+def raw_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    """A Parquet or CSV file's columns plus LINE, in chunks of about `chunk_rows` records
+    (LINE numbers the whole file); at least one chunk, empty for an empty Parquet file."""
+    if path.suffix.lower() in PARQUET_EXT:
+        yield from _parquet_chunks(path, chunk_rows)
+    else:
+        for block in csv_blocks(path, chunk_rows):
+            yield _parse_csv(block.data, block.line_shift, block.byte_shift)
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    # Only this file is read: a hive folder name (day=2026-01-01/) adds no column.
     try:
         pf = pq.ParquetFile(path)
         batches = pf.iter_batches(batch_size=chunk_rows)
@@ -86,15 +103,16 @@ def _parquet_chunks(path: Path, table: str, chunk_rows: int) -> Iterator[Parsed]
             raise SourceError(f"unreadable Parquet file at row {offset}: {_short(e)}") from e
         if batch is None:
             break
-        df = pl.from_arrow(batch)
-        assert isinstance(df, pl.DataFrame)
-        raw = df.with_row_index(LINE, offset=offset).with_columns(pl.col(LINE).cast(pl.Int64))
-        offset += df.height
-        yield to_table(raw, empty_rejects(), table)
-    if offset == 1:  # an empty file still reports its (zero) rows
-        yield to_table(
-            _read_parquet(path), empty_rejects(), table
-        )
+        yield _with_line(batch, offset)
+        offset += batch.num_rows
+    if offset == 1:  # an empty file still reports its (zero) rows and its columns
+        yield _with_line(pf.schema_arrow.empty_table(), offset)
+
+
+def _with_line(data: pa.RecordBatch | pa.Table, first: int) -> pl.DataFrame:
+    df = pl.from_arrow(data)
+    assert isinstance(df, pl.DataFrame)
+    return df.with_row_index(LINE, offset=first).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
 # --- readers: each returns the file's columns plus LINE ------------------------------------
@@ -102,59 +120,67 @@ def _parquet_chunks(path: Path, table: str, chunk_rows: int) -> Iterator[Parsed]
 
 def _read_parquet(path: Path) -> pl.DataFrame:
     try:
-        df = pl.read_parquet(path)
+        df = pl.read_parquet(path, hive_partitioning=False)
     except Exception as e:  # truncated/garbage files raise various polars/arrow errors
         raise SourceError(f"unreadable Parquet file: {_short(e)}") from e
     return df.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
-    data = path.read_bytes()
+    """The whole CSV file at once (readers that need every row together, e.g. a rebased
+    arrival trace)."""
+    return _parse_csv(path.read_bytes())
+
+
+def _parse_csv(data: bytes, line_shift: int = 0, byte_shift: int = 0) -> pl.DataFrame:
+    """A CSV text (header record first) as String columns plus LINE; `line_shift` and
+    `byte_shift` place a block of a big file (csv_blocks) in the file."""
     if not data.strip():
         raise SourceError("empty file; expected a CSV header line")
     try:
         df = pl.read_csv(data, infer_schema=False, raise_if_empty=True)
     except Exception:
         # Ragged rows or odd quoting: the csv module reports per record, with exact lines.
-        return _read_csv_slow(path)
+        return _parse_csv_slow(data, line_shift, byte_shift)
     # Line of each record: header is line 1; quoted fields may span several physical lines.
     nl = pl.lit(0, dtype=pl.Int64)
     if b'"' in data:
         nl = pl.sum_horizontal(
             pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in df.columns
         )
+    first = 2 + line_shift
     df = df.with_columns(
-        (pl.int_range(pl.len(), dtype=pl.Int64) + 2 + nl.cum_sum().shift(1, fill_value=0)).alias(
-            LINE
-        )
+        (pl.int_range(pl.len(), dtype=pl.Int64) + first + nl.cum_sum().shift(1, fill_value=0))
+        .alias(LINE)
     )
     # polars turns a blank line into an all-null row; it is not a record.
     return df.filter(~pl.all_horizontal(pl.exclude(LINE).is_null()))
 
 
-def _read_csv_slow(path: Path) -> pl.DataFrame:
+def _parse_csv_slow(data: bytes, line_shift: int, byte_shift: int) -> pl.DataFrame:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if not header:
-                raise SourceError("empty file; expected a CSV header line")
-            if len(set(header)) != len(header):
-                raise SourceError(f"duplicate column names in header: {header}")
-            lines: list[int] = []
-            records: list[list[str]] = []
-            ragged: list[tuple[int, int]] = []
-            start = reader.line_num + 1
-            for row in reader:
-                if row:  # blank lines are not records
-                    if len(row) == len(header):
-                        lines.append(start)
-                        records.append(row)
-                    else:
-                        ragged.append((start, len(row)))
-                start = reader.line_num + 1
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SourceError(f"not UTF-8 text (byte offset {e.start})") from e
+        raise SourceError(f"not UTF-8 text (byte offset {e.start + byte_shift})") from e
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if not header:
+            raise SourceError("empty file; expected a CSV header line")
+        if len(set(header)) != len(header):
+            raise SourceError(f"duplicate column names in header: {header}")
+        lines: list[int] = []
+        records: list[list[str]] = []
+        ragged: list[tuple[int, int]] = []
+        start = reader.line_num + 1
+        for row in reader:
+            if row:  # blank lines are not records
+                if len(row) == len(header):
+                    lines.append(start + line_shift)
+                    records.append(row)
+                else:
+                    ragged.append((start + line_shift, len(row)))
+            start = reader.line_num + 1
     except csv.Error as e:
         raise SourceError(f"unreadable CSV: {e}") from e
     cols = list(zip(*records, strict=True)) if records else [()] * len(header)
@@ -162,7 +188,7 @@ def _read_csv_slow(path: Path) -> pl.DataFrame:
         {h: pl.Series(h, c, dtype=pl.String) for h, c in zip(header, cols, strict=True)}
     ).with_columns(pl.Series(LINE, lines, dtype=pl.Int64))
     df = df.with_columns(pl.col(h).replace("", None) for h in header)
-    if ragged:  # carried as a marker column so _to_table can quarantine them uniformly
+    if ragged:  # carried as a marker column so to_table can quarantine them uniformly
         extra = pl.DataFrame(
             {
                 LINE: [ln for ln, _ in ragged],

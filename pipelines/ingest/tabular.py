@@ -22,21 +22,18 @@ import polars as pl
 from pipelines.config import Source
 from pipelines.ingest import convert
 from pipelines.ingest.base import LINE, AdapterContext, Parsed, SourceError, empty_rejects
-from pipelines.ingest.canonical import CSV_EXT, PARQUET_EXT, _read_csv, _read_parquet, to_table
+from pipelines.ingest.canonical import CSV_EXT, PARQUET_EXT, raw_chunks, to_table
 from schemas import table_columns
 
 
 def read_tabular(path: Path, source: Source, ctx: AdapterContext) -> Iterator[Parsed]:
+    """Chunks of about `ctx.chunk_rows` rows: every option applies row by row."""
     assert source.table is not None  # config validation requires it for `tabular`
-    opts = source.options
     ext = path.suffix.lower()
-    if ext in CSV_EXT or ext in (".tsv", ".txt"):
-        raw = _read_csv(path)
-    elif ext in PARQUET_EXT:
-        raw = _read_parquet(path)
-    else:
+    if ext not in CSV_EXT + PARQUET_EXT + (".tsv", ".txt"):
         raise SourceError(f"unsupported file extension {ext!r}; expected .csv or .parquet")
-    yield map_frame(raw, source.table, opts, ctx)
+    for raw in raw_chunks(path, ctx.chunk_rows):
+        yield map_frame(raw, source.table, source.options, ctx)
 
 
 def map_frame(raw: pl.DataFrame, table: str, opts: dict[str, Any], ctx: AdapterContext

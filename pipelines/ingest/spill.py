@@ -1,0 +1,90 @@
+"""Moving frames into DuckDB inside the pilot's one long transaction, in bounded memory.
+
+Two DuckDB behaviours shape this module (measured with DuckDB 1.5, issue #8):
+
+- DuckDB keeps every Python object a query scanned (a registered DataFrame or Arrow table)
+  alive until the transaction ends. Inside the pilot's transaction that held every chunk of
+  the pilot: ~330 MB per 2 M request rows, ~2.6 GB at 10 M. `insert_frame` hands DuckDB a
+  one-shot Arrow stream instead: the object kept alive is an exhausted reader, and the
+  batches are released as DuckDB consumes them.
+- DuckDB has no savepoints, so the chunks of a file are held back until the whole file has
+  read well. A DuckDB temp table would hold them in memory until commit (a dropped table
+  stays until then too); `Spill` writes them to Parquet files beside the warehouse instead,
+  deleted as soon as the file is stored or abandoned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+__all__ = ["Spill", "insert_frame"]
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+    """Bulk insert by column name through DuckDB's Arrow scan (no per-row Python)."""
+    if df.height == 0:
+        return
+    arrow = df.to_arrow()
+    # the iterator owns the only reference to the batches: exhausted, it lets them go
+    stream = pa.RecordBatchReader.from_batches(arrow.schema, iter(arrow.to_batches()))
+    del arrow
+    con.register("__stage", stream)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM __stage")
+    finally:
+        con.unregister("__stage")
+
+
+class Spill:
+    """Frames per table, parked as Parquet files until `insert_into` or `discard`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.dir: Path | None = None
+        self.files: dict[str, list[str]] = {}
+        self.made_root: Path | None = None  # the spill folder, when this spill created it
+
+    def add(self, table: str, df: pl.DataFrame) -> None:
+        if df.height == 0:
+            return
+        if self.dir is None:
+            root = _spill_root(self.con)
+            if root is not None and not root.exists():
+                root.mkdir(parents=True)
+                self.made_root = root
+            self.dir = Path(tempfile.mkdtemp(prefix="ingest-", dir=root))
+        files = self.files.setdefault(table, [])
+        path = self.dir / f"{table}-{len(files):05d}.parquet"
+        df.write_parquet(path, compression="uncompressed", statistics=False)  # least CPU
+        files.append(str(path))
+
+    def insert_into(self, table: str) -> None:
+        """One INSERT of every frame parked for `table` (DuckDB reads them in parallel)."""
+        if files := self.files.pop(table, None):
+            self.con.execute(
+                f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, union_by_name = true)",
+                [files],
+            )
+
+    def discard(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self.made_root is not None:
+            with contextlib.suppress(OSError):  # only if empty: DuckDB may spill there too
+                self.made_root.rmdir()
+        self.dir, self.files, self.made_root = None, {}, None
+
+
+def _spill_root(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The warehouse's spill folder (`<warehouse>.tmp/`, where DuckDB spills too); None (the
+    system's temp folder) for an in-memory database, whose temp_directory is relative."""
+    row = con.execute("SELECT current_setting('temp_directory')").fetchone()
+    root = Path(row[0]) if row and row[0] else None
+    return root if root is not None and root.is_absolute() else None
