@@ -96,7 +96,7 @@ sla:
   P3: {{e2e_ms: 25000}}
 timeout_ms: 30000
 sources:
-  - {{kind: canonical, table: requests, path: "requests/*.parquet"}}
+  - {{kind: canonical, table: requests, path: "requests/hour=*/*.parquet"}}
   - {{kind: canonical, table: samples, path: "samples/*.parquet"}}
   - {{kind: canonical, table: jobs, path: "jobs/jobs.parquet"}}
 anonymization: {{secret_env: {SECRET_ENV}}}
@@ -111,6 +111,8 @@ def generate(pilot_dir: Path, attempts: int, part_rows: int = 2_000_000) -> dict
         (pilot_dir / sub).mkdir(parents=True, exist_ok=True)
     (pilot_dir / "pilot.yaml").write_text(pilot_yaml())
     con = duckdb.connect()
+    # Requests land per hour, hive-style (requests/hour=HH/part-KKK-I.parquet), as a large
+    # pilot's export would: the pilot.yaml glob reads the folders, the key stays in the path.
     # Row i arrives at i * span / n; 6 % of a pool's rows are moved into a 20 s burst every
     # 20 minutes (~4x the pool's rate: burst windows and episodes exist), every 17th minute is
     # congested (long waits, timeouts), one row in ten is a retry of the row before it.
@@ -137,7 +139,8 @@ def generate(pilot_dir: Path, attempts: int, part_rows: int = 2_000_000) -> dict
                       0.2 + (h2 % 5000) / 1000.0 AS svc_s
             FROM x
           )
-          SELECT 'r' || i AS request_id,
+          SELECT lpad(CAST(t // 3600000000 AS VARCHAR), 2, '0') AS hour,
+                 'r' || i AS request_id,
                  CASE WHEN i % 10 = 9 THEN 'r' || (i - 1) END AS parent_request_id,
                  CAST(i % 10 = 9 AS INTEGER) AS attempt,
                  'pool-' || p AS pool, 'pool-' || p || '-n' || (i % {GPUS_PER_POOL} // 8) AS node,
@@ -153,7 +156,8 @@ def generate(pilot_dir: Path, attempts: int, part_rows: int = 2_000_000) -> dict
                  CAST(100 + h % 900 AS INTEGER) AS input_tokens,
                  CAST(20 + h2 % 300 AS INTEGER) AS output_tokens
           FROM y
-        ) TO '{pilot_dir / "requests" / f"part-{k:03d}.parquet"}' (FORMAT parquet)""")
+        ) TO '{pilot_dir / "requests"}' (FORMAT parquet, PARTITION_BY (hour),
+                FILENAME_PATTERN 'part-{k:03d}-{{i}}', OVERWRITE_OR_IGNORE true)""")
     gpus = POOLS * GPUS_PER_POOL
     ticks = max(1, attempts // 5 // 3 // gpus)  # samples ~ attempts / 5 over 3 series
     con.execute(f"""
