@@ -20,6 +20,7 @@ from pipelines.ingest.base import AdapterContext, Parsed
 from pipelines.ingest.load import INPUT_ERRORS, ingest_pilot
 from pipelines.ingest.registry import ADAPTERS
 from pipelines.warehouse import connect
+from tests.pilot_yaml import write_pilot_yaml
 
 GOOD = b"ts,series,value\n2026-03-02T10:00:00Z,gpu_util,0.5\n"
 SACCT = {"fields": "JobID|State|Submit|Start|End"}
@@ -44,15 +45,7 @@ def make_pilot(tmp: Path, sources: list[tuple[str, str | None, str, bytes, dict[
         if table:
             s["table"] = table
         srcs.append(s)
-    doc = {
-        "pilot": name, "title": "t", "timezone": "UTC",
-        "phases": {"baseline": {"start": "2026-03-02T00:00:00Z", "end": "2026-03-03T00:00:00Z"},
-                   "validation": {"start": "2026-03-03T00:00:00Z",
-                                  "end": "2026-03-04T00:00:00Z"}},
-        "scope": "all", "sla": {"P0": {"e2e_ms": 100}}, "timeout_ms": 1000,
-        "sources": srcs, "anonymization": {"secret_env": "STABILIS_SECRET"},
-    }
-    (d / "pilot.yaml").write_text(yaml.safe_dump(doc))
+    write_pilot_yaml(d, name, srcs)
     return d
 
 

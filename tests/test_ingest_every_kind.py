@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import duckdb
-import yaml
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.config import SOURCE_KINDS
 from tests.adapter_helpers import FORMATS, SHARED
+from tests.pilot_yaml import write_pilot_yaml
 from tests.test_adapters_formats import AWS_FIELDS
 
 SOURCES = [
@@ -51,15 +51,8 @@ def test_one_pilot_with_every_kind_ingests_in_one_command(tmp_path: Path, monkey
         if table:
             src["table"] = table
         srcs.append(src)
-    doc = {
-        "pilot": "every-kind", "title": "every source kind", "timezone": "UTC",
-        "phases": {"baseline": {"start": "2026-03-02T00:00:00Z", "end": "2026-03-03T00:00:00Z"},
-                   "validation": {"start": "2026-03-03T00:00:00Z",
-                                  "end": "2026-03-04T00:00:00Z"}},
-        "scope": "all", "sla": {"P0": {"e2e_ms": 500}}, "timeout_ms": 30000,
-        "sources": srcs, "anonymization": {"secret_env": "STABILIS_SECRET"},
-    }
-    (pilot / "pilot.yaml").write_text(yaml.safe_dump(doc))
+    write_pilot_yaml(pilot, "every-kind", srcs, title="every source kind", e2e_ms=500,
+                     timeout_ms=30000)
     monkeypatch.setenv("STABILIS_DATA_DIR", str(tmp_path / "data"))
 
     result = CliRunner().invoke(app, ["ingest", str(pilot)])

@@ -14,7 +14,6 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pytest
-import yaml
 
 from pipelines.config import load_pilot
 from pipelines.ingest import load
@@ -23,6 +22,7 @@ from pipelines.ingest.load import CHUNK_ROWS_ENV, ingest_pilot
 from pipelines.ingest.spill import insert_frame
 from pipelines.warehouse import connect, ensure_schema
 from schemas import FrameSchemaError
+from tests.pilot_yaml import write_pilot_yaml
 from tests.test_ingest_canonical import _make_pilot, _snapshot, tok
 
 T0 = datetime(2026, 3, 2, 10)
@@ -53,15 +53,7 @@ def _pilot(root: Path, sources: list[dict[str, Any]], files: dict[str, bytes | p
             content.write_parquet(root / name)
         else:
             (root / name).write_bytes(content)
-    doc = {
-        "pilot": root.name, "title": "t", "timezone": "UTC",
-        "phases": {"baseline": {"start": "2026-03-02T00:00:00Z", "end": "2026-03-03T00:00:00Z"},
-                   "validation": {"start": "2026-03-03T00:00:00Z",
-                                  "end": "2026-03-04T00:00:00Z"}},
-        "scope": "all", "sla": {"P0": {"e2e_ms": 100}}, "timeout_ms": 1000,
-        "sources": sources, "anonymization": {"secret_env": "STABILIS_SECRET"},
-    }
-    (root / "pilot.yaml").write_text(yaml.safe_dump(doc))
+    write_pilot_yaml(root, root.name, sources)
     return root
 
 
