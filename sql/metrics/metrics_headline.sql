@@ -29,9 +29,11 @@ logical_m AS (
              ELSE 'overall' END                                        AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool
              WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
-        -- one quantile state per column, several quantiles read from it (half the work)
-        quantile_cont(latency_s, [0.50, 0.95, 0.99]) FILTER (WHERE outcome = 'ok')
-                                                                       AS latency_q,
+        -- one aggregate per quantile: the list form quantile_cont(x, [..]) is ~13 % faster on
+        -- DuckDB but Spark's PERCENTILE over an array ran this model 52 s -> 80 s (parity test)
+        quantile_cont(latency_s, 0.50) FILTER (WHERE outcome = 'ok') AS lat_p50,
+        quantile_cont(latency_s, 0.95) FILTER (WHERE outcome = 'ok') AS lat_p95,
+        quantile_cont(latency_s, 0.99) FILTER (WHERE outcome = 'ok') AS lat_p99,
         avg(CASE WHEN outcome IN ('timeout', 'dropped') THEN 1.0 ELSE 0.0 END)
                                                                        AS timeout_drop_rate,
         avg(CASE WHEN met_sla THEN 1.0 ELSE 0.0 END)                   AS sla_adherence,
@@ -61,11 +63,12 @@ attempt_m AS (
              ELSE 'overall' END                                        AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool
              WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
-        quantile_cont(queue_wait_s, [0.50, 0.95])                      AS queue_wait_q,
+        quantile_cont(queue_wait_s, 0.50)                              AS wait_p50,
+        quantile_cont(queue_wait_s, 0.95)                              AS wait_p95,
         max(queue_wait_s)                                              AS queue_wait_max_s,
         quantile_cont(sched_delay_s, 0.95)                             AS sched_delay_p95_s,
-        quantile_cont(queue_wait_s, [0.50, 0.95]) FILTER (WHERE in_burst)
-                                                                       AS burst_queue_wait_q,
+        quantile_cont(queue_wait_s, 0.50) FILTER (WHERE in_burst) AS burst_wait_p50,
+        quantile_cont(queue_wait_s, 0.95) FILTER (WHERE in_burst) AS burst_wait_p95,
         sum(queue_wait_s) FILTER (WHERE status = 'ok')
             / nullif(sum(e2e_s) FILTER (WHERE status = 'ok'), 0)       AS delay_index,
         -- GPU time on attempts that ended ok for a request that met its SLA (fallback for
@@ -120,16 +123,16 @@ scopes AS (
 wide AS (
     SELECT
         k.phase, k.segment, k.breakdown, k.breakdown_value,
-        coalesce(l.latency_q[1], h.p50) AS p50_latency_s,
-        coalesce(l.latency_q[2], h.p95) AS p95_latency_s,
-        coalesce(l.latency_q[3], h.p99) AS p99_latency_s,
-        l.latency_q IS NULL AND h.p95 IS NOT NULL                      AS latency_from_hist,
-        coalesce(a.queue_wait_q[1], h.queue_p50) AS queue_wait_p50_s,
-        coalesce(a.queue_wait_q[2], h.queue_p95) AS queue_wait_p95_s,
-        a.queue_wait_q IS NULL AND h.queue_p95 IS NOT NULL             AS queue_from_hist,
+        coalesce(l.lat_p50, h.p50) AS p50_latency_s,
+        coalesce(l.lat_p95, h.p95) AS p95_latency_s,
+        coalesce(l.lat_p99, h.p99) AS p99_latency_s,
+        l.lat_p95 IS NULL AND h.p95 IS NOT NULL                      AS latency_from_hist,
+        coalesce(a.wait_p50, h.queue_p50) AS queue_wait_p50_s,
+        coalesce(a.wait_p95, h.queue_p95) AS queue_wait_p95_s,
+        a.wait_p95 IS NULL AND h.queue_p95 IS NOT NULL             AS queue_from_hist,
         a.queue_wait_max_s, a.sched_delay_p95_s,
-        a.burst_queue_wait_q[1] AS burst_queue_wait_p50_s,
-        a.burst_queue_wait_q[2] AS burst_queue_wait_p95_s,
+        a.burst_wait_p50 AS burst_queue_wait_p50_s,
+        a.burst_wait_p95 AS burst_queue_wait_p95_s,
         g.nominal_util,
         coalesce(g.sm_active_util,
                  a.productive_s / nullif(coalesce(g.sample_gpus, a.request_gpus) * pl.phase_s, 0))
