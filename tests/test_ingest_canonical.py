@@ -228,7 +228,7 @@ def test_failure_midway_leaves_the_warehouse_as_it_was(con, tmp_path: Path, monk
     (d / "jobs.jsonl").write_text('{"job_id": "9", "kind": "batch", "state": "DONE"}\n')
 
     calls = []
-    real = load._insert_frame
+    real = load.insert_frame
 
     def flaky(con_, table, df):
         calls.append(table)
@@ -236,13 +236,13 @@ def test_failure_midway_leaves_the_warehouse_as_it_was(con, tmp_path: Path, monk
             raise RuntimeError("disk full")
         real(con_, table, df)
 
-    monkeypatch.setattr(load, "_insert_frame", flaky)
+    monkeypatch.setattr(load, "insert_frame", flaky)
     with pytest.raises(RuntimeError, match="disk full"):
         ingest_pilot(con, load_pilot(d))
     assert calls == ["requests", "quarantine"]
     assert _snapshot(con, audit=True) == before
     # the connection is usable afterwards, and a good run then lands
-    monkeypatch.setattr(load, "_insert_frame", real)
+    monkeypatch.setattr(load, "insert_frame", real)
     ingest_pilot(con, load_pilot(d))
     assert con.execute("SELECT job_id FROM jobs").fetchall() == [(tok("job", "9"),)]
 

@@ -239,9 +239,9 @@ class _FileWriter:
         table = self.table or "?"
         if self.pending is not None:
             rows, bad = self.pending
-            _insert_frame(self.con, table, rows)
+            insert_frame(self.con, table, rows)
             if bad is not None:
-                _insert_frame(self.con, "quarantine", bad)
+                insert_frame(self.con, "quarantine", bad)
         elif self.spilled:
             self.spill.insert_into(table)
             self.spill.insert_into("quarantine")
@@ -278,10 +278,6 @@ def _blank_identifiers(rejects: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col("value"))
         .alias("value")
     )
-
-
-def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
-    insert_frame(con, table, df)  # one seam for the tests (a failure midway)
 
 
 def _quarantine_rows(cfg: PilotConfig, i: int, file: str, rejects: pl.DataFrame) -> pl.DataFrame:
