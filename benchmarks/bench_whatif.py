@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 from pipelines.simulator import demo_config, run_engine
 from pipelines.simulator.model import PolicyWindow
@@ -23,7 +24,8 @@ from pipelines.simulator.policies import policy_set
 POLICIES = ("fifo_shared", "batch_separation", "priority", "burst_buffering", "segmentation",
             "jsq", "power_of_two", "random_routing", "batch_separation+priority",
             "priority+segmentation+burst_buffering+jsq")
-AZURE = "/work/shared/fixtures/traces/AzureLLMInferenceTrace_conv.csv"
+AZURE = str(Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "public" / "traces"
+            / "AzureLLMInferenceTrace_conv.csv")
 
 
 def bench_policies(scale: float, seed: int) -> None:

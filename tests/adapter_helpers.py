@@ -13,7 +13,7 @@ from pipelines.ingest.base import AdapterContext, Parsed, add_counts
 from pipelines.ingest.registry import ADAPTERS
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures"  # public samples
+SHARED = Path(__file__).resolve().parent / "fixtures" / "public"  # public samples, PROVENANCE.md
 FORMATS = Path(__file__).resolve().parent / "fixtures" / "formats"  # our corner cases
 ANCHOR = datetime(2026, 3, 2)
 CTX = AdapterContext(pilot="t", timezone="UTC", anchor=ANCHOR)

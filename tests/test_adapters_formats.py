@@ -1,4 +1,4 @@
-"""Adapters on public samples (../shared/fixtures, see its PROVENANCE.md) and on our own
+"""Adapters on public samples (tests/fixtures/public, see its PROVENANCE.md) and on our own
 corner-case fixtures (tests/fixtures/formats/README.md)."""
 
 from __future__ import annotations

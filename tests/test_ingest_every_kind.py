@@ -1,6 +1,6 @@
 """One pilot.yaml naming one source of every kind, ingested by one `stabilis ingest`.
 
-Public samples under ../shared/fixtures are cited in PROVENANCE.md; the others are ours
+Public samples under tests/fixtures/public are cited in PROVENANCE.md; the others are ours
 (tests/fixtures/formats/README.md).
 """
 

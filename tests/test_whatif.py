@@ -28,7 +28,7 @@ from pipelines.whatif_replay import load_replay, read_trace, trace_replay
 from tests.simulated_pilot import write_simulated_pilot
 
 PILOT = "wi-test"
-TRACES = Path("/work/shared/fixtures/traces")
+TRACES = Path(__file__).resolve().parent / "fixtures" / "public" / "traces"
 
 
 def write_pilot(con: duckdb.DuckDBPyConnection, seed: int = 4, scale: float = 0.05) -> None:
