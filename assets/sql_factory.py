@@ -13,7 +13,10 @@ from dagster_duckdb import DuckDBResource
 from assets.table_metadata import OWNERS, table_metadata
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import SqlEngine
-from pipelines.sql_models import SqlModel, build_model
+from pipelines.sql_models import BY_NAME, SqlModel, build_model
+
+# Staging tables whose absence a derived table can name: the telemetry an operator adds.
+TELEMETRY_TABLES = ("requests", "samples", "jobs", "arrivals")
 
 
 def _description(model: SqlModel) -> str:
@@ -36,6 +39,32 @@ def _build(
 
     folder = exchange_folder(con, run_id, sql_engine.exchange_dir)
     return build_on_spark(con, sql_engine.spark_engine(), model, pilot, folder)
+
+
+def staging_inputs(model: SqlModel) -> set[str]:
+    """The telemetry tables `model` reads, directly or through other models."""
+    seen: set[str] = set()
+    todo = list(model.deps)
+    while todo:
+        dep = todo.pop()
+        if dep in seen:
+            continue
+        seen.add(dep)
+        if dep in BY_NAME:
+            todo.extend(BY_NAME[dep].deps)
+    return seen & set(TELEMETRY_TABLES)
+
+
+def empty_state(con: duckdb.DuckDBPyConnection, model: SqlModel, pilot: str) -> dict[str, str]:
+    """Metadata for a table that came out empty for the pilot: 'not measured' and the
+    telemetry it reads that the pilot does not have (empty inputs are a state, not a failure).
+    """
+    missing = [t for t in sorted(staging_inputs(model))
+               if not con.execute(f"SELECT count(*) FROM {t} WHERE pilot = ?",  # noqa: S608
+                                  [pilot]).fetchone()[0]]
+    needs = ", ".join(missing) if missing else "none missing: no row crossed its rule"
+    return {"state": "not measured" if missing else "measured: no rows",
+            "needs": f"rows in {needs}" if missing else needs}
 
 
 def _errors(sql_engine: SqlEngine) -> tuple[type[BaseException], ...]:
@@ -72,6 +101,8 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
                               "reason": str(e)},
                 ) from e
             extra = table_metadata(con, model.name, pilot)
+            if rows == 0:
+                extra.update(empty_state(con, model, pilot))
         return dg.MaterializeResult(
             metadata={"dagster/row_count": rows, "sql_file": sql_file,
                       "engine": sql_engine.engine, **extra}

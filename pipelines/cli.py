@@ -2,30 +2,71 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pipelines.resources import data_dir
 
+# No pretty exceptions: Rich's traceback with locals has spun for minutes on Dagster's
+# circular exception chains while holding the warehouse lock. A failure prints one line
+# (`_fail`); `--debug` re-raises with Python's plain traceback.
 app = typer.Typer(
     help="Stabilis: operational synchronization reports from GPU serving telemetry.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
-console = Console()
+# Text from pilot.yaml and telemetry is never read as Rich markup: styled output is built
+# from Text pieces, never by formatting user text into a markup string.
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line (plain text, never markup) and return the Exit to raise."""
+    errors.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _one_line_errors(pilot: str | None = None) -> Iterator[None]:
+    """Any exception in the block ends the command with one line naming pilot and step."""
+    from pipelines.cli_errors import one_line
+
+    try:
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        if _debug:
+            raise
+        raise _fail(one_line(e, pilot=pilot)) from None
 
 
 def _print_counts(title: str, counts: dict[str, int | None]) -> None:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     table.add_column("asset")
     table.add_column("rows", justify="right")
     for name, rows in counts.items():
-        table.add_row(name, "" if rows is None else f"{rows:,}")
+        table.add_row(Text(name), "" if rows is None else f"{rows:,}")
     console.print(table)
 
 
@@ -34,11 +75,58 @@ def _report_paths(pilot: str) -> tuple[Path, Path]:
     return d / "report.html", d / "report.pdf"
 
 
+def _print_report_paths(pilot: str) -> None:
+    html, pdf = _report_paths(pilot)
+    console.print(Text(f"report.html: {html}\nreport.pdf:  {pdf}"))
+
+
+def _landing_problem(pilot: str) -> str | None:
+    """Why `pilot` cannot run from the landing folder, or None."""
+    from pipelines.config import PILOT_FILE
+    from pipelines.resources import SLUG
+
+    if not SLUG.fullmatch(pilot):
+        return f"{pilot!r} is not a pilot slug (lower-case letters, digits, '-')"
+    yaml_path = data_dir() / "landing" / pilot / PILOT_FILE
+    if not yaml_path.is_file():
+        return (f"pilot {pilot}: no {yaml_path} (copy the pilot folder into "
+                f"{data_dir() / 'landing'})")
+    return None
+
+
+def _check_landing(pilot: str) -> None:
+    """Refuse an unknown pilot before anything (a partition) is registered for it."""
+    problem = _landing_problem(pilot)
+    if problem:
+        raise _fail(problem, 2)
+
+
+def _check_warehouse(pilot: str) -> None:
+    """`report` needs the pilot's tables: refuse a pilot the warehouse does not hold."""
+    import duckdb
+
+    from pipelines.resources import default_warehouse_path
+
+    path = Path(default_warehouse_path())
+    found = False
+    if path.is_file():
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                found = bool(con.execute("SELECT count(*) FROM pilots WHERE pilot = ?",
+                                         [pilot]).fetchone()[0])
+        except duckdb.Error as e:
+            raise _fail(f"pilot {pilot}: cannot read the warehouse {path}: "
+                        f"{str(e).splitlines()[0]}") from None
+    if not found:
+        raise _fail(f"pilot {pilot}: not in the warehouse {path} "
+                    f"(run `stabilis run {pilot}` first)", 2)
+
+
 def _run(pilot: str, selection: list[str] | None = None) -> None:
     from pipelines.runner import materialized_row_counts, run_pilot
 
     t0 = time.perf_counter()
-    with console.status(f"materializing pilot {pilot} …"):
+    with _one_line_errors(pilot), console.status(Text(f"materializing pilot {pilot} …")):
         result = run_pilot(pilot, selection=selection)
     _print_counts(
         f"pilot {pilot}: {time.perf_counter() - t0:.1f} s", materialized_row_counts(result)
@@ -54,21 +142,21 @@ def demo(
 
     from pipelines.demo import generate_demo_pilot
 
-
     t0 = time.perf_counter()
-    with console.status("simulating the demo pilot …"):
+    with _one_line_errors(), console.status("simulating the demo pilot …"):
         pilot_dir = generate_demo_pilot(data_dir() / "landing", seed=seed, scale=scale)
-    console.print(f"demo telemetry: {pilot_dir} ({time.perf_counter() - t0:.1f} s)")
+    console.print(Text(f"demo telemetry: {pilot_dir} ({time.perf_counter() - t0:.1f} s)"))
     _run(pilot_dir.name)
-    html, pdf = _report_paths(pilot_dir.name)
-    console.print(f"report.html: {html}\nreport.pdf:  {pdf}")
+    _print_report_paths(pilot_dir.name)
 
 
 @app.command()
 def ingest(
     pilot_dir: Annotated[Path, typer.Argument(help="Folder holding pilot.yaml.")],
 ) -> None:
-    """Validate pilot.yaml and load its sources into the warehouse (no report)."""
+    """Validate pilot.yaml and load its sources into the warehouse (no report).
+
+    Exits 2 when pilot.yaml is refused, 1 when every source failed."""
     from pipelines.config import PilotConfigError, load_pilot
     from pipelines.ingest.load import ingest_pilot
     from pipelines.resources import default_warehouse_path
@@ -78,24 +166,32 @@ def ingest(
         cfg = load_pilot(pilot_dir)
     except PilotConfigError as e:
         for p in e.problems:
-            console.print(f"[red]pilot.yaml:[/red] {p}", markup=True, highlight=False)
+            errors.print(Text.assemble(("pilot.yaml: ", "red"), p), soft_wrap=True)
         raise typer.Exit(2) from None
-    con = connect(Path(default_warehouse_path()))
-    ensure_schema(con)
-    summary = ingest_pilot(con, cfg)
-    rows = con.execute(
-        "SELECT source_index, source_kind, file, rows_in, rows_stored, rows_quarantined "
-        "FROM ingest_log WHERE pilot = ? ORDER BY source_index, file",
-        [cfg.pilot],
-    ).fetchall()
-    table = Table(title=f"pilot {cfg.pilot}: ingested")
+    with _one_line_errors(cfg.pilot):
+        con = connect(Path(default_warehouse_path()))
+        try:
+            ensure_schema(con)
+            summary = ingest_pilot(con, cfg)
+            rows = con.execute(
+                "SELECT source_index, source_kind, file, rows_in, rows_stored, rows_quarantined"
+                " FROM ingest_log WHERE pilot = ? ORDER BY source_index, file",
+                [cfg.pilot],
+            ).fetchall()
+        finally:
+            con.close()
+    table = Table(title=Text(f"pilot {cfg.pilot}: ingested"))
     for col in ("#", "kind", "file", "rows in", "stored", "quarantined"):
         table.add_column(col)
     for i, kind, f, ri, rs, rq in rows:
-        table.add_row(str(i), kind, Path(f).name, f"{ri:,}", f"{rs:,}", f"{rq:,}")
+        table.add_row(str(i), Text(kind), Text(Path(f).name), f"{ri:,}", f"{rs:,}", f"{rq:,}")
     console.print(table)
     for i, f, reason in summary.failed_sources:
-        console.print(f"[red]source {i} failed[/red] {f}: {reason}", highlight=False)
+        errors.print(Text.assemble((f"source {i} failed ", "red"), f"{f}: {reason}"),
+                     soft_wrap=True)
+    failed = {i for i, _, _ in summary.failed_sources}
+    if cfg.sources and len(failed) == len(cfg.sources):
+        raise _fail(f"pilot {cfg.pilot}: every source failed; nothing was stored")
 
 
 @app.command()
@@ -103,17 +199,17 @@ def run(
     pilot: str = typer.Argument(..., help="Pilot slug; its folder is <landing>/<pilot>."),
 ) -> None:
     """Materialize every asset of one pilot (ingest → metrics → report)."""
+    _check_landing(pilot)
     _run(pilot)
-    html, pdf = _report_paths(pilot)
-    console.print(f"report.html: {html}\nreport.pdf:  {pdf}")
+    _print_report_paths(pilot)
 
 
 @app.command()
 def report(pilot: str = typer.Argument(..., help="Pilot slug already in the warehouse.")) -> None:
     """Re-render the report of a pilot from the warehouse as it is."""
+    _check_warehouse(pilot)
     _run(pilot, selection=["report"])
-    html, pdf = _report_paths(pilot)
-    console.print(f"report.html: {html}\nreport.pdf:  {pdf}")
+    _print_report_paths(pilot)
 
 
 def downstream_selection(asset: str) -> list[str]:
@@ -146,39 +242,30 @@ def backfill(
     Pilots run sequentially in this process: DuckDB has a single writer.
     """
     from assets.staging import STAGING_TABLES
-    from pipelines.config import PILOT_FILE
-    from pipelines.resources import SLUG
 
     selection: list[str] | None = None
     if from_asset:
         try:
             selection = downstream_selection(from_asset)
         except KeyError:
-            console.print(f"[red]unknown asset[/red] {from_asset!r}", highlight=False)
-            raise typer.Exit(2) from None
-        console.print(f"selection: {', '.join(selection)}", highlight=False)
+            raise _fail(f"unknown asset {from_asset!r}", 2) from None
+        console.print(Text(f"selection: {', '.join(selection)}"))
     needs_landing = selection is None or bool(set(selection) & set(STAGING_TABLES))
     failed: list[str] = []
     for pilot in pilots:
-        if not SLUG.match(pilot):
-            console.print(f"[red]{pilot!r}: not a pilot slug[/red]", highlight=False)
-            failed.append(pilot)
-            continue
-        if needs_landing and not (data_dir() / "landing" / pilot / PILOT_FILE).is_file():
-            console.print(
-                f"[red]pilot {pilot}:[/red] no {data_dir() / 'landing' / pilot / PILOT_FILE}",
-                highlight=False,
-            )
+        problem = _landing_problem(pilot) if needs_landing else None
+        if problem:
+            errors.print(Text.assemble(("error: ", "bold red"), problem), soft_wrap=True)
             failed.append(pilot)
             continue
         try:
             _run(pilot, selection)
-        except Exception as e:  # one pilot's failure does not stop the others
-            console.print(f"[red]pilot {pilot} failed:[/red] {e}", highlight=False)
+        except typer.Exit:  # one pilot's failure (already printed) does not stop the others
             failed.append(pilot)
+            continue
+        _print_report_paths(pilot)
     if failed:
-        console.print(f"[red]failed:[/red] {', '.join(failed)}", highlight=False)
-        raise typer.Exit(1)
+        raise _fail(f"{len(failed)} of {len(pilots)} pilots failed: {', '.join(failed)}")
 
 
 # `stabilis whatif` lives in pipelines/whatif_cli.py (owned with the what-if simulator).
@@ -187,5 +274,18 @@ from pipelines.whatif_cli import register as _register_whatif  # noqa: E402
 _register_whatif(app)
 
 
+def main() -> None:
+    """Console entry point: any exception that escaped a command still ends in one line."""
+    from pipelines.cli_errors import one_line
+
+    try:
+        app()
+    except Exception as e:
+        if _debug:
+            raise
+        errors.print(Text.assemble(("error: ", "bold red"), one_line(e)), soft_wrap=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

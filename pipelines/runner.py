@@ -43,8 +43,9 @@ def run_pilot(
         partition_key=pilot,
         selection=list(selection) if selection else None,
         tags={"stabilis/pilot": pilot},
-        # the console shows warnings only; the full event log stays in the instance (UI)
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        # nothing on the console: a failure reaches the caller as the exception (the CLI
+        # prints its one line); the full event log stays in the instance (UI)
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
     )
 
 

@@ -57,8 +57,8 @@ def test_several_pilots_run_one_after_another_and_failures_are_named(data, calls
     out = runner.invoke(app, ["backfill", "pilot-a", "pilot-b", "pilot-a"])
     assert out.exit_code == 1
     assert [p for p, _ in calls] == ["pilot-a", "pilot-a"]  # pilot-b failed, the rest ran
-    assert "pilot pilot-b failed: boom in pilot-b" in out.output
-    assert "failed: pilot-b" in out.output
+    assert "error: pilot pilot-b: boom in pilot-b" in out.output
+    assert "1 of 3 pilots failed: pilot-b" in out.output
 
 
 def test_from_asset_selects_it_and_its_downstream(data, calls):
