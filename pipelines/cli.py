@@ -186,6 +186,9 @@ def ingest(
     for i, kind, f, ri, rs, rq in rows:
         table.add_row(str(i), Text(kind), Text(Path(f).name), f"{ri:,}", f"{rs:,}", f"{rq:,}")
     console.print(table)
+    for i, f, warning in summary.warnings:
+        console.print(Text.assemble((f"source {i} warning ", "yellow"),
+                                    f"{Path(f).name}: {warning}"), soft_wrap=True)
     for i, f, reason in summary.failed_sources:
         errors.print(Text.assemble((f"source {i} failed ", "red"), f"{f}: {reason}"),
                      soft_wrap=True)

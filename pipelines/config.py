@@ -206,11 +206,16 @@ def load_pilot(path: Path) -> PilotConfig:
     if not yaml_path.is_file():
         raise PilotConfigError([f"pilot.yaml: file not found at {yaml_path}"], yaml_path)
     try:
-        raw = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        raw = _read_yaml(yaml_path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
         raise PilotConfigError([f"pilot.yaml: not UTF-8 text ({e.reason})"], yaml_path) from e
     except yaml.YAMLError as e:
         raise PilotConfigError([_yaml_error_message(e)], yaml_path) from e
+    except _YamlTooBig as e:
+        raise PilotConfigError([f"pilot.yaml: {e}"], yaml_path) from None
+    except RecursionError:
+        raise PilotConfigError(["pilot.yaml: nested too deeply to be a pilot.yaml"],
+                               yaml_path) from None
     if not isinstance(raw, dict):
         found = "an empty file" if raw is None else f"a {type(raw).__name__}"
         raise PilotConfigError(
@@ -222,6 +227,59 @@ def load_pilot(path: Path) -> PilotConfig:
         raise PilotConfigError(v.problems, yaml_path)
     assert cfg is not None
     return cfg
+
+
+# A pilot.yaml is a few hundred values; anchors/aliases may not expand it past this.
+MAX_YAML_VALUES = 100_000
+
+
+class _YamlTooBig(Exception):
+    """The document would expand past MAX_YAML_VALUES (an alias bomb) or into itself."""
+
+
+def _read_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing before construction a document whose aliases expand past
+    MAX_YAML_VALUES values or refer to themselves ("billion laughs"): the node graph is
+    measured with each anchored node counted once per use, memoized, so the refusal costs
+    the size of the file, not of its expansion. Ordinary anchors and merge keys still work."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    size: dict[int, int] = {}  # id(node) -> values in its expansion
+    path: set[int] = set()  # the nodes being expanded (ancestors of the current one)
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        kids = _yaml_children(node)
+        if children_done:
+            path.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(k)] for k in kids)
+            if size[id(node)] > MAX_YAML_VALUES:
+                raise _YamlTooBig(f"aliases expand to more than {MAX_YAML_VALUES} values "
+                                  "(an alias bomb?); refused without expanding it")
+        elif id(node) in path:
+            raise _YamlTooBig("an alias refers to a node that contains it; refused")
+        elif id(node) not in size:
+            path.add(id(node))
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in size)
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _yaml_error_message(e: yaml.YAMLError) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 
 from pipelines.config import PRIORITIES
@@ -14,8 +16,21 @@ IDENTIFIER_COLUMNS = frozenset(
 )
 TS = pl.Datetime("us")  # naive, UTC by contract
 INT32_MAX = 2**31 - 1
+# Longest label/text value stored (pool, node, series, queue, ...): longer ones are junk or
+# a payload in the wrong column, quarantined with their length, never cut silently.
+MAX_TEXT_CHARS = 256
+# A job overlapping the pilot is kept however long it ran, up to this far outside it.
+JOB_SPAN_MAX = timedelta(days=366)
+# Times checked against the pilot's phases (± a tolerance) at load, per table.
+WINDOW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "requests": ("arrival_ts",),
+    "samples": ("ts",),
+    "jobs": ("submit_ts", "start_ts", "end_ts"),
+    "arrivals": ("ts",),
+}
 
-__all__ = ["IDENTIFIER_COLUMNS", "INT32_MAX", "MODEL_CLASSES", "PRIORITIES", "STATUSES", "TS"]
+__all__ = ["IDENTIFIER_COLUMNS", "INT32_MAX", "JOB_SPAN_MAX", "MAX_TEXT_CHARS",
+           "MODEL_CLASSES", "PRIORITIES", "STATUSES", "TS", "WINDOW_COLUMNS"]
 
 
 def both_or_ordered(later: str, earlier: str) -> pl.Expr:

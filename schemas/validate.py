@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pandera.polars as pa
@@ -9,7 +10,7 @@ import polars as pl
 from pandera.errors import SchemaErrors
 
 from schemas import arrivals, jobs, quarantine, requests, samples
-from schemas.common import IDENTIFIER_COLUMNS
+from schemas.common import IDENTIFIER_COLUMNS, JOB_SPAN_MAX, MAX_TEXT_CHARS, WINDOW_COLUMNS
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "requests": requests.RequestsSchema,
@@ -43,22 +44,92 @@ def table_columns(table: str) -> dict[str, tuple[pl.DataType, bool]]:
     return {n: (c.dtype.type, bool(c.nullable)) for n, c in schema.columns.items()}
 
 
-def validate_frame(table: str, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate_frame(
+    table: str, df: pl.DataFrame, window: tuple[datetime, datetime] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Validate `df` against the table's model.
 
     Returns (good rows, failures) where failures has one row per (row, field) problem:
     row (0-based index into `df`), field, reason, value (null for identifiers).
+    Beyond the model: a text value longer than MAX_TEXT_CHARS is refused with its length, and
+    with `window` (naive UTC [first, last], tolerance included) a WINDOW_COLUMNS time outside
+    it is refused too.
     Raises FrameSchemaError when the frame itself is wrong rather than some rows.
     """
     model = MODELS[table]
+    parts = [_long_texts(table, df), _outside(table, df, window)]
     try:
         model.validate(df, lazy=True)
     except SchemaErrors as e:
-        failures = _failures(table, df, e.failure_cases)
-        bad = failures.get_column("row").unique()
-        good = df.with_row_index("__row").filter(~pl.col("__row").is_in(bad.implode()))
-        return good.drop("__row"), failures
-    return df, pl.DataFrame(schema=FAILURE_SCHEMA)
+        parts.append(_failures(table, df, e.failure_cases))
+    failures = pl.concat(parts).sort("row", "field")
+    if not failures.height:
+        return df, failures
+    bad = failures.get_column("row").unique()
+    good = df.with_row_index("__row").filter(~pl.col("__row").is_in(bad.implode()))
+    return good.drop("__row"), failures
+
+
+def _long_texts(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    """One failure per text value (or list element) longer than MAX_TEXT_CHARS."""
+    found = [pl.DataFrame(schema=FAILURE_SCHEMA)]
+    for col in table_columns(table):
+        dtype = df.schema.get(col)
+        if dtype == pl.String:
+            length = pl.col(col).str.len_chars()
+        elif dtype == pl.List(pl.String):
+            length = pl.col(col).list.eval(pl.element().str.len_chars()).list.max()
+        else:
+            continue
+        found.append(
+            df.select(length.alias("n")).with_row_index("row")
+            .filter(pl.col("n") > MAX_TEXT_CHARS)
+            .select(
+                pl.col("row").cast(pl.Int64),
+                pl.lit(col, dtype=pl.String).alias("field"),
+                pl.format(f"text longer than {MAX_TEXT_CHARS} characters ({{}} characters)",
+                          pl.col("n")).alias("reason"),
+                pl.lit(None, dtype=pl.String).alias("value"),
+            )
+        )
+    return pl.concat(found)
+
+
+def _bounds(table: str, col: str, lo: datetime, hi: datetime) -> tuple[datetime, datetime]:
+    """Accepted range of one time column. A job may be submitted before the pilot and run
+    on after it (a serving replica, a long training run): it is kept while it overlaps the
+    window, and only a time over JOB_SPAN_MAX away from it (1970, 2100) is refused."""
+    if table != "jobs":
+        return lo, hi
+    if col == "end_ts":
+        return lo, hi + JOB_SPAN_MAX
+    return lo - JOB_SPAN_MAX, hi
+
+
+def _outside(table: str, df: pl.DataFrame, window: tuple[datetime, datetime] | None
+             ) -> pl.DataFrame:
+    """One failure per WINDOW_COLUMNS time outside `window` (the pilot's phases ± tolerance;
+    for jobs, see `_bounds`)."""
+    found = [pl.DataFrame(schema=FAILURE_SCHEMA)]
+    if window is None:
+        return found[0]
+    for col in WINDOW_COLUMNS.get(table, ()):
+        if not isinstance(df.schema.get(col), pl.Datetime):
+            continue
+        lo, hi = _bounds(table, col, *window)
+        reason = (f"timestamp outside the pilot's phases ± tolerance (expected "
+                  f"{lo:%Y-%m-%dT%H:%M:%SZ} to {hi:%Y-%m-%dT%H:%M:%SZ})")
+        found.append(
+            df.select(pl.col(col)).with_row_index("row")
+            .filter((pl.col(col) < lo) | (pl.col(col) > hi))
+            .select(
+                pl.col("row").cast(pl.Int64),
+                pl.lit(col, dtype=pl.String).alias("field"),
+                pl.lit(reason, dtype=pl.String).alias("reason"),
+                pl.col(col).dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias("value"),
+            )
+        )
+    return pl.concat(found)
 
 
 def _failures(table: str, df: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:

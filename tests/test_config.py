@@ -299,3 +299,49 @@ def test_several_problems_are_all_listed(pilot_dir: Path) -> None:
         "sources[3].path",
     ]
     assert "9 problem(s)" in str(ei.value)
+
+
+# --- YAML alias bombs ("billion laughs") -------------------------------------------------------
+
+LAUGHS = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)  # 9**9 (387 M) strings once expanded; a handful of nodes as written
+
+
+@pytest.mark.parametrize("where", ["top", "pilot"])
+def test_alias_bomb_is_refused_without_expanding(pilot_dir: Path, where: str) -> None:
+    text = (pilot_dir / "pilot.yaml").read_text()
+    if where == "top":
+        text = LAUGHS + text
+    else:  # the expansion reaches a key whose message would quote the value
+        text = LAUGHS.replace("i: &i", "x: &i") + text.replace("pilot: fixture-a", "pilot: *i")
+    (pilot_dir / "pilot.yaml").write_text(text)
+    with pytest.raises(PilotConfigError) as ei:
+        load_pilot(pilot_dir)
+    assert len(ei.value.problems) == 1
+    assert "alias bomb" in ei.value.problems[0]
+    assert len(str(ei.value)) < 300 and "lol" not in str(ei.value)
+
+
+def test_self_referring_alias_is_refused(pilot_dir: Path) -> None:
+    text = (pilot_dir / "pilot.yaml").read_text()
+    (pilot_dir / "pilot.yaml").write_text("loop: &loop [1, *loop]\n" + text)
+    with pytest.raises(PilotConfigError, match="refers to a node that contains it"):
+        load_pilot(pilot_dir)
+
+
+def test_ordinary_anchors_and_merge_keys_still_load(pilot_dir: Path) -> None:
+    text = (pilot_dir / "pilot.yaml").read_text()
+    text = text.replace("sla:\n  P0: {e2e_ms: 200, ttft_ms: 100}\n  P1: {e2e_ms: 500}",
+                        "sla:\n  P0: &fast {e2e_ms: 200, ttft_ms: 100}\n"
+                        "  P1: {<<: *fast, e2e_ms: 500}")
+    assert "&fast" in text
+    (pilot_dir / "pilot.yaml").write_text(text)
+    cfg = load_pilot(pilot_dir)
+    assert (cfg.sla["P0"].ttft_ms, cfg.sla["P1"].e2e_ms, cfg.sla["P1"].ttft_ms) == (100, 500, 100)
+
+
+def test_deeply_nested_yaml_is_refused_cleanly(pilot_dir: Path) -> None:
+    (pilot_dir / "pilot.yaml").write_text("x: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(PilotConfigError, match="nested too deeply"):
+        load_pilot(pilot_dir)

@@ -25,7 +25,8 @@ from tests.pilot_yaml import write_pilot_yaml
 GOOD = b"ts,series,value\n2026-03-02T10:00:00Z,gpu_util,0.5\n"
 SACCT = {"fields": "JobID|State|Submit|Start|End"}
 PROM_OK = b'DCGM_FI_DEV_GPU_UTIL{gpu="0"} 50 1772445600000\n'
-SPAN = ('{"traceId":"t","spanId":"s","startTimeUnixNano":"1772445600000000000",'
+SPAN = ('{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",'
+        '"startTimeUnixNano":"1772445600000000000",'
         '"endTimeUnixNano":"1772445601000000000","attributes":[{"key":"gen_ai.system",'
         '"value":{"stringValue":"vllm"}}]}')
 OTLP = '{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}]}]}'
@@ -62,7 +63,9 @@ CORPUS: list[tuple[str, str, str | None, str, bytes, dict[str, Any], str, str]] 
      "expected a number"),
     ("csv-latin1", "canonical", "samples", "a.csv",
      b"ts,series,value\n2026-03-02T10:00:00Z,gr\xe9,1\n2026-03-02T10:00:00Z,a,b,c\n", {},
-     FAIL, "UTF-8"),
+     QUAR, "not valid UTF-8"),
+    ("csv-latin1-header", "canonical", "samples", "a.csv",
+     b"ts,s\xe9ries,value\n2026-03-02T10:00:00Z,a,1\n", {}, FAIL, "header"),
     ("csv-nan-negative", "canonical", "samples", "a.csv",
      b"ts,series,value\n2026-03-02T10:00:00Z,gpu_util,NaN\n2026-03-02T10:00:00Z,x,-inf\n", {},
      QUAR, "finite"),
@@ -146,7 +149,8 @@ CORPUS: list[tuple[str, str, str | None, str, bytes, dict[str, Any], str, str]] 
      "ISO-8601"),
     ("sacct-no-state-field", "sacct", None, "a.txt", b"1|x\n", {"fields": "JobID|Partition"},
      FAIL, "no 'state' field"),
-    ("sacct-latin1", "sacct", None, "a.txt", b"JobID|State\n1|\xe9t\xe9\n", {}, FAIL, "UTF-8"),
+    ("sacct-latin1", "sacct", None, "a.txt", b"JobID|State\n1|\xe9t\xe9\n", {}, QUAR,
+     "not valid UTF-8"),
     ("nvsmi-empty", "nvidia-smi", None, "a.csv", b"\n\n", {}, FAIL, "empty file"),
     ("nvsmi-garbage-values", "nvidia-smi", None, "a.csv",
      b"timestamp, utilization.gpu [%]\n2026/03/02 10:00:00.000, 50 %\nnot a time, 1 %\n"

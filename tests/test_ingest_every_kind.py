@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import yaml
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -53,6 +54,13 @@ def test_one_pilot_with_every_kind_ingests_in_one_command(tmp_path: Path, monkey
         srcs.append(src)
     write_pilot_yaml(pilot, "every-kind", srcs, title="every source kind", e2e_ms=500,
                      timeout_ms=30000)
+    # the samples span 2015 (Prometheus docs) to 2026-07 (nvidia-smi capture): phases that
+    # cover them all, or their rows are quarantined as outside the pilot's phases
+    doc = yaml.safe_load((pilot / "pilot.yaml").read_text())
+    doc["phases"] = {"baseline": {"start": "2015-07-01T00:00:00Z", "end": "2026-03-03T00:00:00Z"},
+                     "validation": {"start": "2026-03-03T00:00:00Z",
+                                    "end": "2026-07-15T00:00:00Z"}}
+    (pilot / "pilot.yaml").write_text(yaml.safe_dump(doc))
     monkeypatch.setenv("STABILIS_DATA_DIR", str(tmp_path / "data"))
 
     result = CliRunner().invoke(app, ["ingest", str(pilot)])

@@ -68,9 +68,10 @@ def _ingest(d: Path, db: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int 
     heights: list[int] = []
     real = load.validate_frame
 
-    def counting(table: str, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def counting(table: str, df: pl.DataFrame, *window: Any
+                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
         heights.append(df.height)
-        return real(table, df)
+        return real(table, df, *window)
 
     monkeypatch.setattr(load, "validate_frame", counting)
     con = connect(db)
@@ -120,11 +121,12 @@ def test_a_file_failing_in_a_later_chunk_leaves_nothing_behind(tmp_path, monkeyp
     monkeypatch.setenv(CHUNK_ROWS_ENV, "3")
     real, calls = load.validate_frame, []
 
-    def third_chunk_breaks(table: str, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def third_chunk_breaks(table: str, df: pl.DataFrame, *window: Any
+                           ) -> tuple[pl.DataFrame, pl.DataFrame]:
         calls.append(df.height)
         if len(calls) == 3:  # a.parquet's third chunk: its first two are parked already
             raise FrameSchemaError("requests: the frame went wrong")
-        return real(table, df)
+        return real(table, df, *window)
 
     monkeypatch.setattr(load, "validate_frame", third_chunk_breaks)
     con = connect(db)

@@ -21,7 +21,7 @@ import polars as pl
 from pipelines.config import Source
 from pipelines.ingest import convert
 from pipelines.ingest.base import LINE, AdapterContext, Parsed, SourceError
-from pipelines.ingest.canonical import _read_csv, _read_jsonl, to_table
+from pipelines.ingest.canonical import MARKERS, _read_csv, _read_jsonl, to_table
 
 FORMATS: dict[str, dict[str, Any]] = {
     "azure": {"ts": "TIMESTAMP", "in": "ContextTokens", "out": "GeneratedTokens", "unit": None},
@@ -58,7 +58,7 @@ def read_arrival_trace(path: Path, source: Source, ctx: AdapterContext) -> Itera
         pl.col(f["ts"]).cast(pl.String).alias("ts"),
         pl.col(f["in"]).cast(pl.String).alias("input_tokens"),
         pl.col(f["out"]).cast(pl.String).alias("output_tokens"),
-        *([pl.col("__ragged")] if "__ragged" in raw.columns else []),
+        *[pl.col(c) for c in MARKERS if c in raw.columns],
     ).with_columns(pl.lit(str(opts.get("source") or fmt)).alias("source"))
     conv = {"ts": convert.timestamp("ts", f["unit"], tz, None, anchor)}
     good, bad = convert.apply(renamed, conv)
@@ -66,7 +66,7 @@ def read_arrival_trace(path: Path, source: Source, ctx: AdapterContext) -> Itera
         good = good.with_columns(pl.col("ts") - pl.col("ts").min() + pl.lit(anchor))
     rej = bad if rejects is None else pl.concat([rejects, bad])
     parsed = to_table(good, rej, "arrivals")
-    ignored = [c for c in raw.columns if c not in (LINE, "__ragged", f["ts"], f["in"], f["out"])]
+    ignored = [c for c in raw.columns if c not in (LINE, *MARKERS, f["ts"], f["in"], f["out"])]
     parsed.dropped = {
         c: n for c, n in zip(ignored, raw.select(pl.col(c).is_not_null().sum() for c in ignored)
                              .row(0) if ignored else [], strict=False) if n

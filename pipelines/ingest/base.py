@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,10 @@ LINE = "__line"  # bookkeeping column: the row's line/record number in its file 
 REJECT_SCHEMA = {"line": pl.Int64, "field": pl.String, "reason": pl.String, "value": pl.String}
 MAX_VALUE_CHARS = 200  # quarantine keeps a short excerpt of an offending value, never a payload
 DEFAULT_CHUNK_ROWS = 500_000  # rows per Parsed chunk: bounds an adapter's memory on big files
+# A timestamp further than this before the first phase start or after the last phase end is
+# clock skew or junk (1970, 2100), not telemetry of the pilot: quarantined at load.
+TIME_TOLERANCE = timedelta(days=1)
+MAX_NOTE_CHARS = 300  # one ingest_log warning, cut to this length
 
 
 class SourceError(Exception):
@@ -31,6 +35,7 @@ class Parsed:
     rows refused while parsing (one entry per field problem). `rows_in` counts input records
     of this chunk (a record may give several rows, e.g. one nvidia-smi line = many series).
     `dropped` counts payload-like/unmapped fields removed at the adapter, by field name.
+    `notes` are warnings about the file as a whole (not about a row), kept in ingest_log.
     """
 
     table: str
@@ -39,6 +44,7 @@ class Parsed:
     rows_in: int
     ignored_columns: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Every value is coerced to the table's dtype with vectorized polars expressions; a value that
 does not parse sends its row to quarantine (file, line, field, reason, value) and the rest of
-the file goes on. A file that cannot be read as a whole, or lacks a required column, raises
-SourceError.
+the file goes on. A CSV record holding a byte that is not UTF-8 is quarantined alone ("not
+valid UTF-8", with its column). A file that cannot be read as a whole (its header included),
+or lacks a required column, raises SourceError.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ from schemas.common import IDENTIFIER_COLUMNS, INT32_MAX
 PARQUET_EXT = (".parquet", ".pq")
 CSV_EXT = (".csv",)
 JSONL_EXT = (".jsonl", ".ndjson")
+# Marker columns of records refused while reading (carried to to_table, never stored):
+# __ragged holds the reason, __ragged_field the field when known.
+RAGGED, RAGGED_FIELD = "__ragged", "__ragged_field"
+MARKERS = (RAGGED, RAGGED_FIELD)
+UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+NOT_UTF8 = "not valid UTF-8"
 
 EXPECTED = {  # reason per target dtype family when a value does not parse
     "ts": "expected an ISO-8601 timestamp",
@@ -85,7 +92,7 @@ def raw_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
         yield from _parquet_chunks(path, chunk_rows)
     else:
         for block in csv_blocks(path, chunk_rows):
-            yield _parse_csv(block.data, block.line_shift, block.byte_shift)
+            yield _parse_csv(block.data, block.line_shift)
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
@@ -132,16 +139,19 @@ def _read_csv(path: Path) -> pl.DataFrame:
     return _parse_csv(path.read_bytes())
 
 
-def _parse_csv(data: bytes, line_shift: int = 0, byte_shift: int = 0) -> pl.DataFrame:
-    """A CSV text (header record first) as String columns plus LINE; `line_shift` and
-    `byte_shift` place a block of a big file (csv_blocks) in the file."""
+def _parse_csv(data: bytes, line_shift: int = 0) -> pl.DataFrame:
+    """A CSV text (header record first) as String columns plus LINE; `line_shift` places a
+    block of a big file (csv_blocks) in the file."""
     if not data.strip():
         raise SourceError("empty file; expected a CSV header line")
     try:
         df = pl.read_csv(data, infer_schema=False, raise_if_empty=True)
     except Exception:
-        # Ragged rows or odd quoting: the csv module reports per record, with exact lines.
-        return _parse_csv_slow(data, line_shift, byte_shift)
+        df = None
+    if df is None or any("\ufffd" in c for c in df.columns):
+        # Ragged rows, odd quoting or bytes that are not UTF-8 (polars replaces them in the
+        # header): the csv module reports per record, with exact lines.
+        return _parse_csv_slow(data, line_shift)
     # Line of each record: header is line 1; quoted fields may span several physical lines.
     nl = pl.lit(0, dtype=pl.Int64)
     if b'"' in data:
@@ -157,29 +167,32 @@ def _parse_csv(data: bytes, line_shift: int = 0, byte_shift: int = 0) -> pl.Data
     return df.filter(~pl.all_horizontal(pl.exclude(LINE).is_null()))
 
 
-def _parse_csv_slow(data: bytes, line_shift: int, byte_shift: int) -> pl.DataFrame:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise SourceError(f"not UTF-8 text (byte offset {e.start + byte_shift})") from e
+def _parse_csv_slow(data: bytes, line_shift: int) -> pl.DataFrame:
+    text, dirty = _decode(data)
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
         if not header:
             raise SourceError("empty file; expected a CSV header line")
+        if dirty and any(UNDECODED.search(h) for h in header):
+            raise SourceError("CSV header line is not valid UTF-8 text")
         if len(set(header)) != len(header):
             raise SourceError(f"duplicate column names in header: {header}")
         lines: list[int] = []
         records: list[list[str]] = []
-        ragged: list[tuple[int, int]] = []
+        refused: list[tuple[int, str | None, str]] = []  # line, field, reason
         start = reader.line_num + 1
         for row in reader:
             if row:  # blank lines are not records
-                if len(row) == len(header):
+                undecoded = dirty and _undecoded_field(row, header)
+                if undecoded:
+                    refused.append((start + line_shift, undecoded[0], NOT_UTF8))
+                elif len(row) == len(header):
                     lines.append(start + line_shift)
                     records.append(row)
                 else:
-                    ragged.append((start + line_shift, len(row)))
+                    refused.append((start + line_shift, None,
+                                    f"expected {len(header)} fields, found {len(row)}"))
             start = reader.line_num + 1
     except csv.Error as e:
         raise SourceError(f"unreadable CSV: {e}") from e
@@ -188,16 +201,31 @@ def _parse_csv_slow(data: bytes, line_shift: int, byte_shift: int) -> pl.DataFra
         {h: pl.Series(h, c, dtype=pl.String) for h, c in zip(header, cols, strict=True)}
     ).with_columns(pl.Series(LINE, lines, dtype=pl.Int64))
     df = df.with_columns(pl.col(h).replace("", None) for h in header)
-    if ragged:  # carried as a marker column so to_table can quarantine them uniformly
+    if refused:  # carried as marker columns so to_table can quarantine them uniformly
         extra = pl.DataFrame(
-            {
-                LINE: [ln for ln, _ in ragged],
-                "__ragged": [f"expected {len(header)} fields, found {n}" for _, n in ragged],
-            },
-            schema={LINE: pl.Int64, "__ragged": pl.String},
+            refused, schema={LINE: pl.Int64, RAGGED_FIELD: pl.String, RAGGED: pl.String},
+            orient="row",
         )
         df = pl.concat([df, extra], how="diagonal_relaxed")
     return df
+
+
+def _decode(data: bytes) -> tuple[str, bool]:
+    """The text, and whether some bytes were not UTF-8 (kept as surrogates, found per record
+    by UNDECODED)."""
+    try:
+        return data.decode("utf-8-sig"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8-sig", errors="surrogateescape"), True
+
+
+def _undecoded_field(row: list[str], header: list[str]) -> tuple[str | None] | None:
+    """(column,) of the first field holding a byte that was not UTF-8 ((None,) past the
+    header's columns), or None when the record decoded."""
+    for k, value in enumerate(row):
+        if UNDECODED.search(value):
+            return (header[k] if k < len(header) else None,)
+    return None
 
 
 _BLANK_LINE = re.compile(rb"(^|\n)[ \t\r]*(\n|$)")
@@ -278,7 +306,7 @@ def to_table(raw: pl.DataFrame, rejects: pl.DataFrame, table: str) -> Parsed:
     """Coerce raw columns (text or typed) + LINE to `table`'s dtypes; unparseable values go to
     rejects. Shared by every adapter that builds a frame of source values."""
     spec = table_columns(table)
-    present = [c for c in raw.columns if c not in (LINE, "__ragged")]
+    present = [c for c in raw.columns if c != LINE and c not in MARKERS]
     records = raw.height + rejects.get_column("line").n_unique()
     if raw.height or present:
         missing = [c for c, (_, nullable) in spec.items() if not nullable and c not in present]
@@ -298,26 +326,26 @@ def to_table(raw: pl.DataFrame, rejects: pl.DataFrame, table: str) -> Parsed:
         values.append(value.alias(f"__v_{col}"))
         if reason is not None:
             fails.append((col, reason))
-    if not fails and "__ragged" not in raw.columns:
+    if not fails and RAGGED not in raw.columns:
         # Typed input already in shape (the usual Parquet case): nothing can have failed.
         good = raw.select(*values, pl.col(LINE)).rename({f"__v_{c}": c for c in spec})
         return Parsed(table, good, rejects, records, ignored, _dropped(raw, ignored))
-    if "__ragged" not in raw.columns:
-        raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias("__ragged"))
+    raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in MARKERS
+                           if c not in raw.columns)
     df = raw.with_columns(values).with_columns(
         (pl.col(f"__v_{col}").is_null() & _given(col, raw.schema[col])).alias(f"__fail_{col}")
         for col, _ in fails
     )
     any_fail = pl.any_horizontal(
-        pl.col("__ragged").is_not_null(), *[pl.col(f"__fail_{c}") for c, _ in fails]
+        pl.col(RAGGED).is_not_null(), *[pl.col(f"__fail_{c}") for c, _ in fails]
     )
     bad = df.filter(any_fail)
     parts = [
         rejects,
-        bad.filter(pl.col("__ragged").is_not_null()).select(
+        bad.filter(pl.col(RAGGED).is_not_null()).select(
             pl.col(LINE).alias("line"),
-            pl.lit(None, dtype=pl.String).alias("field"),
-            pl.col("__ragged").alias("reason"),
+            pl.col(RAGGED_FIELD).alias("field"),
+            pl.col(RAGGED).alias("reason"),
             pl.lit(None, dtype=pl.String).alias("value"),
         ),
     ]

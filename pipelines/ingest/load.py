@@ -8,8 +8,10 @@ the other sources still land.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,15 +24,18 @@ from pipelines.config import PilotConfig
 from pipelines.ingest.base import (
     DEFAULT_CHUNK_ROWS,
     LINE,
+    MAX_NOTE_CHARS,
     MAX_VALUE_CHARS,
+    TIME_TOLERANCE,
     Adapter,
     AdapterContext,
     Parsed,
     SourceError,
     add_counts,
 )
+from pipelines.ingest.dedupe import StageSource, store_unique_requests
 from pipelines.ingest.registry import ADAPTERS
-from pipelines.ingest.spill import Spill, insert_frame
+from pipelines.ingest.spill import Spill, frame_source, insert_frame
 from pipelines.warehouse import ensure_schema
 from schemas import FrameSchemaError, QuarantineSchema, validate_frame
 
@@ -70,6 +75,7 @@ class FileResult:
     rows_quarantined: int
     ignored_columns: tuple[str, ...] = ()
     dropped: tuple[tuple[str, int], ...] = ()
+    warnings: tuple[str, ...] = ()  # about the file as a whole; in ingest_log.warnings
 
 
 @dataclass
@@ -86,11 +92,25 @@ class IngestSummary:
     def rows_quarantined(self) -> int:
         return sum(f.rows_quarantined for f in self.files)
 
+    @property
+    def warnings(self) -> list[tuple[int, str, str]]:
+        """(source index, file, warning) for every file that has some."""
+        return [(f.source_index, f.file, w) for f in self.files for w in f.warnings]
+
 
 def adapter_context(cfg: PilotConfig) -> AdapterContext:
     anchor = min((p.start for p in cfg.phases.values()), default=None)
     return AdapterContext(pilot=cfg.pilot, timezone=cfg.timezone, anchor=anchor,
                           chunk_rows=chunk_rows_from_env())
+
+
+def time_window(cfg: PilotConfig) -> tuple[datetime, datetime] | None:
+    """Times a row may carry: first phase start - TIME_TOLERANCE to last phase end + it."""
+    if not cfg.phases:
+        return None
+    first = min(p.start for p in cfg.phases.values())
+    last = max(p.end for p in cfg.phases.values())
+    return first - TIME_TOLERANCE, last + TIME_TOLERANCE
 
 
 def chunk_rows_from_env() -> int:
@@ -130,7 +150,9 @@ def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) 
     _write_config(con, cfg)
     summary = IngestSummary(cfg.pilot)
     ctx = adapter_context(cfg)
+    window = time_window(cfg)
     for i, src in enumerate(cfg.sources):
+        said: set[str] = set()  # a warning is given once per source, not once per file
         adapter = ADAPTERS.get(src.kind)
         files = cfg.source_files(i)
         if adapter is None or not files:
@@ -143,12 +165,12 @@ def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) 
             continue
         for path in files:
             rel = path.relative_to(cfg.root).as_posix()
-            writer = _FileWriter(con, cfg, i, rel, anon)
+            writer = _FileWriter(con, cfg, i, rel, anon, said)
             try:
                 digest = _sha256(path)
                 result = adapter(path, src, ctx)
                 for parsed in [result] if isinstance(result, Parsed) else result:
-                    good, failures = validate_frame(parsed.table, parsed.frame)
+                    good, failures = validate_frame(parsed.table, parsed.frame, window)
                     writer.add(parsed, good, failures)
                     del parsed, good, failures  # one chunk in memory while the next is read
                 summary.files.append(writer.finish(digest))
@@ -173,13 +195,16 @@ class _FileWriter:
     pilot's transaction) and memory holds one chunk, whatever the file's size."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int, rel: str, anon: Anonymizer
+        self, con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int, rel: str, anon: Anonymizer,
+        said: set[str] | None = None,
     ) -> None:
         self.con, self.cfg, self.i, self.rel, self.anon = con, cfg, i, rel, anon
         self.table: str | None = None
         self.rows_in = self.stored = self.quarantined = 0
         self.ignored: list[str] = []
         self.dropped: dict[str, int] = {}
+        self.said = said if said is not None else set()  # warnings given by the source so far
+        self.notes: list[str] = []
         # first chunk (rows, quarantine rows), held until we know whether more come
         self.pending: tuple[pl.DataFrame, pl.DataFrame | None] | None = None
         self.spill = Spill(con)
@@ -217,7 +242,11 @@ class _FileWriter:
         self.quarantined += quarantined
         self.ignored += [c for c in parsed.ignored_columns if c not in self.ignored]
         add_counts(self.dropped, parsed.dropped)
-        rows = self.anon.frame(good.drop(LINE)).with_columns(pl.lit(self.cfg.pilot).alias("pilot"))
+        self.notes += [n[:MAX_NOTE_CHARS] for n in parsed.notes
+                       if n[:MAX_NOTE_CHARS] not in self.notes]
+        # requests keep their line until stored: duplicates are found and quarantined then
+        kept = good if self.table == "requests" else good.drop(LINE)
+        rows = self.anon.frame(kept).with_columns(pl.lit(self.cfg.pilot).alias("pilot"))
         bad = (_quarantine_rows(self.cfg, self.i, self.rel, _blank_identifiers(rejects))
                if rejects.height else None)
         if self.pending is None and not self.spilled:
@@ -239,13 +268,23 @@ class _FileWriter:
         table = self.table or "?"
         if self.pending is not None:
             rows, bad = self.pending
-            insert_frame(self.con, table, rows)
+            if table == "requests":
+                if rows.height:
+                    self._store_requests(lambda: frame_source(self.con, rows))
+            else:
+                insert_frame(self.con, table, rows)
             if bad is not None:
                 insert_frame(self.con, "quarantine", bad)
         elif self.spilled:
-            self.spill.insert_into(table)
+            if table == "requests":
+                if (parked := self.spill.source(table)) is not None:
+                    self._store_requests(_fixed_source(parked))
+            else:
+                self.spill.insert_into(table)
             self.spill.insert_into("quarantine")
         self.abandon()
+        notes = [n for n in self.notes if n not in self.said]
+        self.said.update(notes)
         if self.dropped:
             self.con.executemany(
                 "INSERT INTO dropped_fields VALUES (?, ?, ?, ?, ?)",
@@ -253,19 +292,40 @@ class _FileWriter:
             )
         src = self.cfg.sources[self.i]
         self.con.execute(
-            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ingest_log (pilot, source_index, source_kind, target_table, file, "
+            "sha256, bytes, rows_in, rows_stored, rows_quarantined, ingested_at, warnings) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [self.cfg.pilot, self.i, src.kind, table, self.rel, *digest, self.rows_in,
-             self.stored, self.quarantined, _now()],
+             self.stored, self.quarantined, _now(), notes],
         )  # fmt: skip
         return FileResult(
             self.i, src.kind, table, self.rel, self.rows_in, self.stored, self.quarantined,
-            tuple(self.ignored), tuple(sorted(self.dropped.items())),
+            tuple(self.ignored), tuple(sorted(self.dropped.items())), tuple(notes),
         )  # fmt: skip
+
+    def _store_requests(self, stage: StageSource) -> None:
+        """Insert the file's request rows; duplicate attempts are quarantined (dedupe.py)."""
+        src = self.cfg.sources[self.i]
+        where = {"pilot": self.cfg.pilot, "source_index": self.i, "source_kind": src.kind,
+                 "target_table": src.table, "file": self.rel}
+        duplicates = store_unique_requests(self.con, stage, where)
+        self.stored -= duplicates  # one request row = one record
+        self.quarantined += duplicates
 
     def abandon(self) -> None:
         """Forget every chunk not stored yet (idempotent): the parked files are deleted."""
         self.pending = None
         self.spill.discard()
+
+
+def _fixed_source(from_clause: str) -> StageSource:
+    """A stage that reads the same FROM clause (parked files) in every query."""
+
+    @contextlib.contextmanager
+    def stage() -> Iterator[str]:
+        yield from_clause
+
+    return stage
 
 
 def _blank_identifiers(rejects: pl.DataFrame) -> pl.DataFrame:

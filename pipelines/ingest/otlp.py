@@ -9,19 +9,31 @@ semantic-convention attributes (`gen_ai.*`), or when `options.all_spans` is true
 - tokens: `gen_ai.usage.input_tokens`/`output_tokens` (or the older prompt/completion names);
 - status: span status ERROR -> error, or timeout/cancelled when `error.type` or the status
   message says so; UNSET/OK -> ok;
-- pool/node/gpu/priority: from span or resource attributes named in options (`pool_attr`,
-  `node_attr`, `gpu_attr`, `priority_attr`, `priority_map`) or constants (`pool`, `priority`,
-  `model_class`);
+- node/gpu: from span or resource attributes named in options (`node_attr`, `gpu_attr`);
+  `model_class` from options (default llm);
+- pool, first found of: (1) the attribute named by `options.pool_attr` (default
+  `stabilis.pool`), on the span, else on its resource; (2) `options.pool`; (3) the resource
+  attribute `k8s.deployment.name`; (4) the resource attribute `service.name` (not the SDK's
+  `unknown_service*` default);
+- priority, first found of: (1) the attribute named by `options.priority_attr` (default
+  `stabilis.priority`), span then resource; (2) `options.priority`; (3) a `priority`
+  attribute, span then resource; then mapped through `options.priority_map`;
+  when a value comes from (3)/(4) resp. (3), the file's ingest_log warnings say which
+  attribute gave it; when nothing gives one, the span is quarantined (missing required value)
+  as before and the warnings say once which option to set;
 - request_id: `options.request_id_attr`, else traceId:spanId; attempt from
   `http.request.resend_count` (or `options.attempt_attr`); a retry's parent is the attempt-0
   span of the same trace.
 Every other attribute (prompts, completions, messages, user attributes) is dropped and
-counted by name; span events are counted as `event:<name>`.
+counted by name; span events are counted as `event:<name>`. A traceId that is not 32 hex
+digits, or a spanId that is not 16 (OTLP/JSON writes them as hex), is quarantined with its
+field and why.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,6 +57,11 @@ BENIGN_PREFIXES = ("gen_ai.request.", "gen_ai.response.model", "gen_ai.system",
 _LO_NS = int((TS_MIN - TS_MIN.__class__(1970, 1, 1)).total_seconds() * 1e9)
 _HI_NS = int((TS_MAX - TS_MAX.__class__(1970, 1, 1)).total_seconds() * 1e9)
 MAX_LINE_BYTES = 256 * 1024 * 1024
+# Resource attributes that name a pool when nothing more explicit does, in this order.
+POOL_RESOURCE_ATTRS = ("k8s.deployment.name", "service.name")
+PRIORITY_ATTR = "priority"
+ID_HEX = {"traceId": 32, "spanId": 16}  # OTLP/JSON ids: lower-case hex of 16 and 8 bytes
+HEX_RE = re.compile(r"[0-9a-fA-F]+")
 
 
 def read_otlp_json(path: Path, source: Source, ctx: AdapterContext) -> Iterator[Parsed]:
@@ -131,6 +148,7 @@ class _Builder:
         self.dropped: dict[str, int] = {}
         self.records = 0
         self.seq = 0  # span ordinal in the file: the record number quarantine points at
+        self.notes: list[str] = []  # about the file as a whole (ingest_log warnings)
 
     def document(self, doc: Any, line: int | None) -> None:
         if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans", []), list):
@@ -180,11 +198,14 @@ class _Builder:
         both = {**res, **attrs}
         start = _nanos(span.get("startTimeUnixNano"))
         end = _nanos(span.get("endTimeUnixNano"))
-        if start is None:
-            self.bad.append((n, "arrival_ts", "expected startTimeUnixNano (Unix nanoseconds)",
-                             _short(span.get("startTimeUnixNano"))))
-            return None
         trace, sid = str(span.get("traceId") or ""), str(span.get("spanId") or "")
+        problems = [(n, f, why, None) for f, why in _id_problems(trace, sid)]
+        if start is None:
+            problems.insert(0, (n, "arrival_ts", "expected startTimeUnixNano (Unix nanoseconds)",
+                                _short(span.get("startTimeUnixNano"))))
+        if problems:
+            self.bad += problems
+            return None
         rid_attr = o.get("request_id_attr")
         rid = both.get(rid_attr) if rid_attr else None
         rid = str(rid) if rid not in (None, "") else (f"{trace}:{sid}" if trace or sid else None)
@@ -193,11 +214,12 @@ class _Builder:
         e2e = _seconds(attrs.get("gen_ai.latency.e2e"))
         if end is None and e2e is not None:
             end = start + int(e2e * 1e9)
-        prio = both.get(o.get("priority_attr", "stabilis.priority"), o.get("priority"))
+        prio = self._priority(attrs, res)
         prio = (o.get("priority_map") or {}).get(prio, prio)
         used = {rid_attr, o.get("priority_attr", "stabilis.priority"),
                 o.get("pool_attr", "stabilis.pool"), o.get("node_attr", "host.name"),
-                o.get("gpu_attr", "gpu.id"), o.get("attempt_attr", "http.request.resend_count")}
+                o.get("gpu_attr", "gpu.id"), o.get("attempt_attr", "http.request.resend_count"),
+                PRIORITY_ATTR}
         for k in attrs:
             if k not in USED_ATTRS and k not in used and not k.startswith(BENIGN_PREFIXES):
                 self._count(k)
@@ -209,7 +231,7 @@ class _Builder:
             "request_id": rid,
             "parent_request_id": None,
             "attempt": _int(both.get(o.get("attempt_attr", "http.request.resend_count"), 0)),
-            "pool": _str(both.get(o.get("pool_attr", "stabilis.pool"), o.get("pool"))),
+            "pool": _str(self._pool(attrs, res)),
             "node": _str(both.get(o.get("node_attr", "host.name"),
                                   both.get("k8s.node.name", o.get("node")))),
             "gpu": _str(both.get(o.get("gpu_attr", "gpu.id"))),
@@ -227,6 +249,51 @@ class _Builder:
                                             attrs.get("gen_ai.usage.completion_tokens"))),
         }
 
+    def _pool(self, attrs: dict[str, Any], res: dict[str, Any]) -> Any:
+        """Pool by the order in the module docstring; notes where it came from, or not."""
+        o = self.opts
+        named = _first_of(o.get("pool_attr", "stabilis.pool"), attrs, res)
+        if named is not None:
+            return named
+        if o.get("pool") is not None:
+            return o["pool"]
+        for key in POOL_RESOURCE_ATTRS:
+            v = res.get(key)
+            if v not in (None, "") and not str(v).startswith("unknown_service"):
+                self._note(f"pool taken from the resource attribute {key!r} (no options.pool "
+                           f"and no {o.get('pool_attr', 'stabilis.pool')!r} attribute)")
+                return v
+        self._note("pool: some spans name no pool (no options.pool, no "
+                   f"{o.get('pool_attr', 'stabilis.pool')!r}, k8s.deployment.name or "
+                   "service.name attribute) and are quarantined as missing a pool; set "
+                   "options.pool (one pool for the source) or options.pool_attr")
+        return None
+
+    def _priority(self, attrs: dict[str, Any], res: dict[str, Any]) -> Any:
+        """Priority by the order in the module docstring; notes where it came from, or not."""
+        o = self.opts
+        named = _first_of(o.get("priority_attr", "stabilis.priority"), attrs, res)
+        if named is not None:
+            return named
+        if o.get("priority") is not None:
+            return o["priority"]
+        found = _first_of(PRIORITY_ATTR, attrs, res)
+        if found is not None:
+            self._note(f"priority taken from the {PRIORITY_ATTR!r} attribute (no "
+                       "options.priority and no "
+                       f"{o.get('priority_attr', 'stabilis.priority')!r} attribute)")
+            return found
+        self._note("priority: some spans name no priority (no options.priority, no "
+                   f"{o.get('priority_attr', 'stabilis.priority')!r} or {PRIORITY_ATTR!r} "
+                   "attribute) and are quarantined as missing a priority; set "
+                   "options.priority (P0..P3 for the source) or options.priority_attr "
+                   "(with options.priority_map)")
+        return None
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:  # once per file; the load gives it once per source
+            self.notes.append(text)
+
     def flush(self) -> Parsed:
         ts_cols = ("arrival_ts", "dispatch_ts", "start_ts", "first_token_ts", "end_ts")
         str_cols = ("request_id", "parent_request_id", "pool", "node", "gpu", "model_class",
@@ -242,8 +309,36 @@ class _Builder:
         ).with_columns(pl.from_epoch(c, time_unit="us") for c in ts_cols)
         parsed = to_table(raw, rejects_frame(self.bad), "requests")
         parsed.dropped = self.dropped
+        parsed.notes = list(self.notes)
         self.rows, self.bad, self.dropped, self.records = [], [], {}, 0
         return parsed
+
+
+def _first_of(key: Any, attrs: dict[str, Any], res: dict[str, Any]) -> Any:
+    """The attribute `key` of the span, else of its resource (None when empty or absent)."""
+    if not key:
+        return None
+    for where in (attrs, res):
+        v = where.get(str(key))
+        if v not in (None, ""):
+            return v
+    return None
+
+
+def _id_problems(trace: str, span_id: str) -> list[tuple[str, str]]:
+    """(field, why) for a given traceId/spanId that is not hex of the right length."""
+    out = []
+    for field, value in (("traceId", trace), ("spanId", span_id)):
+        size = ID_HEX[field]
+        if not value:
+            continue  # absent: request_id comes from options.request_id_attr, or is missing
+        if len(value) != size:
+            out.append((field, f"expected {size} hex digits, found {len(value)} characters"))
+        elif not HEX_RE.fullmatch(value):
+            out.append((field, f"expected {size} hex digits, found a non-hex character"))
+        elif not value.strip("0"):
+            out.append((field, f"expected {size} hex digits, not all zero (an invalid id)"))
+    return out
 
 
 def _nanos(v: Any) -> int | None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import polars as pl
+
+from pipelines.ingest.base import LINE, REJECT_SCHEMA
+
 # source family -> (canonical series, factor). Unknown families keep their source name.
 FAMILIES: dict[str, tuple[str, float]] = {
     "DCGM_FI_DEV_GPU_UTIL": ("gpu_util", 0.01),  # percent -> 0..1
@@ -18,18 +22,23 @@ FAMILIES: dict[str, tuple[str, float]] = {
     "DCGM_FI_DEV_FB_USED": ("mem_used_bytes", 1024.0**2),  # MiB -> bytes
     "vllm:num_requests_waiting": ("queue_waiting", 1.0),
     "vllm:num_requests_running": ("queue_running", 1.0),
+    "vllm:request_success_total": ("request_success_total", 1.0),
+    "vllm:num_preemptions_total": ("preemptions_total", 1.0),
 }
 # Histogram families: source base -> canonical base (suffix _bucket/_sum/_count kept).
 HISTOGRAMS: dict[str, str] = {
     "vllm:e2e_request_latency_seconds": "e2e_latency_s",
     "vllm:request_queue_time_seconds": "queue_time_s",
     "vllm:time_to_first_token_seconds": "ttft_s",
+    "vllm:time_per_output_token_seconds": "tpot_s",
 }
 SUFFIXES = ("_bucket", "_sum", "_count")
 Opt = str | None
 NODE_LABELS = ("Hostname", "hostname", "node", "kubernetes_node", "host", "instance")
 GPU_LABELS = ("UUID", "gpu_uuid", "uuid", "gpu")
 POOL_LABELS = ("pool",)
+NO_INF_BUCKET = "histogram without +Inf bucket"
+HISTOGRAM_KEY = ("series", "pool", "node", "gpu", "ts")  # one histogram at one time
 
 
 def series_of(name: str) -> tuple[str, float]:
@@ -95,3 +104,20 @@ def _first(labels: dict[str, str], names: tuple[str, ...], used: set[str]) -> st
             if found is None and labels[n] != "":
                 found = labels[n]
     return found
+
+
+def refuse_open_histograms(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split off the bucket rows (`le` set) of every histogram that has no `+Inf` bucket at
+    its time: without it the count above the last bound is unknown, so no quantile can be
+    read from it. Returns (kept rows, rejects with field `le`)."""
+    has_inf = (pl.col("le") == math.inf).any().over(list(HISTOGRAM_KEY))
+    open_ = pl.col("le").is_not_null() & ~has_inf.fill_null(False)
+    flagged = frame.with_columns(open_.alias("__open"))
+    rejects = flagged.filter(pl.col("__open")).select(
+        pl.col(LINE).alias("line"),
+        pl.lit("le", dtype=pl.String).alias("field"),
+        pl.lit(NO_INF_BUCKET, dtype=pl.String).alias("reason"),
+        pl.col("le").cast(pl.String).alias("value"),
+    )
+    kept = flagged.filter(~pl.col("__open")).drop("__open")
+    return kept, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]

@@ -1,5 +1,14 @@
 """Adapter for `prometheus-json`: Prometheus HTTP API responses of `query_range` (matrix) and
-`query` (vector), with or without the {status, data} envelope. One record = one point."""
+`query` (vector). One record = one point.
+
+Accepted shapes, told apart from the data: the whole response `{"status", "data":
+{"resultType", "result"}}`, its bare `data` object `{"resultType", "result"}`, and the bare
+`result` array that client libraries save (`[{"metric", "values": [[ts, "v"], ..]}, ..]` for
+a matrix, `[{"metric", "value": [ts, "v"]}, ..]` for a vector; each series by its own key).
+A response with `"status": "error"` fails the source with its errorType and error; the
+response's `warnings` (and `infos`) are kept as ingest_log warnings. The bucket rows of a
+histogram without a `+Inf` bucket at a time are quarantined.
+"""
 
 from __future__ import annotations
 
@@ -15,29 +24,28 @@ import polars as pl
 from pipelines.config import Source
 from pipelines.ingest.base import LINE, AdapterContext, Parsed, SourceError, rejects_frame
 from pipelines.ingest.convert import TS_MAX, TS_MIN
-from pipelines.ingest.prom_names import LabelMapper, series_of
+from pipelines.ingest.prom_names import LabelMapper, refuse_open_histograms, series_of
 
+MAX_NOTES = 20  # warnings kept per response
 _LO = TS_MIN.replace(tzinfo=UTC).timestamp()
 _HI = TS_MAX.replace(tzinfo=UTC).timestamp()
 
 
 def read_prometheus_json(path: Path, source: Source, ctx: AdapterContext) -> Iterator[Parsed]:
     data = _load(path)
-    result_type, result = _unwrap(data)
+    result, notes = _unwrap(data)
     mapper = LabelMapper(source.options)
     cols: dict[str, list[Any]] = {k: [] for k in ("ts", "series", "pool", "node", "gpu",
                                                   "value", "le", LINE)}
     bad: list[tuple[int, str | None, str, str | None]] = []
     record = 0
-    if not isinstance(result, list):
-        raise SourceError(f"data.result: expected a list, found {type(result).__name__}")
     for k, item in enumerate(result):
         if not isinstance(item, dict):
             record += 1
             bad.append((record, None, f"result[{k}]: expected an object", None))
             continue
         metric = item.get("metric") or {}
-        points = item.get("values") if result_type == "matrix" else [item.get("value")]
+        points = item.get("values") if "values" in item else [item.get("value")]
         if not isinstance(metric, dict) or not isinstance(points, list):
             record += 1
             bad.append((record, None, f"result[{k}]: expected metric and values", None))
@@ -82,7 +90,9 @@ def read_prometheus_json(path: Path, source: Source, ctx: AdapterContext) -> Ite
             LINE: pl.Series(cols[LINE], dtype=pl.Int64),
         }
     ).with_columns(pl.from_epoch("ts", time_unit="us"))
-    yield Parsed("samples", frame, rejects_frame(bad), record, dropped=mapper.dropped)
+    frame, open_buckets = refuse_open_histograms(frame)
+    rejects = pl.concat([rejects_frame(bad), open_buckets])
+    yield Parsed("samples", frame, rejects, record, dropped=mapper.dropped, notes=notes)
 
 
 def _load(path: Path) -> Any:
@@ -94,21 +104,49 @@ def _load(path: Path) -> Any:
         raise SourceError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
 
 
-def _unwrap(data: Any) -> tuple[str, Any]:
+def _unwrap(data: Any) -> tuple[list[Any], list[str]]:
+    """The `result` list of any accepted shape, and the response's warnings."""
+    notes: list[str] = []
     if isinstance(data, dict) and "status" in data:
         if data.get("status") != "success":
-            why = data.get("error") or data.get("errorType") or data.get("status")
-            raise SourceError(f"Prometheus API response status {data.get('status')!r}: {why}")
+            raise SourceError(_api_error(data))
+        notes = _warnings(data)
         data = data.get("data")
+    if isinstance(data, list):
+        if data and not any(isinstance(x, dict) for x in data):
+            raise SourceError("a bare [timestamp, \"value\"] scalar or string result; expected "
+                              "a list of {metric, values} (matrix) or {metric, value} (vector)")
+        return data, notes
     if not isinstance(data, dict) or "resultType" not in data:
         raise SourceError(
-            "expected a Prometheus API response: {status, data: {resultType, result}} "
-            "or {resultType, result}"
+            "expected a Prometheus API response: {status, data: {resultType, result}}, "
+            "{resultType, result}, or the bare result list [{metric, values|value}, ...]"
         )
     rt = data["resultType"]
     if rt not in ("matrix", "vector"):
         raise SourceError(f"resultType {rt!r} not supported; expected matrix or vector")
-    return rt, data.get("result")
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise SourceError(f"data.result: expected a list, found {type(result).__name__}")
+    return result, notes
+
+
+def _api_error(data: dict[str, Any]) -> str:
+    """One line: the response's status, errorType and error."""
+    kind = data.get("errorType")
+    why = " ".join(str(data.get("error") or "no error message").split())[:300]
+    typed = f" (errorType {str(kind)[:60]!r})" if kind else ""
+    return f"Prometheus API response status {str(data.get('status'))[:40]!r}{typed}: {why}"
+
+
+def _warnings(data: dict[str, Any]) -> list[str]:
+    """The response's warnings and infos, as notes (at most MAX_NOTES)."""
+    out = []
+    for key in ("warnings", "infos"):
+        items = data.get(key)
+        for w in items if isinstance(items, list) else []:
+            out.append(f"Prometheus API {key[:-1]}: {' '.join(str(w).split())}")
+    return out[:MAX_NOTES]
 
 
 def _point(p: Any) -> tuple[float, float] | str:

@@ -4,7 +4,12 @@
 Each sample line is parsed by prometheus-client's own sample parser (label escaping, exemplars,
 timestamps); the line loop is ours so that one bad line is quarantined with its line number
 instead of failing the scrape. A sample's own timestamp wins, else `options.scraped_at`, else
-the file's modification time. The file streams: memory is bounded by `ctx.chunk_rows`.
+the file's modification time. The file streams: memory is bounded by `ctx.chunk_rows`; a
+chunk never ends between a histogram's first bucket and its `+Inf` bucket (written last),
+so each histogram is judged whole: the
+bucket rows of a histogram without a `+Inf` bucket at its time are quarantined. A family
+declared twice (`# TYPE` again, e.g. scrapes appended to one file) is a warning of the file
+(ingest_log), not a quarantine.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from pipelines.ingest.base import (
     rejects_frame,
 )
 from pipelines.ingest.convert import TS_MAX, TS_MIN, parse_instant
-from pipelines.ingest.prom_names import LabelMapper, series_of
+from pipelines.ingest.prom_names import LabelMapper, refuse_open_histograms, series_of
 
 MAX_LINE_BYTES = 64 * 1024  # longer lines are junk, not samples: refused, not parsed
 CACHE_SIZE = 200_000  # distinct series memoized per chunk (bounded memory)
+MAX_EXAMPLES = 3  # duplicate # TYPE lines named in the file's warning
 SAMPLE_COLUMNS = ("ts", "series", "pool", "node", "gpu", "value", "le")
 _TS_LO = TS_MIN.replace(tzinfo=UTC).timestamp()
 _TS_HI = TS_MAX.replace(tzinfo=UTC).timestamp()
@@ -49,12 +55,42 @@ def read_prometheus_text(path: Path, source: Source, ctx: AdapterContext) -> Ite
             raise SourceError("binary file (NUL bytes); expected Prometheus text exposition")
         fh.seek(0)
         buf = _Chunk()
+        types = _TypeLines()
         for n, raw in enumerate(fh, start=1):
+            if raw.startswith(b"# TYPE"):
+                types.add(n, raw)
             _parse_line(n, raw, buf, mapper, default_ts)
-            if buf.records >= ctx.chunk_rows:
+            if buf.records >= ctx.chunk_rows and not buf.in_histogram(ctx.chunk_rows):
                 yield buf.parsed(mapper)
                 buf = _Chunk()
-        yield buf.parsed(mapper)
+        yield buf.parsed(mapper, types.notes())
+
+
+class _TypeLines:
+    """`# TYPE` lines of one file: the first per family, and the duplicates."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, int] = {}
+        self.duplicates: list[tuple[int, str]] = []
+
+    def add(self, n: int, raw: bytes) -> None:
+        words = raw.decode("utf-8", errors="replace").split()
+        if len(words) < 3 or words[1] != "TYPE":
+            return
+        name = words[2][:100]
+        if name in self.first:
+            self.duplicates.append((n, name))
+        else:
+            self.first[name] = n
+
+    def notes(self) -> list[str]:
+        if not self.duplicates:
+            return []
+        shown = ", ".join(f"{name!r} at line {n} (first at line {self.first[name]})"
+                          for n, name in self.duplicates[:MAX_EXAMPLES])
+        more = len(self.duplicates) - MAX_EXAMPLES
+        return [f"{len(self.duplicates)} duplicate # TYPE line(s) for a family already declared "
+                f"in this file: {shown}" + (f", and {more} more" if more > 0 else "")]
 
 
 class _Chunk:
@@ -64,7 +100,14 @@ class _Chunk:
         self.records = 0
         self.cache: dict[str, tuple[Any, ...]] = {}  # series head -> parsed + mapped labels
 
-    def parsed(self, mapper: LabelMapper) -> Parsed:
+    def in_histogram(self, chunk_rows: int) -> bool:
+        """The last sample kept is a bucket below +Inf (the exposition format writes +Inf
+        last, so more of its histogram follows); a chunk twice the size ends anyway."""
+        le = self.cols["le"]
+        return (bool(le) and le[-1] is not None and le[-1] != math.inf
+                and self.records < 2 * chunk_rows)
+
+    def parsed(self, mapper: LabelMapper, notes: list[str] | None = None) -> Parsed:
         c = self.cols
         frame = pl.DataFrame(
             {
@@ -78,8 +121,11 @@ class _Chunk:
                 LINE: pl.Series(c[LINE], dtype=pl.Int64),
             }
         ).with_columns(pl.from_epoch("ts", time_unit="us"))
+        frame, open_buckets = refuse_open_histograms(frame)
+        rejects = pl.concat([rejects_frame(self.bad), open_buckets])
         dropped, mapper.dropped = mapper.dropped, {}
-        return Parsed("samples", frame, rejects_frame(self.bad), self.records, dropped=dropped)
+        return Parsed("samples", frame, rejects, self.records, dropped=dropped,
+                      notes=notes or [])
 
 
 def _parse_line(n: int, raw: bytes, buf: _Chunk, mapper: LabelMapper, default_ts: float) -> None:

@@ -1,7 +1,12 @@
-"""Adapter for `sacct`: Slurm `sacct --parsable2` dumps, with or without a header line.
+"""Adapter for `sacct`: Slurm `sacct --parsable` and `--parsable2` dumps, with or without a
+header line.
 
 The field list comes from the header, else from `options.fields` ("JobID|State|..." or a
-list); the delimiter from `options.delimiter` (default `|`). Job steps (`123.batch`,
+list); the delimiter from `options.delimiter` (default `|`). `--parsable` ends every line
+(header included) with the delimiter: a line of exactly one field too many whose last field
+is empty is read as such, so both forms (even mixed) load; any other field count is
+quarantined with "expected N fields ..., found M". A line with a byte that is not UTF-8 is
+quarantined alone ("not valid UTF-8"), with its field when it can be told. Job steps (`123.batch`,
 `123.0`, `123.extern`) fold into their job: the job line wins, a job seen only through its
 steps takes its first step's fields. One job = one record. Naive times are read in
 `options.timezone`, else the pilot's; `Unknown`/`None` times are missing values. States such
@@ -10,6 +15,7 @@ as `CANCELLED by 1234` keep `CANCELLED` (the uid is an identifier: dropped and c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ TIME_FIELDS = ("submit_ts", "eligible_ts", "start_ts", "end_ts")
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
             "PREEMPTED", "BOOT_FAIL", "DEADLINE")
 MAX_LINE_CHARS = 64 * 1024
+UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
 
 
 def read_sacct(path: Path, source: Source, ctx: AdapterContext) -> Iterator[Parsed]:
@@ -47,11 +54,7 @@ def read_sacct(path: Path, source: Source, ctx: AdapterContext) -> Iterator[Pars
     data = path.read_bytes()
     if b"\x00" in data[:65536]:
         raise SourceError("binary file (NUL bytes); expected sacct --parsable2 text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise SourceError(f"not UTF-8 text (byte offset {e.start})") from e
-    lines = text.splitlines()
+    lines = data.decode("utf-8-sig", errors="surrogateescape").splitlines()
     header, first = _header(lines, opts, delim)
     lower = [h.strip().lower() for h in header]
     for need in ("jobid", "state"):
@@ -65,6 +68,11 @@ def read_sacct(path: Path, source: Source, ctx: AdapterContext) -> Iterator[Pars
             bad.append((n, None, f"line longer than {MAX_LINE_CHARS} characters", None))
             continue
         parts = ln.split(delim)
+        if len(parts) == len(header) + 1 and parts[-1] == "":
+            parts.pop()  # --parsable: the line ends with the delimiter
+        if UNDECODED.search(ln):
+            bad.append((n, _undecoded_field(parts, header), "not valid UTF-8", None))
+            continue
         # sacct leaves trailing empty fields off some lines; more fields, or a single one,
         # means a wrong delimiter or a broken line
         if len(parts) > len(header) or (len(parts) == 1 and len(header) > 1):
@@ -78,10 +86,24 @@ def read_sacct(path: Path, source: Source, ctx: AdapterContext) -> Iterator[Pars
     yield _fold(raw, opts, ctx, bad)
 
 
+def _undecoded_field(parts: list[str], header: list[str]) -> str | None:
+    """The field holding the first byte that was not UTF-8 (its canonical column name where
+    there is one), when the line is not longer than the header."""
+    k = next((k for k, p in enumerate(parts) if UNDECODED.search(p)), len(header))
+    if len(parts) > len(header) or k >= len(header):
+        return None
+    name = header[k].strip()
+    return FIELD_MAP.get(name.lower(), name)
+
+
 def _header(lines: list[str], opts: dict[str, Any], delim: str) -> tuple[list[str], int]:
     first = next((ln for ln in lines if ln.strip()), "")
     cells = [c.strip() for c in first.split(delim)]
+    if len(cells) > 1 and cells[-1] == "":
+        cells.pop()  # --parsable header: ends with the delimiter
     if any(c.lower() == "jobid" for c in cells):
+        if UNDECODED.search(first):
+            raise SourceError("header line is not valid UTF-8 text")
         return cells, lines.index(first) + 2
     fields = opts.get("fields")
     if fields is None:
@@ -91,7 +113,10 @@ def _header(lines: list[str], opts: dict[str, Any], delim: str) -> tuple[list[st
         )
     if isinstance(fields, str):
         fields = [f for f in fields.replace(",", delim).split(delim)]
-    return [str(f).strip() for f in fields], 1
+    names = [str(f).strip() for f in fields]
+    while len(names) > 1 and names[-1] == "":
+        names.pop()  # a field list copied from a --parsable header keeps its last '|'
+    return names, 1
 
 
 def _fold(raw: pl.DataFrame, opts: dict[str, Any], ctx: AdapterContext,

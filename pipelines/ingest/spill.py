@@ -18,28 +18,39 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
-__all__ = ["Spill", "insert_frame"]
+__all__ = ["Spill", "frame_source", "insert_frame"]
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
     """Bulk insert by column name through DuckDB's Arrow scan (no per-row Python)."""
     if df.height == 0:
         return
+    with frame_source(con, df) as stage:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {stage}")
+
+
+@contextlib.contextmanager
+def frame_source(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> Iterator[str]:
+    """A name to read `df` from in one query, as a one-shot Arrow stream (see above); use
+    one per query."""
     arrow = df.to_arrow()
     # the iterator owns the only reference to the batches: exhausted, it lets them go
     stream = pa.RecordBatchReader.from_batches(arrow.schema, iter(arrow.to_batches()))
     del arrow
-    con.register("__stage", stream)
+    name = f"__stage_{uuid.uuid4().hex}"
+    con.register(name, stream)
     try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM __stage")
+        yield name
     finally:
-        con.unregister("__stage")
+        con.unregister(name)
 
 
 class Spill:
@@ -72,6 +83,15 @@ class Spill:
                 f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, union_by_name = true)",
                 [files],
             )
+
+    def source(self, table: str) -> str | None:
+        """A FROM clause reading every frame parked for `table` (None when there is none);
+        it may be scanned more than once."""
+        files = self.files.get(table)
+        if not files:
+            return None
+        paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{paths}], union_by_name = true)"
 
     def discard(self) -> None:
         if self.dir is not None:

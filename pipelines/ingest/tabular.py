@@ -46,7 +46,6 @@ def map_frame(raw: pl.DataFrame, table: str, opts: dict[str, Any], ctx: AdapterC
         *[pl.col(src).alias(dst) for dst, src in columns.items()],
         *[pl.col(c) for c in raw.columns
           if c != LINE and c not in columns.values() and c not in columns],
-        *([pl.col("__ragged")] if "__ragged" in raw.columns and "__ragged" not in columns else []),
     ) if columns else raw
     for col, value in (opts.get("constants") or {}).items():
         if col not in spec:
