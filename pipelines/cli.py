@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -126,11 +126,40 @@ def _run(pilot: str, selection: list[str] | None = None) -> None:
     from pipelines.runner import materialized_row_counts, run_pilot
 
     t0 = time.perf_counter()
-    with _one_line_errors(pilot), console.status(Text(f"materializing pilot {pilot} …")):
-        result = run_pilot(pilot, selection=selection)
+    with _one_line_errors(pilot), _progress(pilot) as on_step:
+        result = run_pilot(pilot, selection=selection, on_step=on_step)
     _print_counts(
         f"pilot {pilot}: {time.perf_counter() - t0:.1f} s", materialized_row_counts(result)
     )
+
+
+@contextmanager
+def _progress(pilot: str) -> Iterator[Callable[[str, str, int, int], None]]:
+    """Per-step progress: a bar with step i/N and the step's name on a terminal, one line
+    per finished step otherwise (CI logs, `| tee`)."""
+    if not console.is_terminal:
+        started: dict[str, float] = {}
+
+        def line(event: str, step: str, done: int, total: int) -> None:
+            if event == "start":
+                started[step] = time.perf_counter()
+                return
+            took = time.perf_counter() - started.get(step, time.perf_counter())
+            console.print(Text(f"[{done}/{total}] {pilot}: {step} {event} ({took:.1f} s)"))
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(f"{pilot}: starting", total=None)
+
+        def update(event: str, step: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total,
+                       description=f"{pilot}: {step}" if event == "start" else None)
+
+        yield update
 
 
 @app.command()

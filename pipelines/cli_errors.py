@@ -50,7 +50,10 @@ def _message(e: BaseException) -> str:
         text = str(e) if isinstance(e, _PLAIN) else f"{type(e).__name__}: {e}"
     else:
         text = type(e).__name__
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()] or [text]
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:  # "1 blocking asset check failed …:\n<names>"
+        first = f"{first} {'; '.join(lines[1:6])}"
     return first if len(first) <= 400 else first[:397] + "…"
 
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # pyspark is an optional extra
 
 # Staging tables the SQL models read (the rest of the warehouse is derived from these).
 STAGING_INPUTS: tuple[str, ...] = (
-    "requests", "samples", "jobs", "phases", "pilot_scope", "sla_targets", "thresholds",
+    "requests", "samples", "jobs", "arrivals", "phases", "pilot_scope", "sla_targets",
+    "thresholds",
 )
 
 SESSION_CONF: dict[str, str] = {

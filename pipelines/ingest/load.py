@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.anonymize import Anonymizer, secret_from_env
+from pipelines.anonymize import COLUMN_KINDS, Anonymizer, secret_from_env
 from pipelines.config import PilotConfig
 from pipelines.ingest.base import (
     DEFAULT_CHUNK_ROWS,
@@ -147,7 +148,7 @@ def ingest_pilot(
 def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) -> IngestSummary:
     for t in PILOT_TABLES:
         con.execute(f"DELETE FROM {t} WHERE pilot = ?", [cfg.pilot])
-    _write_config(con, cfg)
+    _write_config(con, cfg, anon)
     summary = IngestSummary(cfg.pilot)
     ctx = adapter_context(cfg)
     window = time_window(cfg)
@@ -369,11 +370,27 @@ def _fail(
     )
 
 
-def _write_config(con: duckdb.DuckDBPyConnection, cfg: PilotConfig) -> None:
+def stored_config_json(cfg: PilotConfig, anon: Anonymizer) -> str:
+    """pilot.yaml as stored in `pilots`: an identifier given as a source option (a node
+    for a single-host nvidia-smi log, a `constants: {node: ..}` mapping) is tokenized like
+    the rows it fills, so the config never carries a raw identifier either."""
+    doc = json.loads(cfg.to_json())
+    for src in doc["sources"]:
+        opts = src.get("options") or {}
+        for mapping in (opts, opts.get("constants") or {}):
+            if not isinstance(mapping, dict):
+                continue
+            for key, value in mapping.items():
+                if key in COLUMN_KINDS and isinstance(value, str | int):
+                    mapping[key] = anon.token(COLUMN_KINDS[key], str(value))
+    return json.dumps(doc, sort_keys=True, default=str)
+
+
+def _write_config(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) -> None:
     p = cfg.pilot
     con.execute(
         "INSERT INTO pilots VALUES (?, ?, ?, ?, ?)",
-        [p, cfg.title, cfg.timezone, cfg.to_json(), _now()],
+        [p, cfg.title, cfg.timezone, stored_config_json(cfg, anon), _now()],
     )
     con.executemany(
         "INSERT INTO phases VALUES (?, ?, ?, ?)",
