@@ -300,6 +300,48 @@ def backfill(
         raise _fail(f"{len(failed)} of {len(pilots)} pilots failed: {', '.join(failed)}")
 
 
+pilots_app = typer.Typer(help="List the pilots, or remove one.", no_args_is_help=False)
+app.add_typer(pilots_app, name="pilots")
+
+
+@pilots_app.callback(invoke_without_command=True)
+def pilots(ctx: typer.Context) -> None:
+    """Every pilot: in landing, registered as a partition, its last run and its report."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pipelines.pilot_registry import pilot_rows
+
+    with _one_line_errors():
+        rows = pilot_rows(data_dir())
+    table = Table(title="pilots")
+    for col in ("pilot", "landing", "registered", "last run", "status", "report"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(Text(r.pilot), "yes" if r.landing else "no",
+                      "yes" if r.registered else "no", r.last_run or "", r.status or "",
+                      Text(str(r.report) if r.report else ""))
+    console.print(table if rows else Text(f"no pilot in {data_dir()}"))
+
+
+@pilots_app.command("remove")
+def pilots_remove(
+    pilot: Annotated[str, typer.Argument(help="Pilot slug to unregister.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Unregister a pilot's partition and delete its rows from the warehouse (its landing
+    folder and reports are left in place)."""
+    from pipelines.pilot_registry import remove_pilot
+
+    if not yes and not typer.confirm(f"remove pilot {pilot} (partition and warehouse rows)?"):
+        raise _fail("not removed", 1)
+    with _one_line_errors(pilot):
+        rows, partition = remove_pilot(data_dir(), pilot)
+    if not rows and not partition:
+        raise _fail(f"pilot {pilot}: neither registered nor in the warehouse", 2)
+    console.print(Text(f"pilot {pilot}: {rows:,} warehouse rows deleted; partition "
+                       + ("removed" if partition else "was not registered")))
+
+
 # `stabilis whatif` lives in pipelines/whatif_cli.py (owned with the what-if simulator).
 from pipelines.whatif_cli import register as _register_whatif  # noqa: E402
 
