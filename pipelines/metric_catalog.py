@@ -71,6 +71,67 @@ CATALOG: tuple[Metric, ...] = (
            "First attempts together with their retries.", headline=False),
     Metric("attempts", "Request attempts", "count", "none",
            "Rows of the requests table.", headline=False),
+    # GPU samples without requests, scheduler jobs (sql/metrics/metrics_headline.sql)
+    Metric("gpu_power_w", "GPU power, mean per GPU", "W", "none",
+           "Time-weighted mean of power_w over the GPUs in scope (each sample stands for the "
+           "gap to the GPU's next one, capped at 5 minutes)."),
+    Metric("gpu_energy_j", "GPU energy", "J", "lower",
+           "Energy drawn by the GPUs in scope over the phase: the increase of the energy_j "
+           "counter (sum of rises between consecutive samples, a drop counting as a reset) "
+           "where it exists, else the integral of power_w over time.", headline=False),
+    Metric("gpu_mem_used_bytes", "GPU memory used, mean per GPU", "B", "none",
+           "Time-weighted mean of mem_used_bytes over the GPUs in scope.", headline=False),
+    Metric("batch_occupancy", "Batch occupancy", "share", "none",
+           "Share of pool time with at least one scheduler job running (the jobs' run "
+           "intervals merged per pool and clipped to the phase), averaged over the pools that "
+           "ran jobs in the pilot."),
+    Metric("batch_gpu_hours", "Batch GPU-hours", "GPU-h", "none",
+           "GPUs held by scheduler jobs times their run time inside the phase, over the jobs "
+           "whose GPU count is known.", headline=False),
+    # series metrics (Prometheus, vLLM, aggregates, traces): sql/metrics/series_metrics.sql
+    Metric("request_rate_rps", "Request rate", "req/s", "none",
+           "Requests per second in the phase, from the first source present: the increase of "
+           "vLLM's request_success_total counter, else of a latency histogram's _count (resets "
+           "handled), per second between the series' first and last sample; else arrivals of "
+           "the arrival trace per second of phase time; else the time-weighted mean of the "
+           "per-interval arrival_rate series (aggregate).", headline=False),
+    Metric("preemptions_per_min", "Preemptions per minute", "/min", "lower",
+           "Increase of vLLM's num_preemptions_total counter (resets handled) per minute "
+           "between the series' first and last sample in the phase.", headline=False),
+    Metric("queue_depth_mean", "Queue depth, time-weighted mean", "requests", "lower",
+           "Time-weighted mean of queue_waiting (requests waiting per serving instance); each "
+           "sample stands for the gap to the next one, capped at 5 minutes.", headline=False),
+    Metric("queue_depth_p95", "Queue depth P95", "requests", "lower",
+           "95th percentile of the queue_waiting samples in the phase.", headline=False),
+    Metric("queue_depth_max", "Queue depth max", "requests", "lower",
+           "Largest queue_waiting sample in the phase.", headline=False),
+    Metric("running_requests_mean", "Running requests, time-weighted mean", "requests",
+           "none", "Time-weighted mean of queue_running (requests being served per serving "
+           "instance).", headline=False),
+    Metric("ttft_p50_s", "Time to first token P50", "s", "lower",
+           "Median time to first token from the ttft_s histogram buckets (approximate).",
+           headline=False),
+    Metric("ttft_p95_s", "Time to first token P95", "s", "lower",
+           "95th percentile time to first token from the ttft_s histogram buckets "
+           "(approximate).", headline=False),
+    Metric("tpot_p50_s", "Time per output token P50", "s", "lower",
+           "Median time per output token from the tpot_s histogram buckets (approximate).",
+           headline=False),
+    Metric("tpot_p95_s", "Time per output token P95", "s", "lower",
+           "95th percentile time per output token from the tpot_s histogram buckets "
+           "(approximate).", headline=False),
+    Metric("queue_time_agg_mean_s", "Queue time, mean of per-interval means", "s", "lower",
+           "Time-weighted mean of the per-interval series queue_time_mean_s (aggregate: not a "
+           "per-request quantile).", headline=False),
+    Metric("e2e_latency_agg_mean_s", "E2E latency, mean of per-interval means", "s", "lower",
+           "Time-weighted mean of the per-interval series e2e_latency_mean_s (aggregate).",
+           headline=False),
+    Metric("e2e_latency_agg_p95_s", "E2E latency, mean of per-interval P95s", "s", "lower",
+           "Time-weighted mean of the per-interval series e2e_latency_p95_s (aggregate: not "
+           "the P95 of requests).", headline=False),
+    Metric("model_latency_agg_p95_s", "Model latency, mean of per-interval P95s", "s",
+           "lower", "Time-weighted mean of the per-interval series model_latency_p95_s "
+           "(aggregate: not the P95 of requests).", headline=False),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOG}

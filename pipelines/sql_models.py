@@ -39,15 +39,24 @@ MODELS: tuple[SqlModel, ...] = (
     ),
     SqlModel("int_attempts", "intermediate", ("requests", "int_logical_requests")),
     SqlModel("int_gpu_samples", "intermediate", ("samples", "phases", "pilot_scope")),
-    SqlModel("burst_windows", "intermediate", ("int_attempts", "int_thresholds", "phases")),
+    SqlModel(
+        "burst_windows", "intermediate", ("int_attempts", "arrivals", "int_thresholds", "phases")
+    ),
     SqlModel("burst_episodes", "topology", ("burst_windows", "int_thresholds")),
     SqlModel(
         "latency_histogram_quantiles", "metrics", ("samples", "phases", "pilot_scope")
     ),
     SqlModel(
+        "series_metrics", "metrics",
+        ("samples", "arrivals", "phases", "pilot_scope", "latency_histogram_quantiles"),
+    ),
+    SqlModel("job_timeline", "topology", ("jobs", "phases")),
+    SqlModel(
         "metrics_headline",
         "metrics",
         (
+            "job_timeline",
+            "pilot_scope",
             "int_logical_requests",
             "int_attempts",
             "int_gpu_samples",
@@ -55,11 +64,12 @@ MODELS: tuple[SqlModel, ...] = (
             "int_thresholds",
             "phases",
             "latency_histogram_quantiles",
+            "series_metrics",
         ),
     ),
     SqlModel("metrics_before_after", "metrics", ("metrics_headline",)),
     SqlModel("metrics_did", "metrics", ("metrics_before_after",)),
-    SqlModel("pool_windows", "metrics", ("int_attempts", "burst_windows")),
+    SqlModel("pool_windows", "metrics", ("int_attempts", "arrivals", "phases", "burst_windows")),
     SqlModel("hidden_idle_map", "topology", ("int_gpu_samples",)),
     SqlModel("energy_latency_windows", "metrics", ("int_gpu_samples", "int_attempts", "phases")),
     # issue #4 analytics: bursts, indices, patterns, topology (sql/<layer>/<name>.sql)
@@ -74,7 +84,8 @@ MODELS: tuple[SqlModel, ...] = (
         ("burst_episodes", "int_attempts", "int_thresholds"),
     ),
     SqlModel(
-        "arrival_burstiness", "metrics", ("int_attempts", "phases", "int_thresholds")
+        "arrival_burstiness", "metrics",
+        ("int_attempts", "arrivals", "phases", "int_thresholds"),
     ),
     SqlModel(
         "idle_overload_states", "topology", ("int_pool_minutes", "int_thresholds")
@@ -112,6 +123,12 @@ MODELS: tuple[SqlModel, ...] = (
         "patterns_tested", "metrics",
         ("findings", "int_attempts", "jobs", "int_gpu_samples", "metrics_headline",
          "int_pool_minutes"),
+    ),
+    # what each report item could be measured from on this pilot, and what it would need
+    SqlModel(
+        "measurement_coverage", "metrics",
+        ("int_pool_minutes", "arrivals", "samples", "jobs", "sla_targets",
+         "int_gpu_samples", "metrics_headline", "patterns_tested"),
     ),
 )
 BY_NAME: dict[str, SqlModel] = {m.name: m for m in MODELS}

@@ -70,7 +70,8 @@ def test_without_jobs_conflicts_are_not_measured(tmp_path):
     tested, reason = c.execute(
         "SELECT tested, reason FROM patterns_tested WHERE pattern = 'priority_inversion'"
     ).fetchone()
-    assert not tested and "no jobs" in reason
+    assert not tested and reason == ("not tested: needs scheduler jobs with pool and run "
+                                     "times (sacct)")
     assert c.execute("SELECT count(*) FROM patterns_tested").fetchone()[0] == 9
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.sql_models import build_all
+from pipelines.sql_models import build_model
+from pipelines.whatif import headline_models
 from tests.test_metrics_sql import _seed
 
 LE = (0.5, 1.0, 2.0, float("inf"))
@@ -29,6 +30,12 @@ COUNTS = {
           "01:05": (50, 90, 140, 150)},
     "b": {"00:05": (100, 100, 100, 100), "00:15": (0, 4, 4, 4), "00:25": (0, 10, 10, 12)},
 }
+
+
+def _build_headline(con: duckdb.DuckDBPyConnection, pilot: str = "p1") -> None:
+    """metrics_headline and the models it reads (not the whole registry)."""
+    for m in headline_models("metrics_headline"):
+        build_model(con, m, pilot)
 
 
 @pytest.fixture()
@@ -41,7 +48,7 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
         "'e2e_latency_s_bucket', ?, 'n1', NULL, ?, ?)",
         [(t, pool, v, le) for pool, by_t in COUNTS.items() for t, vals in by_t.items()
          for le, v in zip(LE, vals, strict=True)])
-    build_all(c, "p1")
+    _build_headline(c)
     return c
 
 
@@ -92,8 +99,30 @@ def test_per_request_rows_win_over_histograms(tmp_path):
         "INSERT INTO samples VALUES ('p1', CAST('2026-01-01 ' || ? || ':00' AS TIMESTAMP), "
         "'e2e_latency_s_bucket', 'a', 'n1', NULL, ?, ?)",
         [(t, v, le) for t, vals in COUNTS["a"].items() for le, v in zip(LE, vals, strict=True)])
-    build_all(c, "p1")
+    _build_headline(c)
     value, note = c.execute(
         "SELECT value, note FROM metrics_headline WHERE phase = 'baseline' AND segment = 'all' "
         "AND breakdown = 'overall' AND metric = 'p50_latency_s'").fetchone()
     assert value == pytest.approx(2.0) and note is None
+
+
+def test_time_per_output_token_and_label_sets_split_at_one_instant(tmp_path):
+    """tpot_s buckets of pool a, each value exported as two label sets at the same instant
+    (a label the adapters drop): the counts add before the increase is taken.
+    le 0.01 0.05 +Inf: 00:05 (2+2) (4+4) (4+4), 00:15 (12+10) (24+20) (26+24): increase
+    18 36 42; P50 rank 21 in (0.01, 0.05] holding 18..36 -> 0.01 + 0.04 x 3/18."""
+    c = duckdb.connect(str(tmp_path / "t.duckdb"))
+    _seed(c)
+    c.execute("DELETE FROM requests")
+    halves = {"00:05": ((2, 2), (4, 4), (4, 4)), "00:15": ((12, 10), (24, 20), (26, 24))}
+    c.executemany(
+        "INSERT INTO samples VALUES ('p1', CAST('2026-01-01 ' || ? || ':00' AS TIMESTAMP), "
+        "'tpot_s_bucket', 'a', 'n1', NULL, ?, ?)",
+        [(t, v, le) for t, vals in halves.items()
+         for le, pair in zip((0.01, 0.05, float("inf")), vals, strict=True) for v in pair])
+    _build_headline(c)
+    value, observations = c.execute(
+        "SELECT value_s, observations FROM latency_histogram_quantiles WHERE phase = "
+        "'baseline' AND segment = 'all' AND breakdown = 'overall' AND family = 'tpot_s' "
+        "AND round(q * 100) = 50").fetchone()
+    assert observations == 42 and value == pytest.approx(0.01 + 0.04 * 3 / 18)

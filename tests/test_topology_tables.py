@@ -70,7 +70,7 @@ def test_sla_risk_map_without_requests_is_not_measured(tmp_path):
     c = _con(tmp_path, ["DELETE FROM requests"])
     rows = c.execute("SELECT DISTINCT risk_level, note FROM sla_risk_map").fetchall()
     # pool `a` still has GPU samples, so the map has cells, each saying why it is empty
-    assert rows == [(None, "not measured: no per-request rows")]
+    assert rows == [(None, "not measured: needs per-request rows (requests)")]
 
 
 # J1 holds g1 and g3 of pool a 00:29-00:35 (360 s > long_job_s). Queued attempts of pool a

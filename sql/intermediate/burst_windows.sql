@@ -2,6 +2,8 @@
 -- windows included (they count as rate 0 in the trailing median). A window is a burst window
 -- when rate >= burst_factor x median rate of the trailing windows (default 15 min, current
 -- window excluded) and it holds at least burst_min_count arrivals (METRICS.md, Bursts).
+-- Arrivals are the request attempts (int_attempts); a pilot without per-request rows takes
+-- them from its arrival trace (`arrivals`), which has no pool: pool 'all'.
 WITH th AS (
     SELECT
         CAST(burst_window_s * 1e6 AS BIGINT)              AS win_us,
@@ -17,7 +19,15 @@ span AS (
     FROM phases
     WHERE pilot = $pilot
 ),
-pools AS (SELECT DISTINCT pool FROM int_attempts WHERE pilot = $pilot),
+have AS (SELECT count(*) AS attempts FROM int_attempts WHERE pilot = $pilot),
+events AS (
+    SELECT pool, arrival_us FROM int_attempts WHERE pilot = $pilot
+    UNION ALL
+    SELECT 'all' AS pool, epoch_us(t.ts) AS arrival_us
+    FROM arrivals t CROSS JOIN have h
+    WHERE t.pilot = $pilot AND h.attempts = 0
+),
+pools AS (SELECT DISTINCT pool FROM events),
 grid AS (
     SELECT pools.pool, g.w
     FROM pools
@@ -30,8 +40,7 @@ grid AS (
 ),
 counts AS (
     SELECT a.pool, a.arrival_us // th.win_us AS w, count(*) AS arrivals
-    FROM int_attempts a, th
-    WHERE a.pilot = $pilot
+    FROM events a, th
     GROUP BY ALL
 ),
 rates AS (

@@ -52,7 +52,9 @@ gm AS (
             / nullif(sum(dt_s) FILTER (WHERE series = 'gpu_util'), 0)   AS nominal_util,
         sum(value * dt_s) FILTER (WHERE series = 'sm_active')
             / nullif(sum(dt_s) FILTER (WHERE series = 'sm_active'), 0)  AS sm_active_util,
-        sum(value) FILTER (WHERE series = 'power_w')                     AS power_w,
+        -- the pool's power: energy in the minute / 60 s (the sum of each GPU's mean power,
+        -- whatever the scrape interval)
+        sum(value * dt_s) FILTER (WHERE series = 'power_w') / 60.0       AS power_w,
         count(DISTINCT gpu)                                              AS gpus
     FROM int_gpu_samples
     WHERE pilot = $pilot

@@ -2,15 +2,18 @@
 -- arriving in the episode / P95 of those arriving in the trailing window before it) /
 -- (episode rate / trailing median rate). Above 1 the queue grew faster than the load.
 -- Exact quantiles. Range join through a 1-minute bucket key plus a range filter.
+-- Needs queue waits: without per-request rows (e.g. bursts found in an arrival trace) it has
+-- no rows, and measurement_coverage says it was not tested.
 WITH th AS (
     SELECT CAST(burst_trailing_s * 1e6 AS BIGINT) AS trail_us
     FROM int_thresholds WHERE pilot = $pilot
 ),
+have AS (SELECT count(*) AS attempts FROM int_attempts WHERE pilot = $pilot),
 ep AS (
     SELECT pool, episode_id, phase, start_ts, end_ts, windows, arrivals, peak_rate_rps,
            trailing_median_rps, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
-    FROM burst_episodes
-    WHERE pilot = $pilot
+    FROM burst_episodes CROSS JOIN have
+    WHERE pilot = $pilot AND have.attempts > 0
 ),
 keys AS (
     SELECT ep.episode_id, ep.pool, ep.s_us, ep.e_us,

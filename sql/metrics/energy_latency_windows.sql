@@ -3,7 +3,7 @@
 -- pilot-wide P95 end-to-end latency of attempts that completed ok and arrived in the window.
 -- Windows without either side are kept with a NULL so gaps stay visible.
 WITH pw AS (
-    SELECT ts_us // 60000000 AS m, gpu, sum(value * dt_s) / nullif(sum(dt_s), 0) AS w
+    SELECT ts_us // 60000000 AS m, unit, sum(value * dt_s) / nullif(sum(dt_s), 0) AS w
     FROM int_gpu_samples
     WHERE pilot = $pilot AND series = 'power_w'
     GROUP BY ALL

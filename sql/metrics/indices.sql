@@ -19,8 +19,12 @@ di_hcl AS (
            CASE metric WHEN 'delay_index' THEN 'ratio' ELSE 'pp' END AS unit,
            CASE metric WHEN 'delay_index' THEN json_object('di', th.di)
                 ELSE json_object('hcl_pp', th.hcl_pp) END AS thresholds,
-           CASE WHEN metric = 'delay_index' AND value IS NULL
+           CASE WHEN metric = 'delay_index' AND value IS NULL AND note LIKE 'not measured%'
+                    THEN note
+                WHEN metric = 'delay_index' AND value IS NULL
                     THEN 'not measured: no completed attempts'
+                WHEN metric = 'hcl_pp' AND value IS NULL AND note LIKE 'not measured%'
+                    THEN note
                 WHEN metric = 'hcl_pp' AND value IS NULL
                     THEN 'not measured: ' || coalesce(note, 'no GPU telemetry')
                 WHEN metric = 'hcl_pp'
@@ -34,10 +38,14 @@ wpi AS (
            json_object('wave_factor', any_value(th.wave_factor),
                        'wave_lag_s', any_value(th.wave_lag_s),
                        'burst_trailing_s', any_value(th.burst_trailing_s)) AS thresholds,
-           CASE WHEN count(e.episode_id) = 0
+           CASE WHEN NOT any_value(hv.req)
+                THEN 'not measured: needs per-request rows (latency per pool)'
+                WHEN count(e.episode_id) = 0
                 THEN 'not measured: no burst episodes (or a single pool)' END AS note
     FROM (SELECT phase FROM phases WHERE pilot = $pilot) p
     CROSS JOIN th
+    CROSS JOIN (SELECT count(*) > 0 AS req FROM int_pool_minutes
+                WHERE pilot = $pilot AND latency_p95_s IS NOT NULL) hv
     LEFT JOIN (
         SELECT phase, episode_id, avg(CASE WHEN exceeded THEN 1.0 ELSE 0.0 END) AS share
         FROM int_wave_events WHERE pilot = $pilot GROUP BY phase, episode_id
@@ -55,16 +63,19 @@ ci_cells AS (
 ),
 ci AS (
     SELECT p.phase, g.segment, 'CI' AS index,
-           100 * avg(CASE WHEN c.sla_adherence >= th.sla_target
-                           AND coalesce(c.wait_sla_ratio_p95, 0) <= 0.5
-                           AND NOT c.flip THEN 1.0 ELSE 0.0 END) AS value,
+           -- no cell: no value (a 0 % beside "not measured" would read as a finding)
+           CASE WHEN count(c.phase) > 0 THEN
+               100 * avg(CASE WHEN c.sla_adherence >= th.sla_target
+                               AND coalesce(c.wait_sla_ratio_p95, 0) <= 0.5
+                               AND NOT c.flip THEN 1.0 ELSE 0.0 END) END AS value,
            '%' AS unit,
            json_object('sla_target', any_value(th.sla_target),
                        'saturation', 'queue-wait P95 > SLA/2',
                        'flip_window_s', any_value(th.flip_window_s),
                        'idle_util', any_value(th.idle_util)) AS thresholds,
            CASE WHEN count(c.phase) = 0
-                THEN 'not measured: no pool-minute with first attempts in this segment'
+                THEN 'not measured: needs per-request rows (no pool-minute with first '
+                     || 'attempts in this segment)'
            END AS note
     FROM (SELECT phase FROM phases WHERE pilot = $pilot) p
     CROSS JOIN seg g

@@ -1,10 +1,13 @@
--- Latency quantiles from Prometheus histograms (vLLM e2e / queue time / TTFT `_bucket`
--- counters in `samples`), for pilots that have histograms but no per-request rows (METRICS.md:
--- "from histograms when only histograms exist, Prometheus histogram_quantile semantics,
--- bucket-interpolated, labelled approximate"). Declared approximate: the value is only known
--- to lie inside its bucket. A server counts each request it sees, so a retry is an
--- observation of its own (per-request rows join retries to their logical request).
+-- Latency quantiles from Prometheus histograms (vLLM e2e / queue time / TTFT / time per
+-- output token `_bucket` counters in `samples`), for pilots that have histograms but no
+-- per-request rows (METRICS.md: "from histograms when only histograms exist, Prometheus
+-- histogram_quantile semantics, bucket-interpolated, labelled approximate"). Declared
+-- approximate: the value is only known to lie inside its bucket. A server counts each
+-- request it sees, so a retry is an observation of its own (per-request rows join retries to
+-- their logical request).
 -- Per phase x segment x (overall | pool) x family x q (0.50, 0.95, 0.99):
+--   0. one value per bucket, instance and time: labels the adapters drop (model_name, ...)
+--      can split one histogram into several at the same instant; their counts add;
 --   1. each bucket counter's increase over the phase: the sum of its rises between
 --      consecutive samples of the phase, a drop counting as a reset (Prometheus `increase`
 --      without extrapolation, so the rise before a phase's first sample is not counted);
@@ -16,13 +19,15 @@
 WITH qs AS (SELECT * FROM (VALUES (0.50), (0.95), (0.99)) v(q)),
 scope AS (SELECT * FROM pilot_scope WHERE pilot = $pilot),
 b AS (
-    SELECT p.phase, s.pool, s.node, s.gpu, s.le, epoch_us(s.ts) AS ts_us, s.value,
+    SELECT p.phase, s.pool, s.node, s.gpu, s.le, epoch_us(s.ts) AS ts_us, sum(s.value) AS value,
            replace(s.series, '_bucket', '') AS family
     FROM samples s
     JOIN phases p
       ON p.pilot = $pilot AND s.ts >= p.start_ts AND s.ts < p.end_ts
     WHERE s.pilot = $pilot AND s.le IS NOT NULL
-      AND s.series IN ('e2e_latency_s_bucket', 'queue_time_s_bucket', 'ttft_s_bucket')
+      AND s.series IN ('e2e_latency_s_bucket', 'queue_time_s_bucket', 'ttft_s_bucket',
+                       'tpot_s_bucket')
+    GROUP BY p.phase, s.pool, s.node, s.gpu, s.le, epoch_us(s.ts), s.series
 ),
 rises AS (
     SELECT family, phase, pool, node, gpu, le,

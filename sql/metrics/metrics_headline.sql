@@ -2,7 +2,12 @@
 -- per priority class, in long form (one row per metric). Segment 'all' is both segments.
 -- Latency quantiles are exact (quantile_cont, linear interpolation); only where a scope has no
 -- per-request rows do they come from latency histograms (latency_histogram_quantiles,
--- declared approximate, and noted so on the row).
+-- basis 'approximate', and noted so on the row).
+-- Scopes come from whatever the pilot has: per-request rows, histograms, GPU samples (a
+-- GPU-only pilot still has nominal utilization, power, energy and memory per phase x segment
+-- x pool) and scheduler jobs (batch occupancy). A metric whose telemetry is absent is a NULL
+-- row whose note says "not measured: needs ..."; GPU metrics from samples without a GPU id
+-- (aggregated per-pool series) have basis 'aggregate'.
 WITH seg AS (
     SELECT * FROM (VALUES ('all'), ('treatment'), ('control')) v(segment_label)
 ),
@@ -80,11 +85,29 @@ attempt_m AS (
     FROM att
     GROUP BY GROUPING SETS ((phase, segment), (phase, segment, pool), (phase, segment, priority))
 ),
+-- GPU energy per unit (GPU): the increase of its energy_j counter where it has one (the sum
+-- of its rises between consecutive samples of the phase, a drop being a reset: the value after
+-- it is the rise), else the integral of its power_w
+g0 AS (
+    SELECT phase, segment, pool, gpu, series, value, dt_s, per_gpu, counted,
+           CASE WHEN series = 'energy_j' THEN
+                    CASE WHEN prev IS NULL THEN 0.0 WHEN value >= prev THEN value - prev
+                         ELSE value END
+                WHEN series = 'power_w' AND NOT counted THEN value * dt_s
+           END AS energy_part
+    FROM (
+        SELECT *, lag(value) OVER (PARTITION BY unit, series, phase ORDER BY ts_us) AS prev,
+               max(CASE WHEN series = 'energy_j' THEN 1 ELSE 0 END)
+                   OVER (PARTITION BY unit, phase) = 1 AS counted
+        FROM int_gpu_samples
+        WHERE pilot = $pilot
+    )
+),
 gp AS (
-    SELECT g.phase, s.segment_label AS segment, g.pool, g.gpu, g.series, g.value, g.dt_s
-    FROM int_gpu_samples g
+    SELECT g.phase, s.segment_label AS segment, g.pool, g.gpu, g.series, g.value, g.dt_s,
+           g.per_gpu, g.counted, g.energy_part
+    FROM g0 g
     JOIN seg s ON s.segment_label = 'all' OR s.segment_label = g.segment
-    WHERE g.pilot = $pilot
 ),
 gpu_m AS (
     SELECT
@@ -96,9 +119,90 @@ gpu_m AS (
         sum(value * dt_s) FILTER (WHERE series = 'sm_active')
             / nullif(sum(dt_s) FILTER (WHERE series = 'sm_active'), 0) AS sm_active_util,
         sum(value * dt_s) FILTER (WHERE series = 'power_w')            AS energy_j,
+        sum(value * dt_s) FILTER (WHERE series = 'power_w')
+            / nullif(sum(dt_s) FILTER (WHERE series = 'power_w'), 0)   AS power_mean_w,
+        sum(energy_part)                                               AS gpu_energy_j,
+        count(*) FILTER (WHERE series = 'energy_j') > 0                AS energy_counted,
+        count(*) FILTER (WHERE series = 'power_w' AND NOT counted) > 0 AS energy_integrated,
+        sum(value * dt_s) FILTER (WHERE series = 'mem_used_bytes')
+            / nullif(sum(dt_s) FILTER (WHERE series = 'mem_used_bytes'), 0)
+                                                                       AS mem_mean_bytes,
+        -- samples without a GPU id stand for a pool or node: aggregates, not per GPU
+        count(*) FILTER (WHERE series = 'gpu_util' AND NOT per_gpu) > 0 AS agg_util,
+        count(*) FILTER (WHERE series IN ('power_w', 'energy_j') AND NOT per_gpu) > 0
+                                                                       AS agg_power,
+        count(*) FILTER (WHERE series = 'mem_used_bytes' AND NOT per_gpu) > 0 AS agg_mem,
         count(DISTINCT gpu)                                            AS sample_gpus
     FROM gp
     GROUP BY GROUPING SETS ((phase, segment), (phase, segment, pool))
+),
+-- batch occupancy (METRICS.md): per pool, the share of phase time with at least one job
+-- running (its jobs' run intervals merged, gaps-and-islands, clipped to the phase), over the
+-- pools that ran jobs in the pilot; and the GPU-hours of jobs inside the phase where their
+-- GPU count is known
+jt AS (
+    SELECT pool, epoch_us(start_ts) AS js, epoch_us(end_ts) AS je, gpus
+    FROM job_timeline
+    WHERE pilot = $pilot AND pool IS NOT NULL AND start_ts IS NOT NULL AND end_ts > start_ts
+),
+jt_start AS (
+    SELECT *,
+           CASE WHEN js > coalesce(max(je) OVER (
+                    PARTITION BY pool ORDER BY js, je
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), js - 1)
+                THEN 1 ELSE 0 END AS new_run
+    FROM jt
+),
+jt_runs AS (
+    SELECT pool, min(js) AS rs, max(je) AS re
+    FROM (
+        SELECT *, sum(new_run) OVER (PARTITION BY pool ORDER BY js, je
+                                     ROWS UNBOUNDED PRECEDING) AS run
+        FROM jt_start
+    )
+    GROUP BY pool, run
+),
+ph_us AS (
+    SELECT phase, epoch_us(start_ts) AS ps, epoch_us(end_ts) AS pe
+    FROM phases WHERE pilot = $pilot
+),
+job_cover AS (
+    SELECT p.phase, r.pool, sum(greatest(least(r.re, p.pe) - greatest(r.rs, p.ps), 0)) / 1e6
+               AS covered_s
+    FROM jt_runs r CROSS JOIN ph_us p
+    GROUP BY p.phase, r.pool
+),
+job_gpu AS (
+    SELECT p.phase, j.pool,
+           sum(j.gpus * greatest(least(j.je, p.pe) - greatest(j.js, p.ps), 0)) / 3.6e9
+               AS gpu_hours
+    FROM jt j CROSS JOIN ph_us p
+    GROUP BY p.phase, j.pool
+),
+job_pools AS (
+    SELECT c.phase, c.pool, c.covered_s,
+           CASE WHEN k.known THEN coalesce(g.gpu_hours, 0) END AS gpu_hours,
+           CASE WHEN sc.kind = 'all' THEN 'treatment'
+                WHEN sc.kind = 'pools' THEN
+                    CASE WHEN list_contains(sc.pools, c.pool) THEN 'treatment'
+                         ELSE 'control' END
+           END AS segment
+    FROM job_cover c
+    CROSS JOIN (SELECT count(gpus) > 0 AS known FROM jt) k
+    CROSS JOIN (SELECT * FROM pilot_scope WHERE pilot = $pilot) sc
+    LEFT JOIN job_gpu g ON g.phase = c.phase AND g.pool = c.pool
+),
+jobs_m AS (
+    SELECT
+        j.phase, s.segment_label AS segment,
+        CASE WHEN grouping(j.pool) = 0 THEN 'pool' ELSE 'overall' END  AS breakdown,
+        CASE WHEN grouping(j.pool) = 0 THEN j.pool END                  AS breakdown_value,
+        sum(j.covered_s) / (count(*) * any_value(pl.phase_s))          AS batch_occupancy,
+        sum(j.gpu_hours)                                               AS batch_gpu_hours
+    FROM job_pools j
+    JOIN phase_len pl ON pl.phase = j.phase
+    JOIN seg s ON s.segment_label = 'all' OR s.segment_label = j.segment
+    GROUP BY GROUPING SETS ((j.phase, s.segment_label), (j.phase, s.segment_label, j.pool))
 ),
 -- histogram quantiles (approximate), one row per scope
 hq AS (
@@ -114,11 +218,16 @@ hq AS (
     WHERE pilot = $pilot
     GROUP BY phase, segment, breakdown, breakdown_value
 ),
--- every scope with per-request rows, plus the scopes only histograms describe
+-- every scope with per-request rows, plus the scopes only histograms, GPU samples or
+-- scheduler jobs describe
 scopes AS (
     SELECT phase, segment, breakdown, breakdown_value FROM logical_m
     UNION
     SELECT phase, segment, breakdown, breakdown_value FROM hq
+    UNION
+    SELECT phase, segment, breakdown, breakdown_value FROM gpu_m
+    UNION
+    SELECT phase, segment, breakdown, breakdown_value FROM jobs_m
 ),
 wide AS (
     SELECT
@@ -145,9 +254,21 @@ wide AS (
         g.energy_j / nullif(l.good_requests, 0)                        AS energy_per_good_request_j,
         a.delay_index,
         l.logical_requests, l.attempts,
+        g.power_mean_w                                                 AS gpu_power_w,
+        g.gpu_energy_j,
+        g.mem_mean_bytes                                               AS gpu_mem_used_bytes,
+        j.batch_occupancy,
+        j.batch_gpu_hours,
         g.sm_active_util IS NOT NULL                                   AS has_sm_active,
         g.nominal_util IS NOT NULL                                     AS has_gpu_util,
         g.energy_j IS NOT NULL                                         AS has_power,
+        coalesce(g.energy_counted, false)                              AS energy_counted,
+        coalesce(g.energy_integrated, false)                           AS energy_integrated,
+        l.logical_requests IS NOT NULL                                 AS has_requests,
+        j.batch_occupancy IS NOT NULL                                  AS has_jobs,
+        coalesce(g.agg_util, false)                                    AS agg_util,
+        coalesce(g.agg_power, false)                                   AS agg_power,
+        coalesce(g.agg_mem, false)                                     AS agg_mem,
         a.burst_attempts
     FROM scopes k
     JOIN phase_len pl ON pl.phase = k.phase
@@ -163,6 +284,9 @@ wide AS (
     LEFT JOIN hq h
       ON h.phase = k.phase AND h.segment = k.segment AND h.breakdown = k.breakdown
      AND h.breakdown_value IS NOT DISTINCT FROM k.breakdown_value
+    LEFT JOIN jobs_m j
+      ON j.phase = k.phase AND j.segment = k.segment AND j.breakdown = k.breakdown
+     AND j.breakdown_value IS NOT DISTINCT FROM k.breakdown_value
 ),
 wide2 AS (
     SELECT *, 100 * (nominal_util - effective_util) AS hcl_pp FROM wide
@@ -177,7 +301,8 @@ long AS (
         nominal_util, effective_util, hcl_pp,
         timeout_drop_rate, sla_adherence, goodput_rps, goodput_rps_per_gpu,
         retry_amplification, energy_per_good_request_j, delay_index,
-        logical_requests, attempts
+        logical_requests, attempts,
+        gpu_power_w, gpu_energy_j, gpu_mem_used_bytes, batch_occupancy, batch_gpu_hours
     ))
 )
 SELECT
@@ -189,28 +314,80 @@ SELECT
     l.metric,
     CAST(l.value AS DOUBLE) AS value,
     c.unit,
-    'measured' AS basis,
+    CASE
+        WHEN l.metric LIKE 'p%_latency_s' AND l.latency_from_hist THEN 'approximate'
+        WHEN l.metric IN ('queue_wait_p50_s', 'queue_wait_p95_s') AND l.queue_from_hist
+            THEN 'approximate'
+        WHEN l.metric IN ('nominal_util', 'hcl_pp') AND l.agg_util THEN 'aggregate'
+        WHEN l.metric IN ('gpu_power_w', 'gpu_energy_j') AND l.agg_power THEN 'aggregate'
+        WHEN l.metric = 'gpu_mem_used_bytes' AND l.agg_mem THEN 'aggregate'
+        ELSE 'measured'
+    END AS basis,
     CASE
         WHEN l.metric = 'effective_util' AND l.has_sm_active THEN 'sm_active'
         WHEN l.metric = 'effective_util' AND l.value IS NOT NULL THEN 'productive-time'
-        WHEN l.metric IN ('nominal_util', 'hcl_pp') AND l.breakdown = 'priority'
+        WHEN l.metric IN ('nominal_util', 'hcl_pp', 'gpu_power_w', 'gpu_energy_j',
+                          'gpu_mem_used_bytes') AND l.breakdown = 'priority'
             THEN 'GPUs are not split by priority class'
-        WHEN l.metric IN ('nominal_util', 'hcl_pp', 'energy_per_good_request_j')
+        WHEN l.metric IN ('batch_occupancy', 'batch_gpu_hours') AND l.breakdown = 'priority'
+            THEN 'scheduler jobs are not split by priority class'
+        WHEN l.metric IN ('nominal_util', 'hcl_pp', 'energy_per_good_request_j', 'gpu_power_w',
+                          'gpu_energy_j', 'gpu_mem_used_bytes')
              AND l.value IS NULL AND l.segment <> 'all' AND NOT l.has_gpu_util
+             AND NOT l.has_power
             THEN 'no GPU telemetry for this segment (GPUs shared by both segments or absent)'
-        WHEN l.metric IN ('nominal_util', 'hcl_pp') AND NOT l.has_gpu_util
-            THEN 'no gpu_util telemetry'
-        WHEN l.metric = 'energy_per_good_request_j' AND NOT l.has_power
-            THEN 'no power_w telemetry'
-        WHEN l.metric LIKE 'burst_queue_wait%' AND coalesce(l.burst_attempts, 0) = 0
-            THEN 'no burst windows detected'
-        WHEN l.metric = 'sched_delay_p95_s' AND l.value IS NULL THEN 'no dispatch_ts telemetry'
+        WHEN l.metric IN ('effective_util', 'hcl_pp') AND l.value IS NULL
+             AND l.has_gpu_util AND NOT l.has_sm_active AND NOT l.has_requests
+            THEN 'not measured: needs sm_active or per-request rows'
+        WHEN l.metric IN ('nominal_util', 'hcl_pp', 'effective_util') AND NOT l.has_gpu_util
+            THEN 'not measured: needs gpu_util samples (DCGM, nvidia-smi or Prometheus)'
+        WHEN l.metric = 'gpu_power_w' AND l.value IS NULL
+            THEN 'not measured: needs GPU power samples (power_w)'
+        WHEN l.metric = 'gpu_energy_j' AND l.value IS NULL
+            THEN 'not measured: needs GPU power samples (power_w) or an energy counter (energy_j)'
+        WHEN l.metric = 'gpu_energy_j' AND l.energy_counted AND l.energy_integrated
+            THEN 'increase of the energy_j counter where a GPU has one, else the integral of '
+                 || 'its power_w'
+        WHEN l.metric = 'gpu_energy_j' AND l.energy_counted
+            THEN 'increase of the energy_j counter'
+        WHEN l.metric = 'gpu_energy_j' THEN 'integral of power_w over time'
+        WHEN l.metric = 'gpu_mem_used_bytes' AND l.value IS NULL
+            THEN 'not measured: needs GPU memory samples (mem_used_bytes)'
+        WHEN l.metric IN ('batch_occupancy', 'batch_gpu_hours') AND NOT l.has_jobs
+            THEN 'not measured: needs scheduler jobs (sacct) with pool and run times'
+        WHEN l.metric = 'batch_gpu_hours' AND l.value IS NULL
+            THEN 'not measured: needs the GPU count of jobs (AllocTRES gres/gpu)'
         WHEN l.metric LIKE 'p%_latency_s' AND l.latency_from_hist
             THEN 'approximate: from e2e latency histogram buckets, per server request (a retry '
                  || 'counts on its own); no per-request rows'
         WHEN l.metric IN ('queue_wait_p50_s', 'queue_wait_p95_s') AND l.queue_from_hist
             THEN 'approximate: from queue-time histogram buckets (no per-request rows)'
+        WHEN l.metric LIKE 'p%_latency_s' AND l.value IS NULL AND NOT l.has_requests
+            THEN 'not measured: needs per-request rows or e2e latency histograms'
+        WHEN l.metric IN ('queue_wait_p50_s', 'queue_wait_p95_s') AND l.value IS NULL
+             AND NOT l.has_requests
+            THEN 'not measured: needs per-request rows or queue-time histograms'
+        WHEN l.metric = 'energy_per_good_request_j' AND NOT l.has_requests
+            THEN 'not measured: needs per-request rows (requests) with SLA targets'
+        WHEN l.metric IN ('queue_wait_max_s', 'sched_delay_p95_s', 'burst_queue_wait_p50_s',
+                          'burst_queue_wait_p95_s', 'timeout_drop_rate', 'sla_adherence',
+                          'goodput_rps', 'goodput_rps_per_gpu', 'retry_amplification',
+                          'delay_index', 'logical_requests', 'attempts')
+             AND NOT l.has_requests
+            THEN 'not measured: needs per-request rows (requests)'
+        WHEN l.metric = 'energy_per_good_request_j' AND NOT l.has_power
+            THEN 'not measured: needs GPU power samples (power_w)'
+        WHEN l.metric LIKE 'burst_queue_wait%' AND coalesce(l.burst_attempts, 0) = 0
+            THEN 'no burst windows detected'
+        WHEN l.metric = 'sched_delay_p95_s' AND l.value IS NULL THEN 'no dispatch_ts telemetry'
         WHEN l.metric LIKE 'p%_latency_s' AND l.value IS NULL THEN 'no completed requests'
     END AS note
 FROM long l
 LEFT JOIN metric_catalog c ON c.name = l.metric
+-- series metrics (vLLM / Prometheus counters, gauges, TTFT/TPOT histograms, aggregated
+-- per-interval series, arrival traces): sql/metrics/series_metrics.sql, same columns. Listed
+-- by position, not BY NAME: Spark SQL has no UNION BY NAME (engine parity).
+UNION ALL
+SELECT pilot, phase, segment, breakdown, breakdown_value, metric, value, unit, basis, note
+FROM series_metrics
+WHERE pilot = $pilot

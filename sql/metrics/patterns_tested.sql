@@ -1,6 +1,7 @@
 -- Every pattern of METRICS.md with whether it could be tested on this pilot's telemetry,
 -- how many candidates it examined and how many findings crossed the threshold; when not
--- tested, `reason` says which input was missing (the report lists tested-but-not-found too).
+-- tested, `reason` says "not tested: needs ..." naming the telemetry that was missing (the
+-- report lists tested-but-not-found too, and only those read as "none found").
 WITH have AS (
     SELECT
         (SELECT count(*) FROM int_attempts WHERE pilot = $pilot) > 0            AS req,
@@ -12,6 +13,8 @@ WITH have AS (
          WHERE pilot = $pilot AND series = 'power_w') > 0                        AS power,
         (SELECT count(*) FROM metrics_headline WHERE pilot = $pilot AND metric = 'hcl_pp'
                                                AND value IS NOT NULL) > 0        AS hcl,
+        (SELECT count(*) FROM int_gpu_samples
+         WHERE pilot = $pilot AND series = 'sm_active') > 0                      AS sm,
         (SELECT coalesce(sum(retries), 0) FROM int_pool_minutes
          WHERE pilot = $pilot) > 0                                               AS retried
 ),
@@ -28,20 +31,42 @@ f AS (
     SELECT pattern, count(*) AS candidates, count(*) FILTER (WHERE detected) AS found
     FROM findings WHERE pilot = $pilot GROUP BY pattern
 ),
-r AS (
-    SELECT p.ord, p.pattern, h.retried,
-           CASE
-               WHEN NOT h.req THEN 'not measured: no per-request rows'
-               WHEN p.pattern IN ('batch_scheduling_conflict', 'priority_inversion')
-                    AND NOT h.job THEN 'not measured: no jobs with pool and run times'
-               WHEN p.pattern = 'idle_overload_oscillation' AND NOT h.util
-                    THEN 'not measured: no gpu_util telemetry (idle cannot be told apart)'
-               WHEN p.pattern = 'energy_latency_mismatch' AND NOT h.power
-                    THEN 'not measured: no power_w telemetry'
-               WHEN p.pattern = 'hidden_gpu_occupancy_loss' AND NOT h.hcl
-                    THEN 'not measured: no gpu_util telemetry for HCL'
-           END AS not_measured
+-- the telemetry each pattern reads, named when absent
+r0 AS (
+    SELECT p.ord, p.pattern, h.retried, concat_ws(' and ',
+        CASE WHEN p.pattern IN ('idle_overload_oscillation', 'hidden_gpu_occupancy_loss')
+                  AND NOT h.util THEN 'gpu_util samples (DCGM, nvidia-smi or Prometheus)' END,
+        CASE WHEN NOT h.req THEN
+            CASE p.pattern
+                WHEN 'batch_scheduling_conflict' THEN 'per-request rows (queue waits)'
+                WHEN 'priority_inversion' THEN 'per-request rows (queue waits by priority)'
+                WHEN 'burst_amplification' THEN 'per-request rows (queue wait per attempt)'
+                WHEN 'idle_overload_oscillation' THEN 'per-request rows (queue wait: overload)'
+                WHEN 'retry_timeout_amplification'
+                    THEN 'per-request rows with retries linked (parent_request_id)'
+                WHEN 'energy_latency_mismatch' THEN 'per-request rows (latency)'
+                WHEN 'non_productive_queue_waiting'
+                    THEN 'per-request rows (queue wait and latency)'
+                WHEN 'hidden_gpu_occupancy_loss' THEN CASE WHEN NOT h.sm
+                    THEN 'either sm_active samples (DCGM profiling) or per-request rows' END
+                WHEN 'legitimate_vs_amplifying_queueing'
+                    THEN 'per-request rows (queue wait per attempt)'
+            END
+        END,
+        CASE WHEN p.pattern IN ('batch_scheduling_conflict', 'priority_inversion')
+                  AND NOT h.job THEN 'scheduler jobs with pool and run times (sacct)' END,
+        CASE WHEN p.pattern = 'energy_latency_mismatch' AND NOT h.power
+             THEN 'GPU power samples (power_w)' END,
+        CASE WHEN p.pattern = 'hidden_gpu_occupancy_loss' AND (h.req OR h.sm) AND h.util
+                  AND NOT h.hcl
+             THEN 'GPU samples on the GPUs that served the requests' END
+    ) AS needs
     FROM p CROSS JOIN have h
+),
+r AS (
+    SELECT ord, pattern, retried,
+           CASE WHEN needs <> '' THEN 'not tested: needs ' || needs END AS not_measured
+    FROM r0
 )
 SELECT
     $pilot AS pilot,

@@ -61,12 +61,14 @@ rho AS (
 layers AS (
     SELECT h.phase, h.segment, 'layer' AS kind, 'scheduler' AS name,
            100 * s.sched_ok AS value,
-           CASE WHEN s.sched_ok IS NULL THEN 'not measured: no dispatch_ts telemetry'
+           CASE WHEN s.sched_ok IS NULL
+                THEN 'not measured: needs per-request rows with dispatch_ts'
                 ELSE 'share of attempts with scheduling delay <= target' END AS note
     FROM h LEFT JOIN sched s USING (phase, segment)
     UNION ALL
     SELECT phase, segment, 'layer', 'compute', 100 * eff / nullif(nom, 0),
-           CASE WHEN nom IS NULL THEN 'not measured: no gpu_util telemetry'
+           CASE WHEN nom IS NULL THEN 'not measured: needs gpu_util samples'
+                WHEN eff IS NULL THEN 'not measured: needs sm_active or per-request rows'
                 ELSE 'effective (' || coalesce(eff_src, '?') || ') / nominal utilisation' END
     FROM h
     UNION ALL
@@ -75,7 +77,8 @@ layers AS (
     FROM h
     UNION ALL
     SELECT phase, segment, 'layer', 'serving', 100 * sla,
-           CASE WHEN sla IS NULL THEN 'not measured: no logical requests' ELSE 'SLA adherence' END
+           CASE WHEN sla IS NULL THEN 'not measured: needs per-request rows (requests)'
+                ELSE 'SLA adherence' END
     FROM h
 ),
 links AS (

@@ -31,7 +31,7 @@ SELECT
         ELSE 'ok'
     END AS risk_level,
     CASE
-        WHEN NOT have.req THEN 'not measured: no per-request rows'
+        WHEN NOT have.req THEN 'not measured: needs per-request rows (requests)'
         WHEN pm.first_arrivals = 0 THEN 'no requests first arrived in this minute'
     END AS note,
     CAST(json_object('sla_target', th.sla_target,
