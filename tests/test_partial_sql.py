@@ -10,6 +10,7 @@ pool `a` is treatment and `b` control.
 from __future__ import annotations
 
 import statistics
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -290,6 +291,19 @@ def test_trace_only_burst_episode_and_coverage(trace_only):
                   ("all", "2026-01-01 00:05:00", "baseline", None, 5, None, None, None, True)]
     wpi = trace_only.execute("SELECT DISTINCT note FROM indices WHERE index = 'WPI'").fetchall()
     assert wpi == [("not measured: needs per-request rows (latency per pool)",)]
+
+
+def test_a_trace_starting_after_the_phase_has_no_burst_at_its_start(tmp_path):
+    # one arrival a second from 00:00:45: the empty windows before it are not observed, so
+    # the first windows are not judged against a trailing median of 0
+    c = _empty(tmp_path)
+    c.executemany("INSERT INTO arrivals VALUES ('p1', TIMESTAMP '2026-01-01 00:00:00' "
+                  "+ to_seconds(CAST(? AS BIGINT)), 10, 10, 'azure')",
+                  [(s,) for s in range(45, 240)])
+    _build(c)
+    assert _rows(c, "burst_episodes") == 0
+    assert c.execute("SELECT min(window_start) FROM burst_windows").fetchone()[0] == (
+        datetime(2026, 1, 1, 0, 0, 50))
 
 
 def test_requests_win_over_a_trace(tmp_path):

@@ -2,6 +2,7 @@
 -- windows included (they count as rate 0 in the trailing median). A window is a burst window
 -- when rate >= burst_factor x median rate of the trailing windows (default 15 min, current
 -- window excluded) and it holds at least burst_min_count arrivals (METRICS.md, Bursts).
+-- Windows before a pool's first arrival are not observed, so not part of its series.
 -- Arrivals are the request attempts (int_attempts); a pilot without per-request rows takes
 -- them from its arrival trace (`arrivals`), which has no pool: pool 'all'.
 WITH th AS (
@@ -27,16 +28,27 @@ events AS (
     FROM arrivals t CROSS JOIN have h
     WHERE t.pilot = $pilot AND h.attempts = 0
 ),
-pools AS (SELECT DISTINCT pool FROM events),
+-- a pool is observed from its first arrival on: the empty windows before it (a trace that
+-- starts after the phase) would give a trailing median of 0 and make its first windows
+-- bursts, and the window holding that first arrival is only partly observed, so the series
+-- starts at the next one (unless the first arrival falls in the phase's own first window)
+pools AS (
+    SELECT e.pool,
+           CASE WHEN min(e.arrival_us) // any_value(th.win_us)
+                     > any_value(span.start_us) // any_value(th.win_us)
+                THEN min(e.arrival_us) // any_value(th.win_us) + 1
+                ELSE any_value(span.start_us) // any_value(th.win_us) END AS first_w
+    FROM events e, th, span
+    GROUP BY e.pool
+),
 grid AS (
     SELECT pools.pool, g.w
     FROM pools
-    CROSS JOIN th
-    CROSS JOIN span
     CROSS JOIN (
         SELECT unnest(range(s.start_us // t.win_us, s.end_us // t.win_us)) AS w
         FROM span s, th t
     ) g
+    WHERE g.w >= pools.first_w
 ),
 counts AS (
     SELECT a.pool, a.arrival_us // th.win_us AS w, count(*) AS arrivals
