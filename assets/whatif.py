@@ -1,5 +1,9 @@
 """What-if layer: the pilot's baseline replayed under each adjustment (modeled, not measured).
 
+Replayed from the pilot's per-request rows, or from its arrival trace with the service model
+pilot.yaml declares (`whatif:`); without either the asset still succeeds: `whatif_status`
+says `not_modeled` and why, and the what-if tables hold no rows for the pilot.
+
 A sampled replay keeps the demo fast: a 30-minute representative slice of the baseline,
 two seeds per policy (`pipelines.whatif` defaults); both tables carry the replay window.
 Deployments may widen it: STABILIS_WHATIF_MINUTES (0 = whole phase), STABILIS_WHATIF_SEEDS,
@@ -20,12 +24,14 @@ from pipelines.whatif import (
     DEFAULT_POLICIES,
     DEFAULT_SEEDS,
     headline_table,
+    not_modeled_run,
+    prepare,
     run_whatif,
     store,
 )
 
-WHATIF_DEPS = ("requests", "jobs", "samples", "phases", "sla_targets", "pilot_scope",
-               "thresholds", "pilots", "metrics_before_after")
+WHATIF_DEPS = ("requests", "jobs", "samples", "arrivals", "phases", "sla_targets",
+               "pilot_scope", "thresholds", "pilots", "metrics_before_after")
 
 
 def _preview(df: pl.DataFrame, digits: int = 3) -> str:
@@ -56,20 +62,34 @@ def _settings() -> dict:
                      deps=[dg.AssetKey(d) for d in WHATIF_DEPS], owners=OWNERS,
                      description="Model error: today's replay vs the measured slice; predicted "
                                  "vs measured change under the declared adjustments."),
+        dg.AssetSpec("whatif_status", group_name="whatif", kinds={"duckdb", "python"},
+                     deps=[dg.AssetKey(d) for d in WHATIF_DEPS], owners=OWNERS,
+                     description="Per pilot: modeled or not_modeled, on what basis (per-request "
+                                 "replay or arrival trace + declared service model), the "
+                                 "reason and the declared service model."),
     ],
     partitions_def=pilot_partitions,
 )
 def whatif_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     pilot = context.partition_key
+    settings = _settings()
     with warehouse.get_connection() as con:
-        run = run_whatif(con, pilot, **_settings())
+        rep, status = prepare(con, pilot, minutes=settings["minutes"])
+        if rep is None:
+            context.log.info(f"what-if for {pilot}: {status.reason}")
+            run = not_modeled_run(status)
+        else:
+            run = run_whatif(con, pilot, rep=rep, **settings)
         counts = store(con, pilot, run)
     r = run.results
     window = (f"{r['replay_start'][0]} – {r['replay_end'][0]} "
               f"({r['replay_minutes'][0]:.0f} min, seeds {r['seeds'].max()})") if r.height else ""
     err = run.model_error.filter(pl.col("segment") == "all").select(
         "comparison", "metric", "measured", "modeled", "error_rel")
-    common = {"replay_window": window, "attempts_simulated": run.attempts,
+    st = run.status
+    common = {"whatif_status": st.status, "basis": st.basis or "", "reason": st.reason or "",
+              "service_model": st.service_model or "",
+              "replay_window": window, "attempts_simulated": run.attempts,
               "timings_s": dg.MetadataValue.json({k: round(v, 2) for k, v in run.timings.items()}),
               "notes": dg.MetadataValue.json(run.notes)}
     yield dg.MaterializeResult(asset_key="whatif_results", metadata={
@@ -78,3 +98,6 @@ def whatif_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     yield dg.MaterializeResult(asset_key="whatif_model_error", metadata={
         "dagster/row_count": counts["whatif_model_error"],
         "preview": dg.MetadataValue.md(_preview(err.head(25))), **common})
+    yield dg.MaterializeResult(asset_key="whatif_status", metadata={
+        "dagster/row_count": counts["whatif_status"],
+        "preview": dg.MetadataValue.md(_preview(st.frame())), **common})

@@ -54,7 +54,7 @@ def bench_trace(path: str, gpus: int, service: str) -> None:
 
     from pipelines.config import DEFAULT_THRESHOLDS, PRIORITIES
     from pipelines.whatif import run_whatif
-    from pipelines.whatif_replay import read_trace, trace_replay
+    from pipelines.whatif.replay import read_trace, trace_replay
 
     t0 = time.perf_counter()
     df = read_trace(path, "azure")

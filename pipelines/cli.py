@@ -342,8 +342,8 @@ def pilots_remove(
                        + ("removed" if partition else "was not registered")))
 
 
-# `stabilis whatif` lives in pipelines/whatif_cli.py (owned with the what-if simulator).
-from pipelines.whatif_cli import register as _register_whatif  # noqa: E402
+# `stabilis whatif` lives in pipelines/whatif/cli.py (owned with the what-if simulator).
+from pipelines.whatif.cli import register as _register_whatif  # noqa: E402
 
 _register_whatif(app)
 

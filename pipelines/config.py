@@ -92,6 +92,7 @@ KNOWN_KEYS = (
     "thresholds",
     "sources",
     "anonymization",
+    "whatif",
 )
 SCOPE_HINT = "expected 'all', {pools: [..]}, {priorities: [..]} or {share: 0 < x < 1}"
 
@@ -142,6 +143,60 @@ class Anonymization:
     secret_env: str = DEFAULT_SECRET_ENV
 
 
+SERVICE_DISTRIBUTIONS = ("exponential", "lognormal", "gamma", "deterministic")
+# the coefficient of variation a distribution fixes (None: lognormal and gamma take any > 0)
+FIXED_CV: dict[str, float | None] = {"exponential": 1.0, "lognormal": None, "gamma": None,
+                                     "deterministic": 0.0}
+WHATIF_KEYS = ("service", "gpus", "pools", "concurrency_per_gpu", "priority")
+SERVICE_KEYS = ("distribution", "mean_s", "cv", "scale_by_tokens")
+DEFAULT_WHATIF_POOL = "trace"  # the pool of a trace's arrivals when `pools` is not given
+MAX_WHATIF_SLOTS = 100_000  # gpus x concurrency_per_gpu: the simulator keeps state per slot
+
+
+@dataclass(frozen=True)
+class ServiceModel:
+    """Declared service time of one request: distribution, mean (s), coefficient of
+    variation; optionally proportional to the request's tokens (same mean)."""
+
+    distribution: str
+    mean_s: float
+    cv: float
+    scale_by_tokens: bool = False
+
+
+@dataclass(frozen=True)
+class WhatIfModel:
+    """pilot.yaml `whatif:`: the service model a what-if needs when the pilot has arrivals
+    (a trace) but no per-request rows to resample service times from."""
+
+    service: ServiceModel
+    pools: tuple[tuple[str, int], ...]  # (pool, GPUs); arrivals split in proportion
+    concurrency_per_gpu: int = 1
+    # the priority class every arrival is given; None: the what-if picks the lowest class
+    # with an SLA target (so SLA adherence has a target), else P2
+    priority: str | None = None
+
+    @property
+    def gpus(self) -> int:
+        return sum(n for _, n in self.pools)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service": {"distribution": self.service.distribution,
+                            "mean_s": self.service.mean_s, "cv": self.service.cv,
+                            "scale_by_tokens": self.service.scale_by_tokens},
+                "gpus": self.gpus, "pools": dict(self.pools),
+                "concurrency_per_gpu": self.concurrency_per_gpu, "priority": self.priority}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WhatIfModel:
+        """Back from `to_dict` (the validated block stored in pilots.config_json)."""
+        s = d["service"]
+        return cls(ServiceModel(str(s["distribution"]), float(s["mean_s"]), float(s["cv"]),
+                                bool(s.get("scale_by_tokens", False))),
+                   tuple((str(p), int(n)) for p, n in d["pools"].items()),
+                   int(d.get("concurrency_per_gpu", 1)), d.get("priority"))
+
+
 @dataclass(frozen=True)
 class PilotConfig:
     pilot: str
@@ -157,6 +212,7 @@ class PilotConfig:
     anonymization: Anonymization
     root: Path
     raw: dict[str, Any]
+    whatif: WhatIfModel | None = None
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -192,6 +248,7 @@ class PilotConfig:
                 for s in self.sources
             ],
             "anonymization": {"secret_env": self.anonymization.secret_env},
+            "whatif": None if self.whatif is None else self.whatif.to_dict(),
             "extra": self.extra,
         }
         return json.dumps(doc, sort_keys=True, default=str)
@@ -329,6 +386,7 @@ class _Validator:
         thresholds = self._thresholds(r.get("thresholds") or {})
         sources = self._sources(r.get("sources"))
         anonymization = self._anonymization(r.get("anonymization", {}))
+        whatif = self._whatif(r.get("whatif"))
         if self.problems:
             return None
         return PilotConfig(
@@ -345,6 +403,7 @@ class _Validator:
             anonymization=anonymization,
             root=self.root,
             raw=r,
+            whatif=whatif,
         )
 
     def _pilot(self, v: Any) -> str:
@@ -605,6 +664,98 @@ class _Validator:
             )
             return Anonymization()
         return Anonymization(env)
+
+    def _whatif(self, v: Any) -> WhatIfModel | None:
+        if v is None:
+            return None
+        if not isinstance(v, dict):
+            self.fail("whatif: expected a mapping with service {distribution, mean_s, cv} and "
+                      "gpus (or pools)")
+            return None
+        n = len(self.problems)
+        for extra in v.keys() - set(WHATIF_KEYS):
+            self.fail(f"whatif: unknown key {extra!r}; allowed {', '.join(WHATIF_KEYS)}")
+        service = self._service(v.get("service"))
+        pools = self._whatif_pools(v.get("gpus"), v.get("pools"))
+        conc = v.get("concurrency_per_gpu", 1)
+        if not isinstance(conc, int) or isinstance(conc, bool) or conc < 1:
+            self.fail(f"whatif.concurrency_per_gpu: {conc!r} is not valid; expected a whole "
+                      "number >= 1 (requests one GPU serves at once)")
+        elif pools and sum(pools.values()) * conc > MAX_WHATIF_SLOTS:
+            self.fail(f"whatif: gpus x concurrency_per_gpu = {sum(pools.values()) * conc}; "
+                      f"expected at most {MAX_WHATIF_SLOTS}")
+        priority = v.get("priority")
+        if priority is not None and priority not in PRIORITIES:
+            self.fail(f"whatif.priority: unknown priority class {priority!r}; "
+                      f"allowed {', '.join(PRIORITIES)}")
+        if len(self.problems) > n or service is None or not pools:
+            return None
+        return WhatIfModel(service, tuple(pools.items()), int(conc), priority)
+
+    def _service(self, v: Any) -> ServiceModel | None:
+        if not isinstance(v, dict):
+            self.fail("whatif.service: is required; expected a mapping {distribution, mean_s, "
+                      f"cv}} with distribution one of {', '.join(SERVICE_DISTRIBUTIONS)}")
+            return None
+        n = len(self.problems)
+        for extra in v.keys() - set(SERVICE_KEYS):
+            self.fail(f"whatif.service: unknown key {extra!r}; allowed {', '.join(SERVICE_KEYS)}")
+        dist, mean, cv = v.get("distribution"), v.get("mean_s"), v.get("cv")
+        if dist not in SERVICE_DISTRIBUTIONS:
+            self.fail(f"whatif.service.distribution: {dist!r} is not supported; "
+                      f"allowed {', '.join(SERVICE_DISTRIBUTIONS)}")
+        if not _is_number(mean) or mean <= 0:
+            self.fail(f"whatif.service.mean_s: {mean!r} is not a service time; "
+                      "expected a number of seconds > 0")
+        fixed = FIXED_CV.get(dist) if isinstance(dist, str) else None
+        if fixed is not None:
+            if cv is not None and (not _is_number(cv) or cv != fixed):
+                self.fail(f"whatif.service.cv: {cv!r} does not fit the {dist} distribution "
+                          f"(its CV is {fixed:g}); omit cv, or choose lognormal or gamma")
+            cv = fixed
+        elif dist in SERVICE_DISTRIBUTIONS and (not _is_number(cv) or cv <= 0):
+            what = "is required" if cv is None else f"{cv!r} is not a coefficient of variation"
+            self.fail(f"whatif.service.cv: {what} for {dist}; expected a number > 0 "
+                      "(standard deviation / mean of the service time)")
+        scale = v.get("scale_by_tokens", False)
+        if not isinstance(scale, bool):
+            self.fail(f"whatif.service.scale_by_tokens: {scale!r}; expected true or false")
+        if len(self.problems) > n:
+            return None
+        return ServiceModel(str(dist), float(mean), float(cv), scale)
+
+    def _whatif_pools(self, gpus: Any, pools: Any) -> dict[str, int]:
+        def whole(x: Any) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+        if gpus is None and pools is None:
+            self.fail("whatif.gpus: is required (or whatif.pools); expected the number of "
+                      "GPUs that serve the traffic, a whole number >= 1")
+            return {}
+        if gpus is not None and not whole(gpus):
+            self.fail(f"whatif.gpus: {gpus!r} is not a GPU count; expected a whole number >= 1")
+            return {}
+        if pools is None:
+            return {DEFAULT_WHATIF_POOL: int(gpus)}
+        if not isinstance(pools, dict) or not pools:
+            self.fail("whatif.pools: expected a mapping of pool name to its GPU count")
+            return {}
+        out: dict[str, int] = {}
+        for name, n in pools.items():
+            if not isinstance(name, str) or not name:
+                self.fail(f"whatif.pools: {name!r} is not a pool name")
+            elif not whole(n):
+                self.fail(f"whatif.pools.{name}: {n!r} is not a GPU count; "
+                          "expected a whole number >= 1")
+            else:
+                out[name] = n
+        if len(out) != len(pools):
+            return {}
+        if gpus is not None and gpus != sum(out.values()):
+            self.fail(f"whatif.gpus: {gpus} is not the sum of whatif.pools "
+                      f"({sum(out.values())}); give one or make them agree")
+            return {}
+        return out
 
 
 _MISSING = object()

@@ -24,7 +24,7 @@ from pipelines.whatif import (
     simulate_replay,
     store,
 )
-from pipelines.whatif_replay import load_replay, read_trace, trace_replay
+from pipelines.whatif.replay import load_replay, read_trace, trace_replay
 from tests.simulated_pilot import write_simulated_pilot
 
 PILOT = "wi-test"
@@ -76,7 +76,12 @@ def test_results_table_shape_and_basis(whatif):
     # today's replay against itself: no change, no spread
     today = r.filter(pl.col("policy") == TODAY)
     assert today["predicted_change"].abs().max() == 0
-    assert counts == {"whatif_results": r.height, "whatif_model_error": run.model_error.height}
+    assert counts == {"whatif_results": r.height, "whatif_model_error": run.model_error.height,
+                      "whatif_status": 1}
+    st = con.execute("SELECT status, basis, reason, window_start, window_end, service_model "
+                     "FROM whatif_status WHERE pilot = ?", [PILOT]).fetchall()
+    assert st == [("modeled", "per-request replay", None, r["replay_start"][0],
+                   r["replay_end"][0], None)]
     assert con.execute("SELECT count(*) FROM whatif_results WHERE pilot = ?",
                        [PILOT]).fetchone()[0] == r.height
 

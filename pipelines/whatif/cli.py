@@ -19,6 +19,7 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -72,7 +73,8 @@ def whatif(
     kind: Annotated[str, typer.Option(help="Trace format: azure | mooncake | burstgpt.")
                     ] = "azure",
     service: Annotated[str, typer.Option(
-        help="Trace service times: exp:MEAN_MS or lognormal:MEDIAN_MS,SIGMA.")] = "exp:1000",
+        help="Trace service times: exp:MEAN_MS, lognormal:MEDIAN_MS,SIGMA, gamma:MEAN_MS,CV "
+             "or det:MEAN_MS.")] = "exp:1000",
     gpus: Annotated[int, typer.Option(help="GPU slots for a trace replay.")] = 8,
     timeout_ms: Annotated[float | None, typer.Option(help="Client timeout (trace).")] = None,
     sla_ms: Annotated[float, typer.Option(help="End-to-end SLA of every class (trace).")
@@ -107,16 +109,17 @@ def whatif(
             if store_tables:
                 store(con, pilot, run)
         except ValueError as e:
-            console.print(f"[red]{e}[/red]", highlight=False)
+            console.print(f"[red]{escape(str(e))}[/red]", highlight=False)
             raise typer.Exit(2) from None
         finally:
             con.close()
-        title = f"what-if: {pilot} {phase}"
+        title = f"what-if: {pilot} {phase} ({run.status.basis}"
+        title += f": {run.status.service_model})" if run.status.service_model else ")"
     r = run.results
     if r.height:
         title += (f" — replay {r['replay_start'][0]} → {r['replay_end'][0]}, "
                   f"{len(seed_list)} seed(s), modeled")
-    _show(r, title, segment)
+    _show(r, escape(title), segment)
     me = run.model_error.filter((pl.col("segment") == segment)
                                 & (pl.col("comparison") == "baseline_replay")
                                 & pl.col("measured").is_not_null())
@@ -143,13 +146,13 @@ def _trace_run(trace: Path, kind: str, service: str, gpus: int, timeout_ms: floa
                sla_ms: float, names: list[str], seeds: tuple[int, ...], minutes: float | None):
     from pipelines.config import DEFAULT_THRESHOLDS, PRIORITIES
     from pipelines.whatif import DECLARED, run_whatif
-    from pipelines.whatif_replay import read_trace, trace_replay
+    from pipelines.whatif.replay import read_trace, trace_replay
 
     try:
         df = read_trace(str(trace), kind)
         rep = trace_replay(df, service, gpus, timeout_ms, minutes=minutes)
     except (ValueError, OSError, pl.exceptions.PolarsError) as e:
-        console.print(f"[red]{e}[/red]", highlight=False)
+        console.print(f"[red]{escape(str(e))}[/red]", highlight=False)
         raise typer.Exit(2) from None
     config = {
         "sla_targets": pl.DataFrame({"priority": list(PRIORITIES),

@@ -1,4 +1,4 @@
-"""What-if replay, part 1: a phase's observed workload as simulator input (Dagster-free).
+"""What-if replay input: a phase's observed workload as simulator input (Dagster-free).
 
 What is replayed and how (METRICS.md, What-if):
 - arrivals: the first attempts (attempt = 0) of a window of the phase, with their pool,
@@ -24,6 +24,9 @@ What is replayed and how (METRICS.md, What-if):
 - GPU telemetry (gpu_util, sm_active, power_w) is *modeled* from the replayed busy
   intervals with the simulator's default per-class efficiencies: utilisation figures of a
   replay are model outputs, not measurements.
+
+A pilot without per-request rows replays its `arrivals` trace with a *declared* service
+model instead (pipelines/whatif/declared.py): parametric service times, declared GPU slots.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ from pipelines.simulator.workload import STREAM_REPLAY, stream
 
 SIZE_BUCKETS = 4
 DEFAULT_GPN = 8
+# whatif_status.basis: a replay of observed requests, or of a trace with a declared model
+PER_REQUEST = "per-request replay"
+TRACE_BASIS = "arrival trace + declared service model"
+
+
+class NoReplayInput(ValueError):
+    """The warehouse lacks what a replay needs (no arrivals in the window, no service times):
+    a not-modeled state with this reason, not invalid input."""
 
 
 @dataclass
@@ -66,14 +77,18 @@ class ServiceDonors:
     prefill_us: np.ndarray  # int64, -1 = no first token
     cells: dict[tuple, tuple[int, int]]  # key -> (start, count) in the arrays
     edges: dict[tuple[str, str], np.ndarray]  # (pool, class) -> token-size bucket edges
-    parametric: str | None = None  # "exp:MEAN_MS" / "lognormal:MEDIAN_MS,SIGMA" for traces
+    parametric: str | None = None  # parametric_service spec (traces, declared models)
+    token_scale: bool = False  # parametric draws scaled by tokens / mean tokens of the draw
 
     def draw(self, pools: list[str], classes: list[str], tokens: np.ndarray,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         n = len(pools)
         u = rng.random(n)
         if self.parametric is not None:
-            return parametric_service(self.parametric, u, rng), np.full(n, -1, np.int64)
+            svc = parametric_service(self.parametric, u, rng)
+            if self.token_scale:
+                svc = scale_by_tokens(svc, tokens)
+            return svc, np.full(n, -1, np.int64)
         idx = np.empty(n, dtype=np.int64)
         keys = pl.DataFrame({"pool": pools, "cls": classes, "tok": tokens}).with_row_index()
         for (pool, cls), grp in keys.group_by(["pool", "cls"], maintain_order=True):
@@ -91,27 +106,49 @@ class ServiceDonors:
         for key in ((pool, cls, b), (pool, cls), (cls,), ()):
             if key in self.cells:
                 return self.cells[key]
-        raise ValueError("no observed service times to resample")
+        raise NoReplayInput("no observed service times to resample")
+
+
+SERVICE_SPECS = "exp:MEAN_MS, lognormal:MEDIAN_MS,SIGMA, gamma:MEAN_MS,CV or det:MEAN_MS"
 
 
 def parametric_service(spec: str, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """`exp:MEAN_MS` or `lognormal:MEDIAN_MS,SIGMA` -> service times in microseconds."""
+    """A parametric service-time model -> service times in microseconds (at least 1):
+    `exp:MEAN_MS`, `lognormal:MEDIAN_MS,SIGMA`, `gamma:MEAN_MS,CV`, `det:MEAN_MS`.
+    Exponential draws by inversion of the common uniforms `u`; the others draw from `rng`."""
     kind, _, args = spec.partition(":")
-    vals = [float(x) for x in args.split(",") if x]
+    try:
+        vals = [float(x) for x in args.split(",") if x]
+    except ValueError:
+        vals = []
     if kind == "exp" and len(vals) == 1:
         ms = -np.log1p(-u) * vals[0]
     elif kind == "lognormal" and len(vals) == 2:
         ms = np.exp(np.log(vals[0]) + vals[1] * rng.standard_normal(len(u)))
+    elif kind == "gamma" and len(vals) == 2 and vals[1] > 0:
+        shape = 1 / vals[1] ** 2  # mean = shape * scale, CV = 1 / sqrt(shape)
+        ms = rng.gamma(shape, vals[0] / shape, len(u))
+    elif kind == "det" and len(vals) == 1:
+        ms = np.full(len(u), vals[0])
     else:
-        raise ValueError(f"service model {spec!r}: expected exp:MEAN_MS or "
-                         "lognormal:MEDIAN_MS,SIGMA")
+        raise ValueError(f"service model {spec!r}: expected {SERVICE_SPECS}")
     return np.maximum(np.rint(ms * 1000), 1).astype(np.int64)
+
+
+def scale_by_tokens(svc: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Service times proportional to each request's tokens, same mean over the requests that
+    have tokens (a request without tokens keeps its draw)."""
+    has = tokens > 0
+    if not has.any():
+        return svc
+    factor = np.where(has, tokens / tokens[has].mean(), 1.0)
+    return np.maximum(np.rint(svc * factor), 1).astype(np.int64)
 
 
 def fit_donors(ok: pl.DataFrame) -> ServiceDonors:
     """`ok`: pool, model_class, tokens, service_us, prefill_us of observed ok attempts."""
     if ok.height == 0:
-        raise ValueError("no ok attempts with start and end times: cannot fit service times")
+        raise NoReplayInput("no ok attempts with start and end times: cannot fit service times")
     edges: dict[tuple[str, str], np.ndarray] = {}
     parts = []
     for (pool, cls), g in ok.group_by(["pool", "model_class"], maintain_order=True):
@@ -158,6 +195,13 @@ class ReplayInput:
     treatment_pools: tuple[str, ...]  # pools of the treatment segment ('all' = every pool)
     adjustments: tuple[str, ...]  # pilot.yaml adjustments
     notes: list[str] = field(default_factory=list)
+    basis: str = PER_REQUEST  # whatif_status.basis: what the replay was built from
+    service_model: str | None = None  # a declared service model, in words
+
+    @property
+    def observed(self) -> bool:
+        """Whether the window has observed requests to measure and compare the replay with."""
+        return self.basis == PER_REQUEST
 
     @property
     def duration_s(self) -> float:
@@ -199,7 +243,9 @@ class ReplayInput:
 # --- reading the warehouse -----------------------------------------------------------------
 
 
-def _phase(con: duckdb.DuckDBPyConnection, pilot: str, phase: str) -> tuple[datetime, datetime]:
+def phase_bounds(con: duckdb.DuckDBPyConnection, pilot: str, phase: str
+                 ) -> tuple[datetime, datetime]:
+    """[start, end) of the pilot's phase; ValueError when pilot.yaml declared no such phase."""
     row = con.execute("SELECT start_ts, end_ts FROM phases WHERE pilot = ? AND phase = ?",
                       [pilot, phase]).fetchone()
     if row is None:
@@ -234,7 +280,8 @@ def choose_window(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime, e
     return lo, lo + length
 
 
-def _config(con: duckdb.DuckDBPyConnection, pilot: str) -> dict:
+def pilot_config(con: duckdb.DuckDBPyConnection, pilot: str) -> dict:
+    """The pilot's validated pilot.yaml as stored in `pilots.config_json` ({} without it)."""
     row = con.execute("SELECT config_json FROM pilots WHERE pilot = ?", [pilot]).fetchone()
     return json.loads(row[0]) if row else {}
 
@@ -378,9 +425,9 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
 
     `arrivals` (columns ts, input_tokens, output_tokens[, pool, priority, model_class]) replaces
     the observed first attempts, e.g. the pilot's `arrivals` trace table."""
-    p_start, p_end = _phase(con, pilot, phase)
+    p_start, p_end = phase_bounds(con, pilot, phase)
     start, end = choose_window(con, pilot, p_start, p_end, minutes)
-    cfg = _config(con, pilot)
+    cfg = pilot_config(con, pilot)
     base = epoch(start)
     if arrivals is None:
         arr = con.execute(
@@ -394,7 +441,7 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
     else:
         arr = normalise_arrivals(arrivals, start, end)
     if arr.height == 0:
-        raise ValueError(f"no arrivals in {phase} window {start} - {end}")
+        raise NoReplayInput(f"no arrivals in {phase} window {start} - {end}")
     timeout_us = int((cfg.get("timeout_ms") or 0) * 1000)
     # Timed-out attempts are censored (service >= what ran): they count as donors whose
     # service is what ran plus the whole timeout, so a replay times them out again instead of
@@ -432,21 +479,27 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
         specs.append(PoolSpec(pool, n_nodes, 0.0, model_mix or {"other": 1.0},
                               reserved_nodes=k))
     cluster = replace(cluster, gpu_reserved=reserved)
-    scope = con.execute("SELECT kind, pools FROM pilot_scope WHERE pilot = ?",
-                        [pilot]).fetchone()
-    if scope is None or scope[0] == "all":
-        treat = tuple(pools)
-    elif scope[0] == "pools":
-        treat = tuple(scope[1])
-    else:
-        treat = tuple(pools)
-        notes.append(f"scope by {scope[0]}: declared adjustments applied to every pool")
+    treat = scope_pools(con, pilot, pools, notes)
     client = fit_client(con, pilot, p_start, p_end, cfg.get("timeout_ms"))
     return ReplayInput(
         pilot=pilot, phase=phase, start=start, end=end, arrivals=arr,
         donors=fit_donors(ok), cluster=cluster, pool_specs=tuple(specs), jobs=jobs,
         client=client, treatment_pools=treat,
         adjustments=tuple(cfg.get("adjustments") or ()), notes=notes)
+
+
+def scope_pools(con: duckdb.DuckDBPyConnection, pilot: str, pools: list[str],
+                    notes: list[str]) -> tuple[str, ...]:
+    """Pools of the treatment segment (pilot_scope); a scope by priority or share cannot be
+    replayed per pool, so the declared adjustments then apply to every pool (noted)."""
+    scope = con.execute("SELECT kind, pools FROM pilot_scope WHERE pilot = ?",
+                        [pilot]).fetchone()
+    if scope is None or scope[0] == "all":
+        return tuple(pools)
+    if scope[0] == "pools":
+        return tuple(scope[1])
+    notes.append(f"scope by {scope[0]}: declared adjustments applied to every pool")
+    return tuple(pools)
 
 
 def epoch(dt: datetime) -> int:
@@ -502,6 +555,43 @@ def read_trace(path: str, kind: str) -> pl.DataFrame:
     ).sort("ts")
 
 
+def slot_cluster(pools: dict[str, int], per_gpu: int = 1) -> Cluster:
+    """Declared GPUs per pool as simulator slots: `per_gpu` slots per GPU (requests one GPU
+    serves at once), nodes of up to 8 GPUs that divide every pool (one node per pool
+    otherwise)."""
+    g = math.gcd(*pools.values())
+    gpn = min(g, DEFAULT_GPN) if g % min(g, DEFAULT_GPN) == 0 else g
+    names, nodes, gpu_pool, gpu_node, offset = [], [], [], [], [0]
+    for p, (pool, gpus) in enumerate(pools.items()):
+        for i in range(gpus // gpn):
+            for j in range(gpn * per_gpu):
+                gpu = i * gpn + j // per_gpu
+                names.append(f"GPU-{pool}-{gpu:04d}"
+                             + (f"-slot-{j % per_gpu}" if per_gpu > 1 else ""))
+                gpu_pool.append(p)
+                gpu_node.append(len(nodes))
+            nodes.append(f"{pool}-node-{i:03d}")
+        offset.append(len(names))
+    return Cluster(
+        pool_names=tuple(pools), pool_offset=np.asarray(offset, dtype=np.int64),
+        gpu_pool=np.asarray(gpu_pool, dtype=np.int32),
+        gpu_node=np.asarray(gpu_node, dtype=np.int32),
+        gpu_reserved=np.zeros(len(names), dtype=bool), node_names=tuple(nodes),
+        gpu_names=tuple(names), gpus_per_node=gpn * per_gpu)
+
+
+def no_jobs() -> PoolJobs:
+    return PoolJobs(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64),
+                    np.zeros(0, str), np.zeros(0, str), np.zeros(0), np.zeros(0), np.zeros(0),
+                    np.zeros(0, bool))
+
+
+def parametric_donors(service: str, token_scale: bool = False) -> ServiceDonors:
+    """No observed donors: every service time is drawn from the parametric model."""
+    return ServiceDonors(np.zeros(0, np.int64), np.zeros(0, np.int64), {}, {},
+                         parametric=service, token_scale=token_scale)
+
+
 def trace_replay(trace: pl.DataFrame, service: str, gpus: int, timeout_ms: float | None = None,
                  priority: str = "P2", model_class: str = "llm",
                  minutes: float | None = None) -> ReplayInput:
@@ -511,24 +601,12 @@ def trace_replay(trace: pl.DataFrame, service: str, gpus: int, timeout_ms: float
     if minutes is not None:
         end = min(end, start + timedelta(minutes=minutes))
     arr = normalise_arrivals(trace, start, end, priority=priority, model_class=model_class)
-    gpn = min(gpus, DEFAULT_GPN) if gpus % min(gpus, DEFAULT_GPN) == 0 else gpus
-    nodes = gpus // gpn
-    names = tuple(f"GPU-trace-{i:04d}" for i in range(gpus))
-    cluster = Cluster(
-        pool_names=("trace",), pool_offset=np.asarray([0, gpus], dtype=np.int64),
-        gpu_pool=np.zeros(gpus, dtype=np.int32),
-        gpu_node=(np.arange(gpus) // gpn).astype(np.int32),
-        gpu_reserved=np.zeros(gpus, dtype=bool),
-        node_names=tuple(f"trace-node-{i:03d}" for i in range(nodes)), gpu_names=names,
-        gpus_per_node=gpn)
-    empty = PoolJobs(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64),
-                     np.zeros(0, str), np.zeros(0, str), np.zeros(0), np.zeros(0), np.zeros(0),
-                     np.zeros(0, bool))
-    donors = ServiceDonors(np.zeros(0, np.int64), np.zeros(0, np.int64), {}, {},
-                           parametric=service)
+    cluster = slot_cluster({"trace": gpus})
+    nodes = gpus // cluster.gpus_per_node
     return ReplayInput(
-        pilot="trace", phase="trace", start=start, end=end, arrivals=arr, donors=donors,
-        cluster=cluster, pool_specs=(PoolSpec("trace", nodes, 0.0, {model_class: 1.0},
-                                              reserved_nodes=0),),
-        jobs=[empty], client=ClientSpec(timeout_ms=timeout_ms), treatment_pools=("trace",),
-        adjustments=(), notes=[])
+        pilot="trace", phase="trace", start=start, end=end, arrivals=arr,
+        donors=parametric_donors(service), cluster=cluster,
+        pool_specs=(PoolSpec("trace", nodes, 0.0, {model_class: 1.0}, reserved_nodes=0),),
+        jobs=[no_jobs()], client=ClientSpec(timeout_ms=timeout_ms), treatment_pools=("trace",),
+        adjustments=(), notes=[], basis=TRACE_BASIS,
+        service_model=service)

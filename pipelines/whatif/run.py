@@ -21,8 +21,10 @@ Outputs (replaced per pilot):
   change averaged over seeds (common random numbers: each seed draws the same service
   times under every policy), its seed-to-seed sd (`spread`), and the replay window;
 - `whatif_model_error`: `baseline_replay` rows compare today's replay with the measured
-  slice; `treatment_change` rows compare the predicted change under the pilot's declared
-  adjustments (treatment pools only) with the measured change in `metrics_before_after`.
+  slice (only a per-request replay has one); `treatment_change` rows compare the predicted
+  change under the pilot's declared adjustments (treatment pools only) with the measured
+  change in `metrics_before_after`;
+- `whatif_status` (pipelines/whatif/status.py): modeled or not, on what basis, and why not.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ from pipelines.simulator.policies import (
 from pipelines.simulator.runner import run_workloads
 from pipelines.simulator.tables import HIDDEN_JOB_COLUMNS, jobs_table, requests_table, samples_table
 from pipelines.sql_models import MODELS, SqlModel, build_model
-from pipelines.warehouse import ensure_schema
-from pipelines.whatif_replay import ReplayInput, load_replay
+from pipelines.warehouse import ensure_schema, read_sql
+from pipelines.whatif.replay import NoReplayInput, ReplayInput
+from pipelines.whatif.status import WhatIfStatus, modeled, prepare
 
 TODAY = "fifo_shared"
 DECLARED = "declared"  # the pilot's own adjustments on its treatment pools
@@ -209,6 +212,7 @@ class WhatIfRun:
     timings: dict[str, float]
     attempts: int
     notes: list[str]
+    status: WhatIfStatus  # whatif_status row: modeled (on what basis) or why not
 
 
 KEY = ["segment", "breakdown", "breakdown_value", "metric"]
@@ -228,15 +232,19 @@ def run_whatif(
     """Replay `phase` of `pilot` under today's policy and each of `policies`, measure every
     replay with the metric SQL, and return (not write) the two what-if tables.
 
-    Without a warehouse (`con` None: a trace replay) `rep` and `config` must be given and
-    nothing is measured to compare with. Simulation (Python) and measurement (DuckDB, which
+    Without a warehouse (`con` None: a trace replay) `rep` and `config` must be given; without
+    observed requests (`rep.observed` false: a trace replay) nothing is measured to compare
+    with. Simulation (Python) and measurement (DuckDB, which
     releases the GIL) of consecutive replays overlap in a one-worker thread pool."""
     t0 = time.perf_counter()
     seeds = tuple(seeds)
     if rep is None:
         if con is None:
             raise ValueError("a replay input or a warehouse connection is needed")
-        rep = load_replay(con, pilot, phase, minutes)
+        prepared, status = prepare(con, pilot, phase, minutes)
+        if prepared is None:
+            raise NoReplayInput(status.reason or "not modeled")
+        rep = prepared
     if config is None:
         if con is None:
             raise ValueError("config rows or a warehouse connection are needed")
@@ -262,7 +270,7 @@ def run_whatif(
     futures: dict[tuple[str, int], Future[pl.DataFrame]] = {}
     drawn = {seed: rep.workloads(seed) for seed in seeds}  # common random numbers
     with ThreadPoolExecutor(max_workers=1) as workers:
-        if con is not None:
+        if con is not None and rep.observed:
             futures[("observed", 0)] = workers.submit(
                 measured_key, derived_key(pilot, "observed"), observed_tables(con, rep))
         for name in names:
@@ -288,7 +296,7 @@ def run_whatif(
     results = _results(rep, names, per, measured, seeds)
     error = _model_error(con, rep, results, per)
     timings["total_s"] = time.perf_counter() - t0
-    return WhatIfRun(results, error, timings, attempts, rep.notes)
+    return WhatIfRun(results, error, timings, attempts, rep.notes, modeled(rep))
 
 
 def _results(rep: ReplayInput, names: list[str], per: dict[str, list[pl.DataFrame]],
@@ -323,7 +331,8 @@ def _results(rep: ReplayInput, names: list[str], per: dict[str, list[pl.DataFram
 
 def _model_error(con: duckdb.DuckDBPyConnection | None, rep: ReplayInput,
                  results: pl.DataFrame, per: dict[str, list[pl.DataFrame]]) -> pl.DataFrame:
-    today = results.filter((pl.col("policy") == TODAY) & (pl.col("breakdown") == "overall"))
+    today = results.filter((pl.col("policy") == TODAY) & (pl.col("breakdown") == "overall")
+                           & pl.lit(rep.observed))  # no measured side: no baseline rows
     base_rows = today.select(
         comparison=pl.lit("baseline_replay"), segment="segment", metric="metric", unit="unit",
         measured="measured_value", modeled="baseline_value",
@@ -338,8 +347,9 @@ def _model_error(con: duckdb.DuckDBPyConnection | None, rep: ReplayInput,
         "WHERE table_name = 'metrics_before_after'").fetchone()[0]
     if has_ba and DECLARED in per:
         assert con is not None
+        # a metric the pilot does not measure (NULL change) has nothing to compare with
         ba = con.execute("SELECT segment, metric, abs_change FROM metrics_before_after "
-                         "WHERE pilot = ?", [rep.pilot]).pl()
+                         "WHERE pilot = ? AND abs_change IS NOT NULL", [rep.pilot]).pl()
         dec = results.filter((pl.col("policy") == DECLARED) & (pl.col("breakdown") == "overall")
                              & pl.col("segment").is_in(["treatment", "control"]))
         frames.append(dec.join(ba, on=["segment", "metric"], how="inner").select(
@@ -356,13 +366,22 @@ def _model_error(con: duckdb.DuckDBPyConnection | None, rep: ReplayInput,
     ).select(list(ERROR_COLUMNS)).cast(ERROR_COLUMNS).sort("comparison", "segment", "metric")
 
 
+def not_modeled_run(status: WhatIfStatus) -> WhatIfRun:
+    """No replay: empty what-if tables of the right shape beside the not_modeled status."""
+    return WhatIfRun(pl.DataFrame(schema=RESULTS_COLUMNS), pl.DataFrame(schema=ERROR_COLUMNS),
+                     {}, 0, [], status)
+
+
 def store(con: duckdb.DuckDBPyConnection, pilot: str, run: WhatIfRun) -> dict[str, int]:
-    """Replace the pilot's rows of whatif_results and whatif_model_error (one transaction)."""
+    """Replace the pilot's rows of whatif_results, whatif_model_error and whatif_status (one
+    transaction)."""
     counts = {}
+    con.execute(read_sql("staging/whatif_status.sql"))
     con.execute("BEGIN TRANSACTION")
     try:
         for table, df in (("whatif_results", run.results),
-                          ("whatif_model_error", run.model_error)):
+                          ("whatif_model_error", run.model_error),
+                          ("whatif_status", run.status.frame())):
             con.register("__w", df)
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM __w LIMIT 0")
