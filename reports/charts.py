@@ -17,6 +17,7 @@ import polars as pl
 import vl_convert as vlc
 
 from reports import fmt
+from reports.coverage import Coverage
 
 MAX_HEAT_ROWS = 64
 MAX_HEAT_COLS = 96
@@ -147,13 +148,16 @@ class HeatGrid:
 def heat_grid(w: Reader, max_rows: int = MAX_HEAT_ROWS,
               max_cols: int = MAX_HEAT_COLS) -> HeatGrid | None:
     stats = w.q("hidden_idle_map", """SELECT min(window_start) AS lo, max(window_start) AS hi,
-                  count(DISTINCT (pool, node, gpu)) AS gpus, count(DISTINCT (pool, node)) AS nodes
+                  count(DISTINCT (pool, node, gpu)) AS gpus, count(DISTINCT (pool, node)) AS nodes,
+                  count(gpu) AS with_gpu
                   FROM hidden_idle_map WHERE pilot = ?""")
     if stats.is_empty() or stats["lo"][0] is None:
         return None
     s = stats.row(0, named=True)
     # coarsen rows until they fit: one row per GPU, else per node, else per pool
-    if s["gpus"] <= max_rows:
+    if not s["with_gpu"]:  # per-pool series (aggregated export): no GPU or node to show
+        level, key = "pool", "coalesce(pool,'?')"
+    elif s["gpus"] <= max_rows:
         level, key = "GPU", "coalesce(pool,'?') || ' / ' || coalesce(node,'?') || ' / gpu ' " \
                             "|| coalesce(gpu,'?')"
     elif s["nodes"] <= max_rows:
@@ -176,12 +180,23 @@ def heat_grid(w: Reader, max_rows: int = MAX_HEAT_ROWS,
     return HeatGrid(cells, level, bin_min, int(s["gpus"]))
 
 
+def _pct(v: float | None) -> float | None:
+    return None if v is None else 100 * v
+
+
+def drawable(grid: HeatGrid) -> list[str]:
+    """The heatmap panels with at least one value: nominal needs gpu_util; effective and the
+    hidden loss need sm_active or per-request rows (a GPU-only pilot has neither)."""
+    return [f for f, col in (("nominal", "nominal"), ("effective", "effective"),
+                             ("hcl", "hcl_pp")) if grid.cells[col].drop_nulls().len()]
+
+
 def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
     df = grid.cells
     rows = sorted(df["row"].unique().to_list())
     lo, hi = df["t"].min(), df["t2"].max()
     values = [{"row": r["row"], "t": _iso(r["t"]), "t2": _iso(r["t2"]),
-               "nominal": 100 * r["nominal"], "effective": 100 * r["effective"],
+               "nominal": _pct(r["nominal"]), "effective": _pct(r["effective"]),
                "hcl": r["hcl_pp"]} for r in df.iter_rows(named=True)]
     data = alt.Data(name="heat")
     # integer cell sizes keep the SVG path coordinates short (and the file small)
@@ -193,7 +208,7 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
               axis=alt.Axis(labelLimit=170, labelFontSize=7, labelOverlap="greedy"))
     rules = alt.Chart(alt.Data(values=[{"t": _iso(b)} for b in boundaries])).mark_rule(
         color="black", strokeDash=[4, 2], strokeWidth=1.2).encode(x="t:T")
-    hcl_max = max(1.0, max((v["hcl"] or 0) for v in values))
+    hcl_max = max(1.0, max((v["hcl"] or 0 for v in values), default=0.0))
 
     def panel(field: str, title: str, scheme: str, domain: list[float],
               last: bool) -> alt.LayerChart:
@@ -205,22 +220,42 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
                             scale=alt.Scale(type="quantize", domain=domain, scheme=alt.SchemeParams(
                                 name=scheme, count=HEAT_STEPS)),
                             legend=alt.Legend(gradientLength=max(60, row_h * len(rows) - 10))))
+        # a cell without a value stays blank (not coloured as 0)
+        rect = rect.transform_filter(f"isValid(datum.{field})")
         return alt.layer(rect, rules).properties(width=width, height=row_h * len(rows),
                                                  title=title)
 
-    chart = alt.vconcat(
-        panel("nominal", "Nominal GPU utilization [%]", "blues", [0, 100], False),
-        panel("effective", "Effective utilization [%]", "blues", [0, 100], False),
-        panel("hcl", "Hidden loss: nominal − effective [pp]", "oranges", [0, hcl_max], True),
-        spacing=8).resolve_scale(color="independent")
+    specs = {"nominal": ("Nominal GPU utilization [%]", "blues", [0, 100]),
+             "effective": ("Effective utilization [%]", "blues", [0, 100]),
+             "hcl": ("Hidden loss: nominal − effective [pp]", "oranges", [0, hcl_max])}
+    shown = drawable(grid)
+    chart = alt.vconcat(*(panel(f, *specs[f], i == len(shown) - 1) for i, f in enumerate(shown)),
+                        spacing=8).resolve_scale(color="independent")
     return merge_rects(to_svg(_config(chart), {"heat": values}))
 
 
-def heatmap_reading(grid: HeatGrid, hx: dict) -> str:
-    per_row = (grid.cells.group_by("row").agg(pl.col("hcl_pp").mean())
+def _basis_word(cov: Coverage, item: str) -> str:
+    i = cov.get(item)
+    return i.status if i and i.status != "not_measured" else "measured"
+
+
+def heatmap_reading(grid: HeatGrid, hx: dict, cov: Coverage) -> str:
+    if "hcl" not in drawable(grid):
+        per_row = (grid.cells.group_by("row").agg(pl.col("nominal").mean())
+                   .drop_nulls("nominal").sort(["nominal", "row"], descending=[False, False]))
+        low = per_row.row(0, named=True)
+        high = per_row.row(-1, named=True)
+        return (f"Nominal utilization averaged {fmt.value(low['nominal'], 'share')} on "
+                f"{grid.level} {low['row']} (the least busy) and "
+                f"{fmt.value(high['nominal'], 'share')} on {high['row']} (the busiest) "
+                f"({_basis_word(cov, 'gpu_nominal_util')}). Effective utilization and hidden "
+                f"loss are not drawn: "
+                + (f"needs {cov.needs('gpu_effective_util')}" if cov.needs('gpu_effective_util')
+                   else "no values in hidden_idle_map") + ".")
+    per_row = (grid.cells.group_by("row").agg(pl.col("hcl_pp").mean()).drop_nulls("hcl_pp")
                .sort(["hcl_pp", "row"], descending=[True, False]))
     worst = per_row.row(0, named=True)
-    cell = grid.cells.sort("hcl_pp", descending=True).row(0, named=True)
+    cell = grid.cells.drop_nulls("hcl_pp").sort("hcl_pp", descending=True).row(0, named=True)
     text = (f"Hidden loss is highest on {grid.level} {worst['row']} "
             f"({fmt.value(worst['hcl_pp'], 'pp')} on average over the period) and peaks at "
             f"{fmt.value(cell['hcl_pp'], 'pp')} on {cell['row']} in the bin starting "
@@ -274,13 +309,23 @@ def wave_data(w: Reader, max_points: int = MAX_WAVE_POINTS,
     return WaveData(series, episodes, pools, stats.height, bin_min)
 
 
+def wave_measures(wd: WaveData) -> list[tuple[str, str]]:
+    """The columns with at least one value: a trace has arrival rates but no queue wait or
+    latency, and an empty axis would read as 'zero'."""
+    return [(f, t) for f, t in WAVE_MEASURES if wd.series[f].drop_nulls().len()]
+
+
 def wave_chart(wd: WaveData, boundaries: list[datetime]) -> str:
     lo, hi = wd.series["t"].min(), wd.series["t"].max()
     eps = wd.episodes.filter(pl.col("pool").is_in(wd.pools)) if not wd.episodes.is_empty() \
         else wd.episodes
     columns = []
     datasets: dict[str, list[dict[str, Any]]] = {}
-    for i, (field, title) in enumerate(WAVE_MEASURES):
+    measures = wave_measures(wd)
+    # the three columns' width shared by those drawn: one column must not be scaled up to
+    # the page width (huge fonts) in the PDF
+    col_w = (3 * 160 + 2 * 14 - 14 * (len(measures) - 1)) // len(measures)
+    for i, (field, title) in enumerate(measures):
         # one data set per column (facets need shared data): series, episodes, boundaries
         vals: list[dict[str, Any]] = [
             {"kind": "s", "pool": r["pool"], "t": _iso(r["t"]), "v": r[field]}
@@ -300,17 +345,20 @@ def wave_chart(wd: WaveData, boundaries: list[datetime]) -> str:
                             labelColor="#000" if i == 0 else "#555")
         datasets[f"wave_{field}"] = vals
         columns.append(alt.layer(rect, rule, line, data=alt.Data(name=f"wave_{field}")).properties(
-            width=160, height=58).facet(
+            width=col_w, height=58).facet(
             row=alt.Row("pool:N", sort=wd.pools, title=None, header=header), spacing=6
         ).resolve_scale(y="independent"))
     return to_svg(_config(alt.hconcat(*columns, spacing=14)), datasets)
 
 
-def wave_reading(wd: WaveData) -> str:
+def wave_reading(wd: WaveData, cov: Coverage) -> str:
     eps = wd.episodes
+    if eps.is_empty() and not cov.measured("burst_episodes"):
+        return f"Burst episodes: {cov.not_tested('burst_episodes')}; the lines show the " \
+               "1-minute windows only."
     if eps.is_empty():
-        return ("No burst episodes were detected in any pool; the lines show the 1-minute "
-                "windows only (measured).")
+        return ("Burst episodes: none detected in any pool; the lines show the 1-minute "
+                "windows only (measured, burst_episodes).")
     by_phase = eps.group_by("phase").len().sort("phase")
     phases = ", ".join(f"{r['len']} in {r['phase']}" for r in by_phase.iter_rows(named=True))
     top = eps.sort(["peak_rate_rps", "start_ts"], descending=[True, False]).row(0, named=True)
@@ -324,35 +372,58 @@ def wave_reading(wd: WaveData) -> str:
     return text + " (measured)."
 
 
-def build_charts(w: Reader, hx: dict, phases: pl.DataFrame) -> tuple[list[Chart], list[str]]:
+def not_drawn(number: int, title: str, why: str) -> Chart:
+    """A chart whose data is missing: one line saying what it would need, no empty axes."""
+    return Chart(number, title, "", f"Not drawn: {why}.")
+
+
+def build_charts(w: Reader, hx: dict, phases: pl.DataFrame,
+                 cov: Coverage) -> tuple[list[Chart], list[str]]:
     """The v1 visual appendices, plus one methodology line per chart on how it was reduced."""
     bounds = _boundaries(phases)
     out: list[Chart] = []
     notes: list[str] = []
     grid = heat_grid(w)
-    if grid is None:
-        out.append(Chart(1, "GPU utilization heatmap", "", "No hidden idle map rows: the GPU "
-                         "heatmap cannot be drawn."))
+    if grid is None or not drawable(grid):
+        out.append(not_drawn(1, "GPU utilization heatmap", (
+            "needs " + (cov.needs("gpu_nominal_util") or "GPU utilization samples"))
+            if not cov.measured("gpu_nominal_util") else "no hidden_idle_map rows in this run"))
     else:
-        note = (f"One row per {grid.level} ({grid.n_gpus} GPUs in the map), "
-                f"{grid.bin_minutes}-minute columns; each cell is the mean of the 1-minute "
+        shown = drawable(grid)
+        note = (f"One row per {grid.level} "
+                + (f"({grid.n_gpus} GPUs in the map), " if grid.level != "pool"
+                   or cov.exact("gpu_nominal_util") else "(per-pool series: no GPU named), ")
+                + f"{grid.bin_minutes}-minute columns; each cell is the mean of the 1-minute "
                 f"values of the GPUs and windows it covers, coloured in {HEAT_STEPS} equal "
                 f"bands (legend). Dashed line: phase boundary.")
-        out.append(Chart(1, "GPU utilization heatmap — nominal vs effective, and hidden loss",
-                         heatmap_chart(grid, bounds), heatmap_reading(grid, hx), note=note))
+        if "hcl" not in shown:
+            note += (" Not drawn: effective utilization and hidden loss panels — needs "
+                     + (cov.needs("gpu_effective_util") or "sm_active or per-request rows")
+                     + ".")
+        out.append(Chart(1, "GPU utilization heatmap — nominal vs effective, and hidden loss"
+                         if "hcl" in shown else "GPU utilization heatmap — nominal utilization",
+                         heatmap_chart(grid, bounds), heatmap_reading(grid, hx, cov),
+                         basis=_basis_word(cov, "gpu_nominal_util"), note=note))
         notes.append("GPU heatmap (visual appendix 1): " + note)
     wd = wave_data(w)
-    if wd is None:
-        out.append(Chart(2, "Request burst wave propagation", "", "No pool windows: the burst "
-                         "wave chart cannot be drawn."))
+    title = "Request burst wave propagation"
+    if wd is None or not wave_measures(wd):
+        out.append(not_drawn(2, title, "needs " + (
+            cov.needs("burst_episodes") or "per-request rows or an arrival trace")
+            if not cov.measured("burst_episodes") else "no pool windows in this run"))
     else:
+        measures = wave_measures(wd)
         shown = (f"all {wd.pools_total} pools" if wd.pools_total <= len(wd.pools) else
                  f"the {len(wd.pools)} busiest of {wd.pools_total} pools by arrivals")
         note = (f"Shows {shown}; {wd.bin_minutes}-minute bins: mean arrival rate and the "
                 f"largest 1-minute P95 in each bin. Shaded: burst episodes; dashed line: phase "
                 f"boundary.")
-        out.append(Chart(2, "Request burst wave propagation — arrival rate, queue wait P95 and "
-                         "latency P95 per pool", wave_chart(wd, bounds), wave_reading(wd),
-                         note=note))
+        absent = [t.split(" [")[0] for f, t in WAVE_MEASURES if (f, t) not in measures]
+        if absent:
+            note += (f" Not drawn: {' and '.join(absent).lower()} — needs "
+                     f"{cov.needs('queue_wait', 'latency_quantiles') or 'per-request rows'}.")
+        words = ", ".join(t.split(" [")[0].lower() for _, t in measures)
+        out.append(Chart(2, f"{title} — {words} per pool", wave_chart(wd, bounds),
+                         wave_reading(wd, cov), note=note))
         notes.append("Burst wave chart (visual appendix 2): " + note)
     return out, notes

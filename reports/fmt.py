@@ -37,7 +37,13 @@ def value(v: float | None, unit: str) -> str:
     if unit == "count":
         return _num(v, 0)
     if unit == "J":
+        if abs(v) >= 1e6:  # a phase's GPU energy: megajoules and kWh read better than 8 digits
+            return f"{_num(v / 1e6, 2)} MJ ({_num(v / 3.6e6, 2)} kWh)"
         return f"{_num(v, 1 if abs(v) < 100 else 0)} J"
+    if unit == "B":
+        return f"{_num(v / 2**30, 1)} GiB"
+    if unit in ("W", "requests", "/min", "GPU-h"):
+        return f"{_num(v, 1 if abs(v) >= 10 else 2)} {unit}"
     if unit in ("req/s", "req/s/GPU"):
         return f"{_num(v, 2 if abs(v) < 10 else 1)} {unit}"
     return f"{_num(v, 3)} {unit}".strip()

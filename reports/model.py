@@ -19,6 +19,7 @@ import polars as pl
 from pipelines.metric_catalog import BY_NAME, CATALOG, HEADLINE, Metric
 from reports import charts, fmt, sections, visuals
 from reports.charts import Chart
+from reports.coverage import Coverage
 from reports.types import Finding, Part, Section, Table
 
 REPORT_TITLE = "Operational synchronization report"
@@ -176,27 +177,61 @@ def _headline_index(df: pl.DataFrame) -> dict[tuple, dict[str, Any]]:
             for r in df.iter_rows(named=True)}
 
 
-def _metric_text(row: dict[str, Any] | None, metric: Metric) -> str:
+def metric_of(name: str, row: dict[str, Any] | None = None) -> Metric:
+    """The catalog entry of a metric, or plain words for a name the catalog does not know yet
+    (a model may add a metric before its words reach pipelines.metric_catalog)."""
+    if name in BY_NAME:
+        return BY_NAME[name]
+    return Metric(name, name.replace("_", " ").strip().capitalize(), (row or {}).get("unit")
+                  or "", "none", "not in pipelines.metric_catalog yet", headline=False)
+
+
+def _metric_text(row: dict[str, Any] | None, metric: Metric, cov: Coverage) -> str:
     if row is None:
-        return fmt.NOT_MEASURED + " — no row in metrics_headline"
+        return cov.for_metric(metric.name)
     if row["value"] is None:
-        why = row.get("note") or "no reason given"
-        return f"{fmt.NOT_MEASURED} — {why}"
+        why = row.get("note") or ""
+        if why.startswith(fmt.NOT_MEASURED):
+            return why
+        return f"{fmt.NOT_MEASURED} — {why}" if why else cov.for_metric(metric.name)
     return fmt.value(row["value"], row.get("unit") or metric.unit)
 
 
+def _has_value(row: dict[str, Any] | None) -> bool:
+    return bool(row) and row.get("value") is not None  # type: ignore[union-attr]
+
+
 def _label(metric: Metric, row: dict[str, Any] | None = None) -> str:
+    """The metric's words, saying how it was obtained when that is not exact rows."""
+    if not _has_value(row):
+        return metric.label
+    assert row is not None
+    note, basis = row.get("note") or "", row.get("basis") or ""
     # effective utilization names which source it used (sm_active vs productive-time)
-    if metric.name == "effective_util" and row and row.get("value") is not None and row["note"]:
-        return f"{metric.label} ({row['note']})"
-    # latency quantiles read from histogram buckets, not per-request rows
-    if row and row.get("value") is not None and (row.get("note") or "").startswith("approximate"):
+    if metric.name == "effective_util" and note:
+        return f"{metric.label} ({note})"
+    if basis == "approximate" or note.startswith("approximate"):
         return f"{metric.label} (approximate: histogram buckets)"
+    if basis == "aggregate":
+        # "mean of per-interval P95s" is already in the label of a series metric
+        return (f"{metric.label} (aggregate)" if "per-interval" in metric.label
+                else f"{metric.label} (aggregate: from per-interval series)")
     return metric.label
 
 
+def _basis_text(row: dict[str, Any] | None) -> str:
+    """Basis column: the row's basis and, when the note says how, how it was computed."""
+    if not _has_value(row):
+        return "—"
+    assert row is not None
+    note = row.get("note") or ""
+    basis = row.get("basis") or "measured"
+    how = note.split(": ", 1)[1] if note.startswith(basis + ": ") else note
+    return f"{basis} — {how}" if how else basis
+
+
 def _bases(rows: Sequence[dict[str, Any] | None]) -> str:
-    found = sorted({r["basis"] for r in rows if r and r.get("basis")})
+    found = sorted({r.get("basis") or "measured" for r in rows if _has_value(r)})
     return ", ".join(found) if found else "measured"
 
 
@@ -223,7 +258,7 @@ def _thresholds(w: _Warehouse) -> tuple[dict[str, float], Table]:
                        num_cols=(1,))
 
 
-def _environment(w: _Warehouse) -> Environment:
+def _environment(w: _Warehouse, cov: Coverage) -> Environment:
     src = w.q("ingest_log", """SELECT source_index, source_kind, target_table, file, sha256,
                 rows_in, rows_stored, rows_quarantined FROM ingest_log WHERE pilot = ?
                 ORDER BY source_index, file""")
@@ -249,7 +284,8 @@ def _environment(w: _Warehouse) -> Environment:
     spans: list[list[str]] = []
     for label, table, lo, hi in (
             ("Phases", "phases", "min(start_ts)", "max(end_ts)"),
-            ("Request arrivals", "requests", "min(arrival_ts)", "max(arrival_ts)"),
+            ("Requests (per-request rows)", "requests", "min(arrival_ts)", "max(arrival_ts)"),
+            ("Arrival trace (arrivals)", "arrivals", "min(ts)", "max(ts)"),
             ("Time-series samples", "samples", "min(ts)", "max(ts)"),
             ("Scheduler jobs", "jobs", "min(submit_ts)", "max(coalesce(end_ts, submit_ts))")):
         d = w.q(table, f"SELECT {lo} AS lo, {hi} AS hi FROM {table} WHERE pilot = ?")
@@ -261,35 +297,47 @@ def _environment(w: _Warehouse) -> Environment:
     span_table = Table("Time span covered", ["Data", "From", "To", "Span"], spans, basis=None)
 
     counts = []
-    for t in ("requests", "jobs", "samples", "quarantine", "ingest_log", "phases",
+    for t in ("requests", "arrivals", "jobs", "samples", "quarantine", "ingest_log", "phases",
               "sla_targets", "thresholds"):
         d = w.q(t, f"SELECT count(*) AS n FROM {t} WHERE pilot = ?")
         counts.append([t, "table not built" if d.is_empty() else fmt.count(d["n"][0])])
     table_rows = Table("Rows per staging table", ["Table", "Rows"], counts, basis=None,
                        num_cols=(1,))
 
-    inv = w.q("requests", """
-        WITH g AS (SELECT pool, node, gpu FROM requests WHERE pilot = ?
-                   UNION SELECT pool, node, gpu FROM samples WHERE pilot = ?)
+    # pools, nodes and GPUs from every table that names them (requests, samples, jobs)
+    where = [f"SELECT pool, node, gpu FROM {t} WHERE pilot = $1" for t in ("requests", "samples")
+             if w.has(t)]
+    if w.has("jobs"):
+        where.append("SELECT pool, node, NULL AS gpu FROM jobs WHERE pilot = $1")
+    inv = w.q("phases", f"""
+        WITH g AS ({" UNION ALL ".join(where)})
         SELECT (SELECT count(DISTINCT pool) FROM g) AS pools,
                (SELECT count(DISTINCT node) FROM g) AS nodes,
                (SELECT count(DISTINCT (node, gpu)) FROM g WHERE gpu IS NOT NULL) AS gpus,
-               (SELECT string_agg(DISTINCT priority, ', ' ORDER BY priority)
-                  FROM requests WHERE pilot = ?) AS prios,
                (SELECT string_agg(DISTINCT pool, ', ' ORDER BY pool) FROM g) AS pool_names
-        """, w.pilot, w.pilot) if w.has("samples") else pl.DataFrame()
+        """) if where else pl.DataFrame()
+    prios = w.q("requests", "SELECT string_agg(DISTINCT priority, ', ' ORDER BY priority) AS p "
+                            "FROM requests WHERE pilot = ?")
+    arr = w.q("arrivals", "SELECT count(*) AS n, string_agg(DISTINCT source, ', ') AS src "
+                          "FROM arrivals WHERE pilot = ?")
     inv_rows: list[list[str]] = []
     if not inv.is_empty():
         r = inv.row(0, named=True)
+        p = prios["p"][0] if not prios.is_empty() else None
         inv_rows = [["Pools", fmt.count(r["pools"]), r["pool_names"] or "—"],
-                    ["Nodes", fmt.count(r["nodes"]), "requests and samples"],
+                    ["Nodes", fmt.count(r["nodes"]), "requests, samples and jobs"],
                     ["GPUs", fmt.count(r["gpus"]), "distinct (node, gpu) in requests and "
                      "samples"],
-                    ["Priority classes", str(len((r["prios"] or "").split(", ")))
-                     if r["prios"] else "0", r["prios"] or "—"]]
+                    ["Priority classes", str(len(p.split(", "))) if p else "0",
+                     p or "— (no per-request rows)"]]
+    if not arr.is_empty() and arr["n"][0]:
+        inv_rows.append(["Arrivals (trace)", fmt.count(arr["n"][0]),
+                         f"arrival trace ({arr['src'][0] or 'source not named'}): timestamps "
+                         "and token counts only, no pool, node or GPU"])
     inventory = Table("Inventory (distinct values in the staging tables)",
                       ["Entity", "Count", "Values / source"], inv_rows, basis=None,
-                      num_cols=(1,), empty="No requests or samples for this pilot.")
+                      num_cols=(1,), empty="No requests, arrivals, samples or jobs for this "
+                                           "pilot.")
 
     def mix(col: str, caption: str) -> Table:
         d = w.q("requests", f"""SELECT {col} AS k, count(*) AS attempts,
@@ -300,7 +348,9 @@ def _environment(w: _Warehouse) -> Environment:
                                "First attempts", "Share of attempts"],
                      [[r["k"], fmt.count(r["attempts"]), fmt.count(r["first"]),
                        fmt.share(r["attempts"], tot)] for r in d.iter_rows(named=True)],
-                     basis=None, num_cols=(1, 2, 3), empty="No requests for this pilot.")
+                     basis=None, num_cols=(1, 2, 3),
+                     empty=f"No per-request rows (requests): the mix by {col.replace('_', ' ')} "
+                           "is not measured.")
 
     return Environment(sources, quarantine, span_table, table_rows, inventory,
                        mix("model_class", "Workload mix by model class"),
@@ -308,7 +358,7 @@ def _environment(w: _Warehouse) -> Environment:
 
 
 def _breakdown_table(hx: dict, caption: str, breakdown: str, values: list[str],
-                     metrics: Sequence[Metric], phase: str) -> Table:
+                     metrics: Sequence[Metric], phase: str, cov: Coverage) -> Table:
     rows = []
     cells = []
     for m in metrics:
@@ -316,53 +366,103 @@ def _breakdown_table(hx: dict, caption: str, breakdown: str, values: list[str],
         for v in values:
             cell = hx.get((phase, "all", breakdown, v, m.name))
             cells.append(cell)
-            row.append(_metric_text(cell, m) if cell else "—")
+            row.append(_metric_text(cell, m, cov) if cell else "—")
         rows.append(row)
     return Table(caption, ["Metric", *values], rows, basis=_bases(cells),
                  num_cols=tuple(range(1, len(values) + 1)))
 
 
-def _baseline(hx: dict) -> Baseline:
+def _shown_metrics(hx: dict, phase: str, breakdown: str) -> list[Metric]:
+    """Headline metrics first (catalog order), then every further metric metrics_headline
+    has for this phase and breakdown (series, GPU-only and scheduler metrics, new names)."""
+    present = {k[4]: r for k, r in hx.items() if k[0] == phase and k[1] == "all"
+               and k[2] == breakdown}
+    order = {m.name: i for i, m in enumerate(CATALOG)}
+    extra = sorted((n for n in present if n not in {m.name for m in HEADLINE}),
+                   key=lambda n: (order.get(n, len(order)), n))
+    if breakdown == "overall":
+        return [*HEADLINE, *(metric_of(n, present[n]) for n in extra)]
+    # per pool / class: only metrics with at least one value (no rows of dashes)
+    with_value = {k[4] for k, r in hx.items() if k[0] == phase and k[1] == "all"
+                  and k[2] == breakdown and r.get("value") is not None}
+    return [m for m in (*HEADLINE, *(metric_of(n, present[n]) for n in extra))
+            if m.name in with_value]
+
+
+def _baseline(hx: dict, cov: Coverage) -> Baseline:
     phase = "baseline"
     overall_rows, cells = [], []
-    for m in HEADLINE:
+    for m in _shown_metrics(hx, phase, "overall"):
         cell = hx.get((phase, "all", "overall", None, m.name))
         cells.append(cell)
-        overall_rows.append([_label(m, cell), _metric_text(cell, m),
-                             (cell or {}).get("basis") or "—"])
-    overall = Table("Headline metrics, baseline phase, all traffic", ["Metric", "Value",
-                                                                        "Basis"],
-                    overall_rows, basis=_bases(cells), num_cols=(1,))
+        overall_rows.append([_label(m, cell), _metric_text(cell, m, cov), _basis_text(cell)])
+    overall = Table("Metrics, baseline phase, all traffic (metrics_headline)",
+                    ["Metric", "Value", "Basis"], overall_rows, basis=_bases(cells),
+                    num_cols=(1,), wrap_cols=(2,),
+                    note="Basis: measured = exact, from rows; approximate = from histogram "
+                         "buckets; aggregate = from pre-aggregated per-interval series, never "
+                         "a per-request quantile.")
     pools = sorted({k[3] for k in hx if k[0] == phase and k[2] == "pool"})
     prios = sorted({k[3] for k in hx if k[0] == phase and k[2] == "priority"})
+    pool_metrics = _shown_metrics(hx, phase, "pool")
     by_pool = [
         _breakdown_table(hx, f"Baseline by pool ({i // POOLS_PER_TABLE + 1} of "
                          f"{-(-len(pools) // POOLS_PER_TABLE)})"
                          if len(pools) > POOLS_PER_TABLE else "Baseline by pool",
-                         "pool", pools[i:i + POOLS_PER_TABLE], HEADLINE, phase)
-        for i in range(0, len(pools), POOLS_PER_TABLE)]
-    prio_metrics = [m for m in HEADLINE
-                    if any(k[0] == phase and k[2] == "priority" and k[4] == m.name for k in hx)]
+                         "pool", pools[i:i + POOLS_PER_TABLE], pool_metrics, phase, cov)
+        for i in range(0, len(pools), POOLS_PER_TABLE)] if pool_metrics else []
+    prio_metrics = _shown_metrics(hx, phase, "priority")
     by_priority = _breakdown_table(hx, "Baseline by priority class (GPU metrics are per GPU, "
                                    "not per class, and are omitted)", "priority", prios,
-                                   prio_metrics, phase)
-    if not prios:
+                                   prio_metrics, phase, cov)
+    if not prios or not prio_metrics:
         by_priority.rows = []
-        by_priority.empty = "No per-class rows in metrics_headline for the baseline phase."
-    p = {n: (hx.get((phase, "all", "overall", None, n)) or {}).get("value")
-         for n in ("p50_latency_s", "p99_latency_s", "nominal_util", "effective_util")}
-    parts = []
-    if p["p50_latency_s"] and p["p99_latency_s"]:
-        parts.append(f"P99 latency was {p['p99_latency_s'] / p['p50_latency_s']:.1f}× the "
-                     f"median ({fmt.value(p['p99_latency_s'], 's')} vs "
-                     f"{fmt.value(p['p50_latency_s'], 's')})")
-    if p["nominal_util"] is not None and p["effective_util"] is not None:
-        parts.append(f"nominal GPU utilization was {fmt.value(p['nominal_util'], 'share')} "
-                     f"against {fmt.value(p['effective_util'], 'share')} effective")
-    reading = ("In the baseline phase " + "; ".join(parts) + " (measured).") if parts else (
-        "The latency spread and the utilization gap cannot be stated: the metrics are not "
-        "measured.")
-    return Baseline(bool(hx), overall, by_pool, by_priority, reading)
+        by_priority.empty = ("No per-class values in metrics_headline for the baseline phase"
+                             + (f" ({cov.not_measured('latency_quantiles')})."
+                                if not cov.measured("latency_quantiles") else "."))
+    return Baseline(bool(hx), overall, by_pool, by_priority, _baseline_reading(hx, cov))
+
+
+def _baseline_reading(hx: dict, cov: Coverage) -> str:
+    def row(n: str) -> dict[str, Any] | None:
+        r = hx.get(("baseline", "all", "overall", None, n))
+        return r if _has_value(r) else None
+
+    p50, p99, nom, eff = (row(n) for n in ("p50_latency_s", "p99_latency_s", "nominal_util",
+                                           "effective_util"))
+    parts, missing = [], []
+    if p50 and p99 and p50["value"]:
+        how = " (approximate: histogram buckets)" if "approximate" in (
+            p50.get("basis"), p99.get("basis")) else ""
+        parts.append(f"P99 latency was {p99['value'] / p50['value']:.1f}× the median "
+                     f"({fmt.value(p99['value'], 's')} vs {fmt.value(p50['value'], 's')})"
+                     + how)
+    elif cov.measured("latency_quantiles"):
+        item = cov.get("latency_quantiles")
+        missing.append("latency is known only from " + (item.basis if item and item.basis
+                                                        else "aggregates")
+                       + ", so no per-request spread (P99 ÷ P50) is stated")
+    else:
+        missing.append("the latency spread is " + cov.not_measured("latency_quantiles"))
+    if nom and eff:
+        parts.append(f"nominal GPU utilization was {fmt.value(nom['value'], 'share')} "
+                     f"against {fmt.value(eff['value'], 'share')} effective")
+    elif nom:
+        parts.append(f"nominal GPU utilization was {fmt.value(nom['value'], 'share')}"
+                     + (" (aggregate: from per-interval series)"
+                        if nom.get("basis") == "aggregate" else ""))
+        missing.append("effective utilization is " + cov.not_measured("gpu_effective_util"))
+    else:
+        missing.append("GPU utilization is " + cov.not_measured("gpu_nominal_util"))
+    rate = row("request_rate_rps")
+    if rate:
+        parts.append(f"requests arrived at {fmt.value(rate['value'], 'req/s')} "
+                     f"({rate.get('basis') or 'measured'})")
+    text = ("In the baseline phase " + "; ".join(parts) + ".") if parts else ""
+    if missing:
+        joined = "; ".join(missing)
+        text += (" " if text else "") + joined[:1].upper() + joined[1:] + "."
+    return text
 
 
 def _findings(hx: dict, th: dict[str, float]) -> tuple[list[Finding], list[str], int]:
@@ -476,17 +576,36 @@ def _summary_change(r: dict | None, m: Metric) -> str:
         r["rel_change"])
 
 
-def _missing_note(hx: dict, ba: dict) -> str:
-    """'Not measured: <metric> (<pipeline's reason>)' for before/after rows without values."""
-    out = []
+def _why_not(hx: dict, m: Metric, cov: Coverage) -> str:
+    """The pipeline's reason a metric has no value (its note), else the coverage's."""
+    notes = sorted({r["note"] for k, r in hx.items() if k[4] == m.name and k[2] == "overall"
+                    and r["value"] is None and r.get("note")})
+    if notes:
+        return "; ".join(notes)
+    return cov.for_metric(m.name)
+
+
+def _has_values(rows: Sequence[dict | None]) -> bool:
+    return any(r is not None and (r.get("baseline") is not None
+                                  or r.get("validation") is not None) for r in rows)
+
+
+def _missing_note(hx: dict, ba: dict, cov: Coverage, shown: Sequence[str] = ()) -> str:
+    """Headline metrics left out of a before/after table (no value in either phase), grouped
+    by what would unlock them: 'Not measured — needs X: A, B; needs Y: C.'"""
+    by_reason: dict[str, list[str]] = {}
     for m in HEADLINE:
         rows = [r for (_, name), r in ba.items() if name == m.name]
-        if rows and any(r["baseline"] is None or r["validation"] is None for r in rows):
-            reasons = sorted({r["note"] for k, r in hx.items()
-                              if k[4] == m.name and k[2] == "overall" and r["value"] is None
-                              and r["note"]})
-            out.append(f"{m.label} ({'; '.join(reasons) or 'no reason recorded'})")
-    return f" Not measured: {', '.join(out)}." if out else ""
+        partial = rows and any(r["baseline"] is None or r["validation"] is None for r in rows)
+        if m.name in shown and not partial:
+            continue
+        if m.name not in shown or partial:
+            why = _why_not(hx, m, cov).removeprefix(fmt.NOT_MEASURED).lstrip(": —")
+            by_reason.setdefault(why or "no reason recorded", []).append(m.label)
+    if not by_reason:
+        return ""
+    return " Not measured — " + "; ".join(f"{why}: {', '.join(labels)}"
+                                         for why, labels in by_reason.items()) + "."
 
 
 def _verdict(r: dict | None, control: bool) -> str:
@@ -496,19 +615,42 @@ def _verdict(r: dict | None, control: bool) -> str:
     return fmt.verdict(sig)
 
 
-def _headline_table(ba: dict, did: dict, hx: dict, ci: dict) -> Table:
+MIN_HEADLINE_ROWS = 3  # below this, the further metrics the telemetry allowed are shown too
+
+
+def _with_values(ba: dict, segs: Sequence[str]) -> list[Metric]:
+    """Headline metrics with a value in some phase of these segments: a row of 'not measured'
+    cells says less than one line naming what they need (the table's note). When partial
+    telemetry leaves fewer than three, the other metrics with values follow (request rate of
+    a trace, GPU energy and memory of a GPU-only pilot, series aggregates)."""
+    shown = [m for m in HEADLINE if _has_values([ba.get((s_, m.name)) for s_ in segs])]
+    if len(shown) >= MIN_HEADLINE_ROWS:
+        return shown
+    order = {m.name: i for i, m in enumerate(CATALOG)}
+    names = {n for (s_, n) in ba if s_ in segs and n not in {m.name for m in HEADLINE}}
+    return shown + [metric_of(n, ba.get((segs[0], n))) for n in sorted(
+        names, key=lambda n: (order.get(n, len(order)), n))
+        if _has_values([ba.get((s_, n)) for s_ in segs])]
+
+
+def _overall_row(hx: dict, name: str) -> dict[str, Any] | None:
+    return hx.get(("baseline", "all", "overall", None, name))
+
+
+def _headline_table(ba: dict, did: dict, hx: dict, ci: dict, cov: Coverage) -> Table:
     """Section 0: per metric, treatment (and control) change with 95 % interval, and the DiD."""
     control = _has_control(ba)
     seg = "treatment" if control else "all"
     rows = []
-    for m in HEADLINE:
+    shown = _with_values(ba, (seg, "control") if control else (seg,))
+    for m in shown:
         r = ba.get((seg, m.name))
         unit = (r or {}).get("unit") or m.unit
         c = ci.get((seg, m.name))
         before_after = (f"{fmt.value((r or {}).get('baseline'), unit)} → "
                         f"{fmt.value((r or {}).get('validation'), unit)}")
         change = sections.change_text(c, m) if c else _summary_change(r, m)
-        row = [m.label, before_after, change]
+        row = [_label(m, _overall_row(hx, m.name)), before_after, change]
         if control:
             cc = ci.get(("control", m.name))
             row.append(sections.change_text(cc, m) if cc else _summary_change(
@@ -531,15 +673,17 @@ def _headline_table(ba: dict, did: dict, hx: dict, ci: dict) -> Table:
         note += " No confidence intervals in the warehouse for this pilot (metrics_ci)."
     if not control:
         note += " No control segment, so no difference-in-differences."
-    note += _missing_note(hx, ba)
-    return Table("Headline metrics before and after", cols, rows, basis="measured",
+    note += _missing_note(hx, ba, cov, [m.name for m in shown])
+    return Table("Headline metrics before and after", cols, rows,
+                 basis=_bases([_overall_row(hx, m.name) for m in shown]),
                  num_cols=tuple(range(1, len(cols) - 1)), note=note,
                  nowrap_cols=(len(cols) - 1,),
-                 empty="No before/after rows in the warehouse for this pilot.")
+                 empty="No headline metric has a value for this pilot."
+                       + _missing_note(hx, ba, cov))
 
 
 def _results(ba: dict, did: dict, hx: dict, ci: dict,
-             predicted: dict[str, dict], policy: str) -> Results:
+             predicted: dict[str, dict], policy: str, cov: Coverage) -> Results:
     if not ba:
         return Results(False, [], None, [])
     names = {"all": "All traffic", "treatment": "Treatment segment",
@@ -548,14 +692,13 @@ def _results(ba: dict, did: dict, hx: dict, ci: dict,
     tables = []
     for seg in ("all", "treatment", "control"):
         rows = []
-        for m in HEADLINE:
-            r = ba.get((seg, m.name))
-            if r is None:
-                continue
+        shown = _with_values(ba, (seg,))
+        for m in shown:
+            r = ba[(seg, m.name)]
             unit = r["unit"] or m.unit
             c = ci.get((seg, m.name)) or {}
             rows.append([
-                m.label,
+                _label(m, _overall_row(hx, m.name)),
                 fmt.two_lines(fmt.value(r["baseline"], unit),
                               fmt.interval(c.get("baseline_lo"), c.get("baseline_hi"), unit)),
                 fmt.two_lines(fmt.value(r["validation"], unit),
@@ -567,18 +710,22 @@ def _results(ba: dict, did: dict, hx: dict, ci: dict,
                 fmt.two_lines(fmt.rel(r["rel_change"]),
                               fmt.rel_interval(c.get("rel_change_lo"), c.get("rel_change_hi"))),
                 fmt.verdict(c.get("significant")) if c else "no interval"])
-        if rows:
+        if any(k[0] == seg for k in ba):
             tables.append(Table(f"{names[seg]}: baseline vs validation",
                                 ["Metric", "Baseline", "Validation", "Change", "Relative",
                                  "Result"],
-                                rows, basis="measured", num_cols=(1, 2, 3, 4),
-                                anchor=f"res-{seg}", nowrap_cols=(5,),
+                                rows, basis=_bases([_overall_row(hx, m.name) for m in shown]),
+                                num_cols=(1, 2, 3, 4), anchor=f"res-{seg}", nowrap_cols=(5,),
                                 note=_missing_note(hx, {k: r for k, r in ba.items()
-                                                        if k[0] == seg}).strip()))
+                                                        if k[0] == seg}, cov,
+                                                   [m.name for m in shown]).strip(),
+                                empty="No headline metric has a value in this segment."
+                                      + _missing_note(hx, {k: r for k, r in ba.items()
+                                                           if k[0] == seg}, cov)))
     did_table = None
     if control:
         rows = []
-        for m in HEADLINE:
+        for m in _with_values(ba, ("treatment", "control")):
             d = did.get(m.name)
             if d is None:
                 continue
@@ -609,7 +756,7 @@ def _results(ba: dict, did: dict, hx: dict, ci: dict,
         c = ci.get((seg, m.name))
         where = "treatment segment" if control else "pilot"
         if c and c.get("significant") is not None:
-            s_ = f"In the {where}, {m.label} {sections._change_words(c, m, 'change')}"
+            s_ = f"In the {where}, {m.label} {sections.change_words(c, m, 'change')}"
             if control:
                 s_ += (f"; difference-in-differences {fmt.change(c.get('did'), m.unit)} "
                        f"{fmt.change_interval(c.get('did_lo'), c.get('did_hi'), m.unit)}, "
@@ -773,6 +920,7 @@ def build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: st
     config = json.loads(m0["config_json"] or "{}")
     title = m0["title"] or pilot
     th, th_table = _thresholds(w)
+    cov = Coverage.read(w)
     hx = _headline_index(w.q("metrics_headline", """SELECT phase, segment, breakdown,
             breakdown_value, metric, value, unit, basis, note FROM metrics_headline
             WHERE pilot = ?"""))
@@ -800,33 +948,43 @@ def build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: st
         skipped = []
     else:
         findings = rule_findings
+        n_eval = n_rules - len(skipped)
+        untested = sections.untested_patterns(w)
         if len(findings) >= 3:
             note = f"{len(findings)} of {n_rules} rules fired; the three most severe are shown."
         elif findings:
             note = (f"Only {len(findings)} of {n_rules} rules fired, so fewer than three are "
                     f"shown.")
+        elif n_eval == 0:
+            note = (f"No finding could be tested: none of the {n_rules} finding rules had "
+                    f"its metrics, and "
+                    + (f"{untested[0]} of {untested[1]} pattern detectors lacked their inputs "
+                       "(section 3)." if untested else "no pattern detector ran.")
+                    + " This is not evidence that the patterns are absent.")
+            skipped = []  # every rule lacked its metrics: section 0.2 names what they need
         else:
-            note = f"None of the {n_rules} finding rules fired on the baseline metrics."
+            note = (f"None of the {n_eval} finding rules that could be evaluated fired on the "
+                    f"baseline metrics (measured); {len(skipped)} could not be evaluated.")
     conclusion = _conclusion(hx, th)
-    executive = Executive(objective, period, _headline_table(ba, did, hx, ci), findings[:3],
+    executive = Executive(objective, period, _headline_table(ba, did, hx, ci, cov), findings[:3],
                           note, skipped, conclusion)
 
     phases_df = w.q("phases", "SELECT phase, start_ts, end_ts FROM phases WHERE pilot = ? "
                               "ORDER BY start_ts")
-    chart_list, chart_notes = charts.build_charts(w, hx, phases=phases_df)
-    more, sync_missing = visuals.build_more_charts(w, ci, control)
+    chart_list, chart_notes = charts.build_charts(w, hx, phases=phases_df, cov=cov)
+    more, sync_missing = visuals.build_more_charts(w, ci, control, cov)
     chart_list += more
     chart_notes += [f"Visual appendix {c.number}: {c.note}" for c in more if c.note]
     predicted, policy = sections.predicted_for(w, config.get("adjustments") or [])
     obs, anon = sections.observer_only(w, config)
     bodies = {
         "s3": pattern_parts,
-        "s4": sections.topology(w, th["sla_adherence_target"]),
-        "s5": sections.losses(w, hx, ci, summaries),
+        "s4": sections.topology(w, th["sla_adherence_target"], cov),
+        "s5": sections.losses(w, hx, ci, summaries, cov),
         "s6": sections.whatif(w),
-        "s9": sections.interpretation(summaries, ci, control),
+        "s9": sections.interpretation(summaries, ci, control, cov),
         "s10": sections.conclusion(conclusion, ci, control),
-        "s11": sections.next_steps(summaries, hx, ci, control, sync_missing),
+        "s11": sections.next_steps(summaries, ci, control, sync_missing, cov),
         "sC": obs,
         "sD": anon,
         "sQ": sections.data_quality(w),
@@ -847,8 +1005,8 @@ def build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: st
         pilot=pilot, pilot_title=title, report_title=REPORT_TITLE,
         running_header=f"{pilot} — {REPORT_TITLE}",
         sections=[Section(n, t, a) for n, t, a in SECTIONS],
-        executive=executive, environment=_environment(w), baseline=_baseline(hx),
-        validation=validation, results=_results(ba, did, hx, ci, predicted, policy),
+        executive=executive, environment=_environment(w, cov), baseline=_baseline(hx, cov),
+        validation=validation, results=_results(ba, did, hx, ci, predicted, policy, cov),
         charts=chart_list, metric_defs=_metric_defs(), thresholds=th_table,
         methodology=_methodology(th, chart_notes, ci, bool(summaries),
                                  w.has("energy_latency_corr")),

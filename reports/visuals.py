@@ -28,6 +28,7 @@ from reports.charts import (
     merge_rects,
     to_svg,
 )
+from reports.coverage import Coverage
 
 _ARIA = re.compile(r'<(path|rect|line|text|g)\b([^>]*?)\saria-label="([^"]*)"([^>]*?)/>')
 
@@ -43,7 +44,8 @@ def _svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) ->
 
 
 def absent(number: int, title: str, why: str) -> Chart:
-    return Chart(number, title, "", f"Not measured: {why}.")
+    """A chart without data: one line saying why (what it needs), never an empty axis."""
+    return Chart(number, title, "", f"Not drawn: {why}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,9 +58,14 @@ def sync_map(w: Reader) -> tuple[Chart, list[str]]:
     d = w.q("sync_map", """SELECT phase, kind, name, value, note FROM sync_map
                 WHERE pilot = ? AND segment = 'all' ORDER BY kind, name, phase""")
     if d.is_empty():
-        return absent(3, title, "no sync_map table in the warehouse"), []
+        return absent(3, title, "no sync_map rows in the warehouse"), []
     missing = sorted({r["name"] for r in d.iter_rows(named=True)
                       if r["kind"] == "layer" and r["value"] is None})
+    if d["value"].drop_nulls().is_empty():
+        why = sorted({(r["note"] or "").removeprefix("not measured: ")
+                      for r in d.iter_rows(named=True) if r["kind"] == "layer"} - {""})
+        return absent(3, title, "no layer or link could be scored — "
+                      + "; ".join(why) if why else "no layer or link could be scored"), missing
     vals = [{"phase": r["phase"], "kind": r["kind"], "name": r["name"].replace("~", " ↔ "),
              "v": r["value"], "label": "not measured" if r["value"] is None
              else f"{r['value']:.0f} %",
@@ -123,9 +130,10 @@ def _event_value(event: str, value: float | None, unit: str | None) -> str:
     return fmt.value(value, unit or "")
 
 
-def disruption(w: Reader) -> Chart:
+def disruption(w: Reader, cov: Coverage | None = None) -> Chart:
     """The worst pilot-wide disruption episode (most requests missing the SLA): 1-minute SLA
     adherence against the target and P95 latency, with the timeline's events marked."""
+    cov = cov or Coverage.read(w)
     title = "Disruption timeline — events of the worst episode"
     if not w.has("disruption_episodes") or not w.has("disruption_timeline"):
         return absent(4, title, "no disruption_episodes / disruption_timeline table in the "
@@ -136,9 +144,10 @@ def disruption(w: Reader) -> Chart:
     if eps.is_empty():
         req = w.q("sla_risk_map", """SELECT coalesce(sum(requests), 0) AS n, min(sla_target)
                     AS target FROM sla_risk_map WHERE pilot = ?""")
-        if req.is_empty() or not req["n"][0]:
-            return absent(4, title, "no per-request rows, so 1-minute SLA adherence (which "
-                                    "defines a disruption) cannot be computed")
+        if req.is_empty() or not req["n"][0] or (cov.known and not cov.exact("sla_adherence")):
+            need = cov.needs("sla_adherence", exact=True) or "per-request rows"
+            return absent(4, title, f"needs {need} (1-minute SLA adherence defines a "
+                                    "disruption)")
         return Chart(4, title, "", "No disruption episode: pilot-wide 1-minute SLA adherence "
                      f"never fell below the {fmt.value(req['target'][0], 'share')} target "
                      "(measured, disruption_episodes).")
@@ -255,14 +264,16 @@ MAX_TOPO_ROWS = 64
 MAX_TOPO_COLS = 72
 
 
-def hidden_idle_topology(w: Reader) -> Chart:
+def hidden_idle_topology(w: Reader, cov: Coverage | None = None) -> Chart:
+    cov = cov or Coverage.read(w)
     title = "Hidden idle topology — non-productive GPU occupancy per GPU and window, by pool"
     st = w.q("hidden_idle_map", """SELECT min(window_start) AS lo, max(window_start) AS hi,
                 count(DISTINCT (pool, node, gpu)) AS gpus, count(DISTINCT (pool, node)) AS nodes,
                 count(hcl_pp) AS cells FROM hidden_idle_map WHERE pilot = ?""")
     if st.is_empty() or st["lo"][0] is None or not st["cells"][0]:
-        return absent(5, title, "no hidden idle map cells with both nominal and effective "
-                                "utilization (needs gpu_util and sm_active series)")
+        return absent(5, title, "needs " + (cov.needs("hidden_capacity_loss") or
+                                            "gpu_util and sm_active series")
+                      + " (both nominal and effective utilization per GPU)")
     s = st.row(0, named=True)
     by_gpu = s["gpus"] <= MAX_TOPO_ROWS
     key = ("coalesce(node,'?') || ' / gpu ' || coalesce(gpu,'?')" if by_gpu
@@ -332,13 +343,18 @@ def hidden_idle_topology(w: Reader) -> Chart:
 # 6. Energy–latency view
 
 
-def energy_latency(w: Reader) -> Chart:
+def energy_latency(w: Reader, cov: Coverage | None = None) -> Chart:
+    cov = cov or Coverage.read(w)
     title = "Energy–latency view — cluster GPU power and P95 latency per minute"
     d = w.q("energy_latency_windows", """SELECT window_start AS t, phase, power_w,
                 p95_latency_s FROM energy_latency_windows WHERE pilot = ? ORDER BY t""")
     if d.is_empty() or d["power_w"].drop_nulls().is_empty():
-        return absent(6, title, "no power_w series in the GPU samples" if not d.is_empty()
-                      else "no energy_latency_windows table in the warehouse")
+        return absent(6, title, "needs " + (cov.needs("gpu_power") or "a power_w series in "
+                                            "the GPU samples"))
+    if d["p95_latency_s"].drop_nulls().is_empty():
+        return absent(6, title, "needs " + (cov.needs("latency_quantiles") or "per-request "
+                                            "rows") + " for the P95 latency side (GPU power is "
+                      "in section 5)")
     lo, hi = d["t"].min(), d["t"].max()
     vals = [{"t": _iso(r["t"]), "phase": r["phase"] or "outside phases",
              "kw": None if r["power_w"] is None else r["power_w"] / 1000,
@@ -395,7 +411,8 @@ SCALE = {"share": (100.0, "%"), "pp": (1.0, "pp"), "s": (1.0, "s"), "ratio": (1.
 def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart:
     title = "Before / after coherence graph — headline metrics with 95 % intervals"
     if not ci:
-        return absent(7, title, "no confidence intervals (metrics_ci) in the warehouse")
+        return absent(7, title, "needs confidence intervals (metrics_ci), which this run "
+                                "did not compute")
     segs = ("treatment", "control") if control else ("all",)
     vals = []
     order = []
@@ -456,25 +473,28 @@ def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart
 # 8. Operational topology diagram
 
 
-def topology_diagram(w: Reader) -> Chart:
+def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
+    cov = cov or Coverage.read(w)
     title = "Operational topology — pools, GPUs and latency cascade edges"
     gp = w.q("hidden_idle_map", """SELECT coalesce(pool, '?') AS pool,
-                count(DISTINCT (node, gpu)) AS gpus, count(DISTINCT node) AS nodes
+                count(DISTINCT (node, gpu)) FILTER (WHERE gpu IS NOT NULL) AS gpus,
+                count(DISTINCT node) AS nodes
                 FROM hidden_idle_map WHERE pilot = ? GROUP BY ALL ORDER BY pool""")
     if gp.is_empty():
-        gp = w.q("requests", """SELECT pool, count(DISTINCT (node, gpu)) AS gpus,
+        gp = w.q("requests", """SELECT pool,
+                    count(DISTINCT (node, gpu)) FILTER (WHERE gpu IS NOT NULL) AS gpus,
                     count(DISTINCT node) AS nodes FROM requests WHERE pilot = ?
                     GROUP BY ALL ORDER BY pool""")
     if gp.is_empty():
-        return absent(8, title, "no pools with GPUs in the warehouse")
+        return absent(8, title, "needs pools with GPUs (GPU samples or per-request rows)")
     pools = gp["pool"].to_list()
     n = len(pools)
     pos = {p: (math.cos(2 * math.pi * i / n - math.pi / 2) if n > 1 else 0.0,
                math.sin(2 * math.pi * i / n - math.pi / 2) if n > 1 else 0.0)
            for i, p in enumerate(pools)}
     nodes = [{"pool": r["pool"], "x": pos[r["pool"]][0], "y": -pos[r["pool"]][1],
-              "gpus": r["gpus"], "label": f"{r['pool']} ({r['gpus']} GPUs)",
-              "tip": f"{r['pool']}: {r['gpus']} GPUs on {r['nodes']} nodes"}
+              "gpus": r["gpus"] or 1, "label": f"{r['pool']} ({_gpus(r['gpus'])})",
+              "tip": f"{r['pool']}: {_gpus(r['gpus'])} on {r['nodes']} nodes"}
              for r in gp.iter_rows(named=True)]
     edges_df = w.q("latency_cascade_paths", """SELECT from_pool, to_pool, waves, episodes,
                 share, mean_lag_s FROM latency_cascade_paths WHERE pilot = ?
@@ -520,16 +540,19 @@ def topology_diagram(w: Reader) -> Chart:
         text="label:N"))
     chart = alt.layer(*layers).properties(width=360, height=300).resolve_scale(
         size="independent")
-    total = int(gp["gpus"].sum())
+    total = _gpus(int(gp["gpus"].sum()))
     if not w.has("latency_cascade_paths"):
-        reading = (f"{n} pools with {total} GPUs; cascade edges are not measured in this run "
+        reading = (f"{n} pools with {total}; cascade edges are not measured in this run "
                    f"(no latency_cascade_paths table).")
+    elif not edges and not cov.exact("latency_waves", "burst_episodes"):
+        reading = (f"{n} pools with {total}; cascade edges are "
+                   f"{cov.not_tested('burst_episodes', 'latency_waves', exact=True)}.")
     elif not edges:
-        reading = (f"{n} pools with {total} GPUs; no baseline burst was followed by a latency "
+        reading = (f"{n} pools with {total}; no baseline burst was followed by a latency "
                    f"wave in another pool (measured).")
     else:
         top = edges_df.row(0, named=True)
-        reading = (f"{n} pools with {total} GPUs and {len(edges)} baseline cascade edges; the "
+        reading = (f"{n} pools with {total} and {len(edges)} baseline cascade edges; the "
                    f"strongest ran {top['from_pool']} → {top['to_pool']} "
                    f"({top['waves']} of {top['episodes']} bursts followed by a wave, mean lag "
                    f"{fmt.value(top['mean_lag_s'], 's')}) (measured).")
@@ -539,9 +562,15 @@ def topology_diagram(w: Reader) -> Chart:
                                "source pool's bursts that were followed by a wave.")
 
 
-def build_more_charts(w: Reader, ci: dict, control: bool) -> tuple[list[Chart], list[str]]:
+def build_more_charts(w: Reader, ci: dict, control: bool,
+                      cov: Coverage) -> tuple[list[Chart], list[str]]:
     """Visual appendices 3–8 and the synchronization layers that are not measured."""
     v3, missing = sync_map(w)
-    return [v3, disruption(w), hidden_idle_topology(w), energy_latency(w),
-            coherence(ci, control), topology_diagram(w)], missing
+    return [v3, disruption(w, cov), hidden_idle_topology(w, cov), energy_latency(w, cov),
+            coherence(ci, control), topology_diagram(w, cov)], missing
 
+
+
+def _gpus(n: int | None) -> str:
+    # per-pool series (aggregates, some Prometheus exports) name no GPU: say so, not "0 GPUs"
+    return f"{n} GPUs" if n else "GPUs not identified"

@@ -134,4 +134,4 @@ def test_visual_draws_the_worst_episode(tmp_path):
 
 def test_visual_says_not_measured_without_requests(tmp_path):
     chart = _visual(_con(tmp_path, ["DELETE FROM requests"]))
-    assert not chart.svg and chart.reading.startswith("Not measured: no per-request rows")
+    assert not chart.svg and chart.reading.startswith("Not drawn: needs per-request rows")

@@ -65,7 +65,7 @@ def test_charts_are_inline_svg_of_reasonable_size(rendered: tuple) -> None:
     # the fixture has no sync_map / disruption / power tables: those say so in one line
     absent = {c.number: c.reading for c in model.charts if not c.svg}
     assert set(absent) == {3, 4, 6}
-    assert all(r.startswith("Not measured: ") for r in absent.values())
+    assert all(r.startswith("Not drawn: ") for r in absent.values())
     assert html.count("<svg") == len(drawn) == 5
 
 
@@ -220,7 +220,7 @@ def test_empty_metric_tables_say_so_in_one_line(tmp_path: Path) -> None:
     html = render_html(model)
     assert "No headline metrics in the warehouse for this pilot." in html
     assert "No before/after rows in the warehouse for this pilot." in html
-    assert "cannot be drawn" in html
+    assert "Not drawn: " in html
     assert [c.number for c in model.charts if c.svg] == [8]  # pools from requests only
     assert "cannot be judged" in html
 
