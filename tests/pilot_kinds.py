@@ -313,8 +313,12 @@ def _nvidia_smi(d: Path) -> None:
 def _azure(d: Path) -> None:
     shutil.copy(PUBLIC / "traces" / "AzureLLMInferenceTrace_conv.csv", d / "azure.csv")
     start = datetime(2023, 11, 16, 18, 15, tzinfo=UTC)
+    # a declared service model lets the what-if replay the trace (modeled, labelled so)
+    whatif = {"service": {"distribution": "lognormal", "mean_s": 1.2, "cv": 0.8},
+              "gpus": 8, "concurrency_per_gpu": 4}
     write_yaml(d, d.name, [{"kind": "arrival-trace", "path": "azure.csv"}],
-               phases=_phases(start, timedelta(minutes=30)), scope="all")
+               phases=_phases(start, timedelta(minutes=30)), scope="all",
+               extra={"whatif": whatif})
 
 
 def _mooncake(d: Path) -> None:

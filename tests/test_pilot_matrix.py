@@ -1,0 +1,98 @@
+"""Every kind of pilot reaches an honest report (issue 13): each telemetry source alone, and
+three mixes, run end to end through Dagster (`pipelines.runner.run_pilot`, what `stabilis run`
+calls) to an HTML and a PDF report.
+
+For each pilot: the run succeeds, `measurement_coverage` labels each item as the data allows
+(measured / approximate / aggregate / not measured), the report names what every missing item
+needs, and no absence is phrased as a measured finding.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.runner import run_pilot
+from tests.pilot_kinds import make_pilot
+
+M, A, G, N = "measured", "approximate", "aggregate", "not_measured"
+LATENCY_ITEMS = ("latency_quantiles", "queue_wait")
+GPU_ITEMS = ("gpu_nominal_util",)
+
+# kind -> {item: status}; items not listed are not asserted for that kind
+EXPECTED: dict[str, dict[str, str]] = {
+    "vllm-scrape": {"latency_quantiles": A, "queue_wait": A, "ttft": A, "tpot": A,
+                    "queue_depth": M, "running_requests": M, "preemptions": M,
+                    "request_rate": M, "gpu_nominal_util": N, "batch_occupancy": N},
+    "dcgm-scrape": {"gpu_nominal_util": M, "gpu_power": M, "gpu_energy": M, "gpu_memory": M,
+                    "gpu_effective_util": N, "hidden_capacity_loss": N,
+                    "latency_quantiles": N, "queue_wait": N, "arrival_burstiness": N},
+    "prom-instant": {"gpu_nominal_util": M, "latency_quantiles": N, "queue_wait": N},
+    "prom-range": {"gpu_nominal_util": M, "queue_depth": M, "latency_quantiles": N},
+    "sacct-only": {"batch_occupancy": M, "job_timeline": M, "gpu_nominal_util": N,
+                   "latency_quantiles": N},
+    "nvidia-smi": {"gpu_nominal_util": M, "gpu_power": M, "gpu_memory": M,
+                   "gpu_effective_util": N, "latency_quantiles": N},
+    "azure-trace": {"request_rate": M, "arrival_burstiness": M, "burst_episodes": M,
+                    "latency_quantiles": N, "gpu_nominal_util": N},
+    "mooncake-trace": {"request_rate": M, "arrival_burstiness": M, "latency_quantiles": N},
+    "aggregated": {"latency_quantiles": G, "queue_wait": G, "request_rate": G,
+                   # per pool and minute, no GPU ids: an aggregate, not per-GPU samples
+                   "gpu_nominal_util": G, "gpu_memory": G, "gpu_effective_util": N},
+    "gpu-sched": {"gpu_nominal_util": M, "batch_occupancy": M, "latency_quantiles": N},
+    "hist-gpu": {"latency_quantiles": A, "gpu_nominal_util": M, "batch_occupancy": N},
+    "trace-jobs": {"arrival_burstiness": M, "batch_occupancy": M, "latency_quantiles": N},
+}
+# what-if status per kind: modeled only from per-request rows or a trace plus a declared model
+WHATIF: dict[str, tuple[str, str]] = {
+    "azure-trace": ("modeled", "arrival trace + declared service model"),
+    "mooncake-trace": ("not_modeled", "service model"),
+    "dcgm-scrape": ("not_modeled", "needs per-request rows"),
+}
+# a sentence that reports the absence of something as a measured result
+ABSENCE_AS_FINDING = re.compile(r"\bNo\b[^.<>]{0,240}\(measured\)")
+
+
+def _text(path: Path) -> str:
+    """The report's visible text: tags dropped, entities decoded, spaces collapsed."""
+    raw = re.sub(r"<(script|style)\b.*?</\1>", " ", path.read_text(encoding="utf-8"), flags=re.S)
+    return re.sub(r"\s+", " ", html_lib.unescape(re.sub(r"<[^>]+>", " ", raw)))
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_pilot_kind_reaches_an_honest_report(kind: str, tmp_path: Path, monkeypatch) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("STABILIS_DATA_DIR", str(data))
+    monkeypatch.setenv("STABILIS_WHATIF_SEEDS", "1")
+    make_pilot(data / "landing", kind)
+
+    result = run_pilot(kind)
+    assert result.success
+
+    report_dir = data / "reports" / kind
+    assert (report_dir / "report.pdf").stat().st_size > 10_000
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        coverage = dict(con.execute(
+            "SELECT item, status FROM measurement_coverage WHERE pilot = ?", [kind]).fetchall())
+        whatif = con.execute("SELECT status, coalesce(basis, ''), coalesce(reason, '') "
+                             "FROM whatif_status WHERE pilot = ?", [kind]).fetchone()
+        needs = {r[0] for r in con.execute(
+            "SELECT DISTINCT needs FROM measurement_coverage WHERE pilot = ? AND status = ?",
+            [kind, N]).fetchall()}
+    wrong = {item: (coverage.get(item), want) for item, want in EXPECTED[kind].items()
+             if coverage.get(item) != want}
+    assert not wrong, f"{kind}: item -> (labelled, expected): {wrong}"
+
+    if kind in WHATIF:
+        status, words = WHATIF[kind]
+        assert whatif[0] == status and words in whatif[1] + whatif[2], whatif
+
+    text = _text(report_dir / "report.html")
+    missing_needs = [n for n in needs if n and n not in text]
+    assert not missing_needs, f"{kind}: the report never names what these need: {missing_needs}"
+    if coverage.get("latency_quantiles") == N:
+        assert not ABSENCE_AS_FINDING.findall(text), ABSENCE_AS_FINDING.findall(text)[:3]
