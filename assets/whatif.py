@@ -4,7 +4,7 @@ Replayed from the pilot's per-request rows, or from its arrival trace with the s
 pilot.yaml declares (`whatif:`); without either the asset still succeeds: `whatif_status`
 says `not_modeled` and why, and the what-if tables hold no rows for the pilot.
 
-A sampled replay keeps the demo fast: a 30-minute representative slice of the baseline,
+A sampled replay keeps the demo fast: a 15-minute representative slice of the baseline,
 two seeds per policy (`pipelines.whatif` defaults); both tables carry the replay window.
 Deployments may widen it: STABILIS_WHATIF_MINUTES (0 = whole phase), STABILIS_WHATIF_SEEDS,
 STABILIS_WHATIF_POLICIES (comma-separated policy sets).
