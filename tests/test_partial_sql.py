@@ -326,6 +326,24 @@ def test_requests_win_over_a_trace(tmp_path):
         "not measured: needs scheduler jobs (sacct) with pool and run times")
 
 
+def _productive_util(tmp_path: Path, name: str, gpu_ids: bool) -> float | None:
+    c = duckdb.connect(str(tmp_path / name))
+    _seed(c)
+    c.execute("DELETE FROM samples WHERE series = 'sm_active'")  # productive-time fallback
+    if not gpu_ids:  # utilization exported per node: the samples identify no GPU
+        c.execute("UPDATE samples SET gpu = NULL")
+    _build(c)
+    return _metric(c, "effective_util")[0]
+
+
+def test_gpu_samples_without_gpu_ids_fall_back_to_the_gpus_of_the_requests(tmp_path):
+    # the GPU count divides productive time: samples naming no GPU must not make it 0; the
+    # seeded requests ran on two GPUs, the samples name one of them
+    with_ids = _productive_util(tmp_path, "ids.duckdb", gpu_ids=True)
+    without = _productive_util(tmp_path, "no-ids.duckdb", gpu_ids=False)
+    assert with_ids is not None and without == pytest.approx(with_ids / 2)
+
+
 def test_coverage_names_aggregates_and_histograms_as_such(tmp_path):
     c = _empty(tmp_path)
     # a per-minute dashboard export (aggregates) and one vLLM TTFT histogram (buckets)

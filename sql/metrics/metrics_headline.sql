@@ -132,7 +132,8 @@ gpu_m AS (
         count(*) FILTER (WHERE series IN ('power_w', 'energy_j') AND NOT per_gpu) > 0
                                                                        AS agg_power,
         count(*) FILTER (WHERE series = 'mem_used_bytes' AND NOT per_gpu) > 0 AS agg_mem,
-        count(DISTINCT gpu)                                            AS sample_gpus
+        -- GPUs the samples identify (none when they stand for pools or nodes)
+        count(DISTINCT gpu) FILTER (WHERE per_gpu)                     AS sample_gpus
     FROM gp
     GROUP BY GROUPING SETS ((phase, segment), (phase, segment, pool))
 ),
@@ -244,12 +245,12 @@ wide AS (
         a.burst_wait_p95 AS burst_queue_wait_p95_s,
         g.nominal_util,
         coalesce(g.sm_active_util,
-                 a.productive_s / nullif(coalesce(g.sample_gpus, a.request_gpus) * pl.phase_s, 0))
+                 a.productive_s / nullif(coalesce(nullif(g.sample_gpus, 0), a.request_gpus) * pl.phase_s, 0))
                                                                        AS effective_util,
         l.timeout_drop_rate, l.sla_adherence,
         l.good_requests / pl.phase_s                                   AS goodput_rps,
         l.good_requests / pl.phase_s
-            / nullif(coalesce(g.sample_gpus, a.request_gpus), 0)       AS goodput_rps_per_gpu,
+            / nullif(coalesce(nullif(g.sample_gpus, 0), a.request_gpus), 0)       AS goodput_rps_per_gpu,
         l.retry_amplification,
         g.energy_j / nullif(l.good_requests, 0)                        AS energy_per_good_request_j,
         a.delay_index,
