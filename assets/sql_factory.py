@@ -2,6 +2,10 @@
 
 The `sql_engine` resource picks the engine that computes it (DuckDB, or Spark through
 pipelines.engine.build); either way the table lands in the DuckDB warehouse.
+
+Its code version is a hash of the .sql file text (editing the SQL marks the asset stale in
+the UI, and the nightly schedule re-runs the pilots); its checks (assets/checks.py
+TABLE_RULES) run in the same step on the rows just written.
 """
 
 from contextlib import closing
@@ -10,7 +14,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.table_metadata import OWNERS, table_metadata
+from assets.checks import table_check_results, table_check_specs
+from assets.table_metadata import OWNERS, table_metadata, text_version
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import SqlEngine
 from pipelines.sql_models import BY_NAME, SqlModel, build_model
@@ -73,6 +78,10 @@ def _errors(sql_engine: SqlEngine) -> tuple[type[BaseException], ...]:
     return (Exception,) if sql_engine.is_spark else (duckdb.Error,)
 
 
+def sql_code_version(model: SqlModel) -> str:
+    return text_version(model.sql())
+
+
 def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
     @dg.asset(
         name=model.name,
@@ -82,6 +91,8 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         partitions_def=pilot_partitions,
         description=_description(model),
         owners=OWNERS,
+        code_version=sql_code_version(model),
+        check_specs=table_check_specs(model.name),
     )
     def _asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource, sql_engine: SqlEngine
@@ -103,9 +114,11 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
             extra = table_metadata(con, model.name, pilot)
             if rows == 0:
                 extra.update(empty_state(con, model, pilot))
+            checks = table_check_results(con, model.name, pilot)
         return dg.MaterializeResult(
             metadata={"dagster/row_count": rows, "sql_file": sql_file,
-                      "engine": sql_engine.engine, **extra}
+                      "engine": sql_engine.engine, **extra},
+            check_results=checks,
         )
 
     return _asset

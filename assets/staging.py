@@ -1,12 +1,23 @@
-"""Staging layer: pilot.yaml and its sources loaded into the canonical tables."""
+"""Staging layer: pilot.yaml and its sources loaded into the canonical tables.
 
+`landing_status` stands for the pilot's landing folder (not computed by Dagster): the
+landing sensor reports its fingerprint as its data version and its `runnable` check. Every
+staging table's data version is the fingerprint of the files it was ingested from, so the
+UI marks a pilot's tables stale when its landing changed, and the nightly schedule can tell.
+"""
+
+
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.table_metadata import OWNERS, table_metadata
-from pipelines.config import PilotConfigError, load_pilot
+from assets.checks import LANDING_STATUS
+from assets.table_metadata import OWNERS, source_version, table_metadata
+from pipelines.config import PILOT_FILE, PilotConfigError, load_pilot
 from pipelines.ingest.load import ingest_pilot
+from pipelines.landing import fingerprint, sha256_file
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
 from pipelines.warehouse import ensure_schema
@@ -28,6 +39,32 @@ _DESCRIPTIONS = {
 }
 
 
+# the code that turns landing files into staging rows: any edit marks staging stale
+STAGING_CODE_VERSION = source_version(
+    "assets/staging.py", "pipelines/ingest/**/*.py", "pipelines/config.py",
+    "pipelines/anonymize.py", "pipelines/warehouse.py", "schemas/*.py", "sql/staging/*.sql",
+)
+
+landing_status_spec = dg.AssetSpec(
+    LANDING_STATUS,
+    group_name="landing",
+    kinds={"file"},
+    partitions_def=pilot_partitions,
+    owners=OWNERS,
+    description="The pilot's landing folder (pilot.yaml and its source files), observed by "
+                "the landing sensor: data version = fingerprint of the files; check "
+                "`runnable` = every reason it cannot run.",
+)
+
+
+def landing_fingerprint(con: duckdb.DuckDBPyConnection, pilot: str, pilot_yaml: Path) -> str:
+    """The fingerprint of what was ingested (same function of the same files as the sensor's,
+    from ingest_log's checksums: no second read of the inputs)."""
+    files = con.execute(
+        "SELECT DISTINCT file, sha256 FROM ingest_log WHERE pilot = ?", [pilot]).fetchall()
+    return fingerprint([(PILOT_FILE, sha256_file(pilot_yaml)), *files])
+
+
 @dg.multi_asset(
     name="ingest_pilot",
     specs=[
@@ -37,6 +74,8 @@ _DESCRIPTIONS = {
             kinds={"duckdb"},
             description=_DESCRIPTIONS.get(t, "Pilot configuration from pilot.yaml."),
             owners=OWNERS,
+            deps=[LANDING_STATUS],
+            code_version=STAGING_CODE_VERSION,
         )
         for t in STAGING_TABLES
     ],
@@ -80,6 +119,7 @@ def ingest_pilot_asset(
             "FROM ingest_log WHERE pilot = ? GROUP BY ALL ORDER BY 1",
             [pilot],
         ).fetchall()
+        landed = landing_fingerprint(con, pilot, cfg.root / PILOT_FILE)
         unreconciled = con.execute(
             "SELECT file FROM ingest_log WHERE pilot = ? "
             "AND rows_in <> rows_stored + rows_quarantined",
@@ -99,11 +139,13 @@ def ingest_pilot_asset(
     for line in failed:  # the run goes on with the other sources; say so in the run log
         context.log.warning(f"pilot {pilot}: source {line}")
     for t in STAGING_TABLES:
-        metadata: dict[str, object] = {"dagster/row_count": int(counts[t]), **previews[t]}
+        metadata: dict[str, object] = {"dagster/row_count": int(counts[t]),
+                                       "landing_fingerprint": landed, **previews[t]}
         if t == "ingest_log":
             metadata["sources"] = dg.MetadataValue.md(sources_md)
             metadata["failed_sources"] = dg.MetadataValue.json(failed)
-        yield dg.MaterializeResult(asset_key=t, metadata=metadata)
+        yield dg.MaterializeResult(asset_key=t, metadata=metadata,
+                                   data_version=dg.DataVersion(landed))
     yield dg.AssetCheckResult(
         asset_key="ingest_log",
         check_name="rows_reconcile",

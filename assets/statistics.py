@@ -7,12 +7,15 @@ bootstrap is a resampling loop, which SQL expresses poorly.
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from assets.checks import table_check_results, table_check_specs
+from assets.table_metadata import source_version
 from pipelines.partitions import pilot_partitions
 from pipelines.statistics import BootstrapConfig, build_energy_latency_corr, build_metrics_ci
 
 METRICS_CI_DEPS = ("metrics_headline", "metrics_before_after", "metrics_did",
                    "int_logical_requests", "int_attempts", "int_gpu_samples", "burst_windows",
                    "int_thresholds", "phases")
+STATISTICS_CODE_VERSION = source_version("assets/statistics.py", "pipelines/statistics.py")
 
 
 @dg.asset(
@@ -23,6 +26,8 @@ METRICS_CI_DEPS = ("metrics_headline", "metrics_before_after", "metrics_did",
     partitions_def=pilot_partitions,
     description="95 % block-bootstrap intervals of every headline metric (baseline, validation, "
                 "change) per segment, and of the difference-in-differences.",
+    code_version=STATISTICS_CODE_VERSION,
+    check_specs=table_check_specs("metrics_ci"),
 )
 def metrics_ci_asset(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource
@@ -30,8 +35,10 @@ def metrics_ci_asset(
     cfg = BootstrapConfig()
     with warehouse.get_connection() as con:
         rows = build_metrics_ci(con, context.partition_key, cfg)
+        checks = table_check_results(con, "metrics_ci", context.partition_key)
     return dg.MaterializeResult(metadata={"dagster/row_count": rows,
-                                          "resamples": cfg.resamples, "seed": cfg.seed})
+                                          "resamples": cfg.resamples, "seed": cfg.seed},
+                                check_results=checks)
 
 
 @dg.asset(
@@ -42,13 +49,16 @@ def metrics_ci_asset(
     partitions_def=pilot_partitions,
     description="Spearman correlation of per-minute GPU power and P95 latency, with a "
                 "moving-block bootstrap interval.",
+    code_version=STATISTICS_CODE_VERSION,
+    check_specs=table_check_specs("energy_latency_corr"),
 )
 def energy_latency_corr_asset(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
     with warehouse.get_connection() as con:
         rows = build_energy_latency_corr(con, context.partition_key)
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+        checks = table_check_results(con, "energy_latency_corr", context.partition_key)
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows}, check_results=checks)
 
 
 statistics_assets = [metrics_ci_asset, energy_latency_corr_asset]

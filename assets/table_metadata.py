@@ -1,15 +1,21 @@
 """Materialization metadata that makes the Dagster UI a control room for a warehouse table.
 
 Column schema from information_schema (what the table is after this run, not what the code
-meant it to be) and a small markdown preview of the pilot's first rows.
+meant it to be), each column described from COLUMN_DOCS or the metric catalog, and a small
+markdown preview of the pilot's first rows. Also the code versions of the Python assets (a
+hash of their sources), so the UI can say which assets are stale after a code change.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
+
+from pipelines.metric_catalog import BY_NAME as METRICS
 
 OWNERS = ["team:stabilis"]
 PREVIEW_ROWS = 5
@@ -17,6 +23,54 @@ PREVIEW_CELL_CHARS = 40
 _MD_ESCAPES = str.maketrans(
     {c: "\\" + c for c in "\\|*_`[]<>#"} | {"\n": " ", "\r": " ", "\t": " "}
 )
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Columns many tables share; a column named after a catalog metric takes its definition.
+COLUMN_DOCS = {
+    "pilot": "Pilot slug (the Dagster partition); every table is replaced per pilot.",
+    "phase": "Pilot phase from pilot.yaml: baseline or validation ('all' spans both).",
+    "segment": "Treatment or control pools of the validation design ('all': every pool).",
+    "breakdown": "What the row is broken down by ('all', pool, priority, ...).",
+    "breakdown_value": "The value of the breakdown (empty for 'all').",
+    "metric": "Metric name; its definition is in docs/METRICS.md and the metric catalog.",
+    "value": "The metric's value in `unit`.",
+    "unit": "Unit of the value (s, share 0-1, pp, req/s, J, W, ...).",
+    "basis": "How the value was obtained: measured, approximate, aggregate or modeled.",
+    "note": "Why a value is missing or qualified (e.g. 'not measured: needs ...').",
+    "pool": "GPU pool (serving pool of the cluster).",
+    "node": "Node token (HMAC of the node name; never the raw name).",
+    "gpu": "GPU token (HMAC of the GPU id; never the raw id).",
+    "window_start": "Start of the time window (UTC).",
+    "ts": "Sample time (UTC).",
+    "episode_id": "Episode number within the pilot, pool or segment.",
+    "thresholds_json": "The pilot's thresholds this row was judged with (pilot.yaml).",
+    "severity": "Severity of the finding.",
+}
+
+
+def column_description(name: str) -> str | None:
+    if name in COLUMN_DOCS:
+        return COLUMN_DOCS[name]
+    metric = METRICS.get(name)
+    return f"{metric.label} ({metric.unit}): {metric.definition}" if metric else None
+
+
+def source_version(*patterns: str) -> str:
+    """Code version of a Python asset: a hash of the files it runs (globs relative to the
+    project root), path and content, so any edit to them marks the asset stale."""
+    h = hashlib.sha256()
+    files = sorted({p for pattern in patterns for p in PROJECT_ROOT.glob(pattern) if p.is_file()})
+    for path in files:
+        h.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def text_version(text: str) -> str:
+    """Code version of a SQL asset: a hash of its .sql file text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def md_cell(value: Any, limit: int = PREVIEW_CELL_CHARS) -> str:
@@ -58,7 +112,8 @@ def table_metadata(
     ).fetchall()
     return {
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=n, type=t) for n, t in cols]
+            columns=[dg.TableColumn(name=n, type=t, description=column_description(n))
+                     for n, t in cols]
         ),
         "preview": dg.MetadataValue.md(markdown_table(names, head)),
     }

@@ -10,9 +10,9 @@ from assets.checks import quality_checks
 from assets.intermediate import intermediate_assets
 from assets.metrics import metrics_assets
 from assets.report import report_asset
-from assets.staging import ingest_pilot_asset
+from assets.staging import ingest_pilot_asset, landing_status_spec
 from assets.statistics import statistics_assets
-from assets.table_metadata import OWNERS
+from assets.table_metadata import OWNERS, source_version
 from assets.topology import topology_assets
 from assets.whatif import whatif_asset
 from pipelines.jobs import pilot_report_job
@@ -21,7 +21,7 @@ from pipelines.schedules import JOBS as SCHEDULED_JOBS
 from pipelines.schedules import SCHEDULES
 from pipelines.sensors import SENSORS
 
-ALL_ASSETS = [
+_ASSETS = [
     ingest_pilot_asset,
     *intermediate_assets,
     *metrics_assets,
@@ -32,15 +32,33 @@ ALL_ASSETS = [
     *quality_checks,  # data-quality gates (asset checks run with their assets)
 ]
 
+# Code versions of the Python assets defined without one: a hash of the sources they run.
+# (SQL assets hash their .sql file; staging and statistics set theirs where defined.)
+PYTHON_CODE_VERSIONS = {
+    "whatif": source_version("assets/whatif.py", "pipelines/whatif*.py", "pipelines/whatif/*.py",
+                             "pipelines/simulator/**/*.py"),
+    "report": source_version("assets/report.py", "reports/**/*", "pipelines/metric_catalog.py",
+                             "pipelines/version.py"),
+}
 
 
-def _team_owned(spec: dg.AssetSpec) -> dg.AssetSpec:
-    # an asset that names no owner belongs to the team (the UI filters and groups by owner)
-    return spec if spec.owners else spec.replace_attributes(owners=OWNERS)
+def _conventions(spec: dg.AssetSpec) -> dg.AssetSpec:
+    # an asset that names no owner belongs to the team (the UI filters and groups by owner);
+    # an asset without a code version gets its sources' hash (whatif_* are the whatif layer)
+    if not spec.owners:
+        spec = spec.replace_attributes(owners=OWNERS)
+    if spec.code_version is None:
+        layer = "whatif" if spec.key.path[-1].startswith("whatif") else spec.key.path[-1]
+        if layer in PYTHON_CODE_VERSIONS:
+            spec = spec.replace_attributes(code_version=PYTHON_CODE_VERSIONS[layer])
+    return spec
 
+
+# with the conventions applied: what every job (CLI runs too, pipelines/runner.py) runs
+ALL_ASSETS = dg.map_asset_specs(_conventions, _ASSETS)
 
 defs = dg.Definitions(
-    assets=dg.map_asset_specs(_team_owned, ALL_ASSETS),
+    assets=[landing_status_spec, *ALL_ASSETS],
     jobs=[pilot_report_job, *SCHEDULED_JOBS],
     schedules=SCHEDULES,
     sensors=SENSORS,

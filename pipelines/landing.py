@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipelines.anonymize import AnonymizationError, secret_from_env
 from pipelines.config import PILOT_FILE, SLUG_RE, PilotConfigError, load_pilot
 
 CURSOR_VERSION = 1
@@ -39,14 +40,22 @@ class PilotState:
     status: Literal["ready", "invalid", "settling"]
     files: dict[str, Stamp] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    secret_env: str | None = None  # pilot.yaml anonymization.secret_env (ready pilots)
 
     @property
     def digest(self) -> str:
-        """One sha256 over the (path, content sha256) pairs: equal digests, equal inputs."""
-        h = hashlib.sha256()
-        for rel in sorted(self.files):
-            h.update(f"{rel}\0{self.files[rel][2]}\n".encode())
-        return h.hexdigest()
+        """The landing fingerprint: equal digests, equal inputs."""
+        return fingerprint((rel, stamp[2]) for rel, stamp in self.files.items())
+
+
+def fingerprint(files: Iterable[tuple[str, str]]) -> str:
+    """One sha256 over (path relative to the pilot folder, content sha256) pairs, in path
+    order. The sensor computes it from the files, the staging asset from ingest_log: it is
+    the data version of the pilot's landing (and so of its staging tables)."""
+    h = hashlib.sha256()
+    for rel, sha in sorted(set(files)):
+        h.update(f"{rel}\0{sha}\n".encode())
+    return h.hexdigest()
 
 
 @dataclass
@@ -54,6 +63,10 @@ class Cursor:
     """The sensor cursor: per pilot, its last digest, file stamps and a run sequence."""
 
     pilots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per pilot folder, what the UI was last told (its state and data version), and the
+    # problems the landing check last reported: nothing unchanged is reported again
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    check: list[str] | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
@@ -65,10 +78,15 @@ class Cursor:
             return cls()  # unreadable cursor: start over (worst case one re-run per pilot)
         if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
             return cls()
-        return cls(pilots=dict(doc.get("pilots", {})))
+        return cls(pilots=dict(doc.get("pilots", {})), reported=dict(doc.get("reported", {})),
+                   check=doc.get("check"))
 
     def dumps(self) -> str:
-        return json.dumps({"v": CURSOR_VERSION, "pilots": self.pilots}, sort_keys=True)
+        return json.dumps(
+            {"v": CURSOR_VERSION, "pilots": self.pilots, "reported": self.reported,
+             "check": self.check},
+            sort_keys=True,
+        )
 
     def stamps(self, pilot: str) -> dict[str, Stamp]:
         entry = self.pilots.get(pilot) or {}
@@ -78,14 +96,25 @@ class Cursor:
         entry = self.pilots.get(pilot)
         return entry.get("digest") if entry else None
 
-    def record(self, state: PilotState, *, bump: bool) -> int:
-        """Remember `state`; return the pilot's run sequence (bumped when a run is asked)."""
-        seq = int((self.pilots.get(state.folder) or {}).get("seq", 0)) + (1 if bump else 0)
-        self.pilots[state.folder] = {
-            "digest": state.digest,
+    def pending(self, pilot: str) -> bool:
+        """The pilot was seen ready but not run (e.g. its secret was unset): look again."""
+        return bool((self.pilots.get(pilot) or {}).get("pending"))
+
+    def record(self, state: PilotState, *, bump: bool, pending: bool = False) -> int:
+        """Remember `state`; return the pilot's run sequence (bumped when a run is asked).
+
+        `pending`: the pilot could not be run; its file stamps are kept (no re-hash next
+        tick) but not its digest as done, so the next tick looks at it again."""
+        old = self.pilots.get(state.folder) or {}
+        seq = int(old.get("seq", 0)) + (1 if bump else 0)
+        entry: dict[str, Any] = {
+            "digest": old.get("digest") if pending else state.digest,
             "files": {k: list(v) for k, v in state.files.items()},
             "seq": seq,
         }
+        if pending:
+            entry["pending"] = True
+        self.pilots[state.folder] = entry
         return seq
 
 
@@ -185,13 +214,34 @@ def inspect_pilot(
         stamps = stamp_files(root, sorted(p.resolve() for p in files), previous)
     except OSError as e:  # a file vanished between glob and read: try again next scan
         return PilotState(name, "settling", problems=(f"{name}: {e}",))
-    return PilotState(name, "ready", files=stamps)
+    return PilotState(name, "ready", files=stamps, secret_env=cfg.anonymization.secret_env)
+
+
+def missing_secret(state: PilotState) -> str | None:
+    """Why a ready pilot cannot run in this process: the secret variable it names is unset."""
+    if state.secret_env is None:
+        return None
+    try:
+        secret_from_env(state.secret_env)
+    except AnonymizationError as e:
+        return (f"{state.folder}: {e}. The sensor and its runs read it from the environment "
+                "of the Dagster code server: export it before `dagster dev`, or add it to .env "
+                "next to workspace.yaml and reload the code location")
+    return None
+
+
+def problems_of(state: PilotState) -> list[str]:
+    """Every reason the pilot cannot run now (empty: it can)."""
+    if state.status == "invalid":
+        return list(state.problems)
+    problem = missing_secret(state) if state.status == "ready" else None
+    return [problem] if problem else []
 
 
 @dataclass(frozen=True)
 class ScanResult:
-    new: list[PilotState]  # ready, never seen by the cursor
-    changed: list[PilotState]  # ready, digest differs from the cursor's
+    new: list[PilotState]  # ready, never run by the cursor
+    changed: list[PilotState]  # ready, digest differs from the cursor's, or pending
     unchanged: list[PilotState]  # ready, same digest (stamps may still have been refreshed)
     invalid: list[PilotState]
     settling: list[PilotState]
@@ -220,7 +270,7 @@ def scan_landing(
             settling.append(state)
         elif cursor.digest(state.folder) is None:
             new.append(state)
-        elif cursor.digest(state.folder) != state.digest:
+        elif cursor.pending(state.folder) or cursor.digest(state.folder) != state.digest:
             changed.append(state)
         else:
             unchanged.append(state)

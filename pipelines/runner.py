@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import dagster as dg
 
 from pipelines.definitions import ALL_ASSETS
+from pipelines.jobs import TRIGGER_CLI, run_tags
 from pipelines.partitions import PILOT_PARTITIONS_NAME
 from pipelines.resources import SqlEngine, default_resources
 
@@ -34,7 +35,7 @@ def run_pilot(
     resources: Mapping[str, object] | None = None,
     dagster_instance: dg.DagsterInstance | None = None,
     on_step: StepListener | None = None,
-    trigger: str = "cli",
+    trigger: str = TRIGGER_CLI,
 ) -> dg.ExecuteInProcessResult:
     """Register `pilot` as a partition and materialize its assets (all, or `selection`).
 
@@ -58,7 +59,7 @@ def run_pilot(
         instance=inst,
         partition_key=pilot,
         run_id=run_id,
-        tags={"stabilis/pilot": pilot, "stabilis/trigger": trigger},
+        tags=run_tags(pilot, trigger),
         # nothing on the console: a failure reaches the caller as the exception (the CLI
         # prints its one line); the full event log stays in the instance (UI)
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},

@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.staging import STAGING_TABLES
 from pipelines.definitions import defs
+from pipelines.landing import inspect_pilot
 from pipelines.resources import PilotPaths
 from pipelines.runner import materialized_row_counts, run_pilot
 from pipelines.sql_models import MODELS
@@ -67,6 +68,20 @@ def test_reconciliation_check_passed(small_pilot_run):
     # the blocking data-quality gates of assets/checks.py pass on the demo pilot too
     assert passed[("ingest_log", "no_raw_identifiers")]
     assert all(passed[(t, "schema")] for t in ("requests", "jobs", "samples"))
+    # every derived table's generated checks ran in its step and passed on the demo pilot
+    derived = {a for (a, name) in passed if name == "unique_key"}
+    assert {m.name for m in MODELS} <= derived
+    assert [k for k, ok in passed.items() if k[1] in ("unique_key", "value_range") and not ok] == []
+
+
+def test_staging_data_version_is_the_sensors_landing_fingerprint(small_pilot_run):
+    base, pilot, result = small_pilot_run
+    landed = inspect_pilot(base / "landing" / pilot, {}, settle_s=0).digest
+    tags = {ev.event_specific_data.materialization.asset_key.to_user_string():  # type: ignore[union-attr]
+            ev.event_specific_data.materialization.tags  # type: ignore[union-attr]
+            for ev in result.get_asset_materialization_events()}
+    assert all(tags[t]["dagster/data_version"] == landed for t in STAGING_TABLES)
+    assert all(t.get("dagster/code_version") for t in tags.values())
 
 
 def test_rerun_is_idempotent(small_pilot_run):

@@ -154,6 +154,11 @@ def test_dagster_dev_serves_the_control_room_and_runs_a_pilot(server: Server):
         (k, c["name"]) for k, a in assets.items() for c in a["assetChecksOrError"]["checks"]
     }
     assert ("ingest_log", "rows_reconcile") in checks
+    # the landing sensor's check, and the generated checks of every derived table
+    assert ("landing_status", "runnable") in checks
+    from pipelines.sql_models import MODELS
+
+    assert {(m.name, "unique_key") for m in MODELS} <= checks
 
     schedules = {s["name"]: s for s in repo["schedules"]}
     for name in ("nightly_pilot_reports", "weekly_data_quality"):

@@ -1,5 +1,6 @@
 """The landing sensor: new pilot -> partition + run; unchanged -> nothing; changed -> re-run;
-broken pilot.yaml -> skip reason with the validation messages, never a crash."""
+broken pilot.yaml or unset secret -> no run, a failed landing_status check with every message
+(and the skip reason), never a crash; fixed -> the next tick runs it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.checks import LANDING_CHECK, LANDING_STATUS
+from pipelines.jobs import DATA_VERSION_TAG
 from pipelines.landing import Cursor, inspect_pilot, scan_landing
 from pipelines.partitions import PILOT_PARTITIONS_NAME
 from pipelines.resources import PilotPaths
@@ -136,9 +139,12 @@ def test_broken_pilot_yaml_is_a_skip_reason_with_the_messages(instance, paths, l
         )
     )
     result = evaluate(instance, paths)
-    assert not result.run_requests and not result.dynamic_partitions_requests
+    assert not result.run_requests
+    # registered all the same, so its failed landing_status check shows on its partition
+    (add,) = result.dynamic_partitions_requests
+    assert list(add.partition_keys) == [PILOT]
     msg = result.skip_reason.skip_message
-    assert "Invalid pilot folder" in msg
+    assert "Pilot folder(s) that cannot run" in msg
     assert "Mars/Olympus" in msg and "timeout_ms" in msg
     assert msg.count(f"- {PILOT}: ") >= 2  # one line per validation message
 
@@ -237,3 +243,81 @@ def test_the_sensor_is_in_the_definitions():
 
     sensor = defs.resolve_sensor_def(LANDING_SENSOR_NAME)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+SECRET_VAR = "STABILIS_SENSOR_TEST_SECRET"
+
+
+def landing_check(result: dg.SensorResult) -> dg.AssetCheckEvaluation | None:
+    (check,) = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)] or [
+        None]
+    assert check is None or (check.asset_key, check.check_name) == (LANDING_STATUS,
+                                                                   LANDING_CHECK)
+    return check
+
+
+def pilot_states(result: dg.SensorResult) -> dict[str, str]:
+    return {e.partition: e.metadata["state"].value for e in result.asset_events
+            if isinstance(e, dg.AssetObservation)}
+
+
+def test_unset_secret_launches_nothing_and_fails_the_check_until_it_is_set(
+    instance, paths, landing, monkeypatch
+):
+    folder = drop_pilot(landing)
+    yaml = folder / "pilot.yaml"
+    yaml.write_text(yaml.read_text().replace("STABILIS_SECRET", SECRET_VAR))
+    monkeypatch.delenv(SECRET_VAR, raising=False)
+    first = evaluate(instance, paths)
+    assert not first.run_requests
+    assert SECRET_VAR in first.skip_reason.skip_message
+    check = landing_check(first)
+    assert not check.passed and SECRET_VAR in check.metadata["problems"].value
+    assert check.metadata["pilots_blocked"].value == [PILOT]
+    # the pilot's partition exists and says why; the landing data version is known
+    assert pilot_states(first) == {PILOT: "cannot run"}
+    assert instance.has_dynamic_partition(PILOT_PARTITIONS_NAME, PILOT)
+    (mat,) = [e for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
+    assert mat.tags[DATA_VERSION_TAG] == inspect_pilot(folder, {}, now=LATER).digest
+    # still unset: nothing new to say, still no run (the cursor did not take it as done)
+    second = evaluate(instance, paths, first.cursor)
+    assert not second.run_requests and not second.asset_events
+    # exported in the sensor's process: the next tick runs it and the check passes
+    monkeypatch.setenv(SECRET_VAR, "now-set")
+    third = evaluate(instance, paths, second.cursor)
+    (run,) = third.run_requests
+    assert run.partition_key == PILOT and run.tags["stabilis/trigger"] == "landing:new"
+    assert landing_check(third).passed and pilot_states(third) == {PILOT: "ready"}
+    assert not evaluate(instance, paths, third.cursor).run_requests  # done now
+
+
+def test_invalid_pilot_fails_the_landing_check_with_every_message(instance, paths, landing):
+    folder = drop_pilot(landing)
+    text = (folder / "pilot.yaml").read_text()
+    (folder / "pilot.yaml").write_text(
+        text.replace("timezone: Europe/Berlin", "timezone: Mars/Olympus").replace(
+            "timeout_ms: 30000", "timeout_ms: -1"))
+    (landing / "Not_A_Slug").mkdir()
+    result = evaluate(instance, paths)
+    check = landing_check(result)
+    assert not check.passed and check.metadata["problem_count"].value == 3
+    problems = check.metadata["problems"].value
+    assert "Mars/Olympus" in problems and "timeout_ms" in problems and "Not_A_Slug" in problems
+    assert pilot_states(result) == {PILOT: "invalid"}
+    assert instance.has_dynamic_partition(PILOT_PARTITIONS_NAME, PILOT)
+    # what the daemon does with the events (on a persistent instance): the check's latest
+    # execution is a failure, then a pass once fixed (reported twice: it must not collide)
+    key = dg.AssetCheckKey(LANDING_STATUS, LANDING_CHECK)
+    with dg.instance_for_test() as stored:
+        for event in result.asset_events:
+            stored.report_runless_asset_event(event)
+        latest = stored.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert latest.status.value == "FAILED"
+        (folder / "pilot.yaml").write_text(text)
+        shutil.rmtree(landing / "Not_A_Slug")
+        fixed = evaluate(instance, paths, result.cursor)
+        assert fixed.run_requests and landing_check(fixed).passed
+        for event in fixed.asset_events:
+            stored.report_runless_asset_event(event)
+        latest = stored.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert latest.status.value == "SUCCEEDED"
