@@ -43,7 +43,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 test: setup lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=10
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=10
 
 dev: setup
 	set -m; $(BIN)/dagster dev -w workspace.yaml

@@ -89,7 +89,8 @@ def test_backfill_materializes_a_small_pilot_for_real(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("STABILIS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("STABILIS_SECRET", "test-secret")
-    pilot = generate_demo_pilot(tmp_path / "landing", seed=3, scale=0.01).name
+    monkeypatch.setenv("STABILIS_WHATIF_SEEDS", "1")
+    pilot = generate_demo_pilot(tmp_path / "landing", seed=3, scale=0.002).name
     out = runner.invoke(app, ["backfill", pilot])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "reports" / pilot / "report.html").stat().st_size > 10_000

@@ -20,7 +20,7 @@ from pipelines.engine.translate import translate
 from tests.spark_session import spark  # noqa: F401  (session fixture)
 from tests.test_spark_parity import compare
 
-# one worker runs every Spark test on one JVM (`pytest -n 2 --dist loadgroup`)
+# the Spark files are scheduled first (tests/conftest.py); the mark names them
 pytestmark = pytest.mark.xdist_group("spark")
 
 PILOT = "fixups"

@@ -28,7 +28,7 @@ from pipelines.sql_models import MODELS, build_model
 from tests.simulated_pilot import write_simulated_pilot
 from tests.spark_session import spark  # noqa: F401  (session fixture)
 
-# one worker runs every Spark test on one JVM (`pytest -n 2 --dist loadgroup`)
+# the Spark files are scheduled first (tests/conftest.py); the mark names them
 pytestmark = pytest.mark.xdist_group("spark")
 
 PILOT = "spark-parity"
