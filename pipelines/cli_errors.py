@@ -40,7 +40,8 @@ def _step(chain: list[BaseException]) -> str | None:
     return None
 
 
-_PLAIN = (ValueError, OSError, LookupError, RuntimeError)  # their message says it all
+# their message says it all (Dagster's own errors too: "1 blocking asset check failed …")
+_PLAIN = (ValueError, OSError, LookupError, RuntimeError, dg.DagsterError)
 
 
 def _message(e: BaseException) -> str:
@@ -72,11 +73,13 @@ def one_line(exc: BaseException, *, pilot: str | None = None) -> str:
     """`pilot P: step S: <why>` from any exception a command raised."""
     chain = _chain(exc)
     cause = root_cause(exc)
+    message = _message(cause)
     parts = []
-    if pilot:
+    # a step's own Failure already names its pilot ("pilot P: ingest: …")
+    if pilot and not message.startswith(f"pilot {pilot}"):
         parts.append(f"pilot {pilot}")
-    step = _step(chain)
-    if step:
-        parts.append(f"step {step}")
-    parts.append(_message(cause))
+        step = _step(chain)
+        if step:
+            parts.append(f"step {step}")
+    parts.append(message)
     return ": ".join(parts)
