@@ -207,6 +207,10 @@ TABLE_RULES: dict[str, TableRule] = {
     "measurement_coverage": TableRule(("item",)),
     # statistics layer (assets/statistics.py)
     "metrics_ci": TableRule(("segment", "metric")),
+    "whatif_results": TableRule(("policy", "phase", "segment", "breakdown", "breakdown_value",
+                                 "metric"), nullable=("breakdown_value",)),
+    "whatif_model_error": TableRule(("comparison", "segment", "metric")),
+    "whatif_status": TableRule(("status",)),
     "energy_latency_corr": TableRule(("phase", "x", "y")),
 }
 

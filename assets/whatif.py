@@ -16,6 +16,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from assets.checks import table_check_results, table_check_specs
 from assets.table_metadata import OWNERS, markdown_table
 from pipelines.partitions import pilot_partitions
 from pipelines.whatif import (
@@ -30,6 +31,7 @@ from pipelines.whatif import (
     store,
 )
 
+WHATIF_TABLES = ("whatif_results", "whatif_model_error", "whatif_status")
 WHATIF_DEPS = ("requests", "jobs", "samples", "arrivals", "phases", "sla_targets",
                "pilot_scope", "thresholds", "pilots", "metrics_before_after")
 
@@ -68,6 +70,7 @@ def _settings() -> dict:
                                  "replay or arrival trace + declared service model), the "
                                  "reason and the declared service model."),
     ],
+    check_specs=[spec for t in WHATIF_TABLES for spec in table_check_specs(t)],
     partitions_def=pilot_partitions,
 )
 def whatif_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
@@ -81,6 +84,7 @@ def whatif_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         else:
             run = run_whatif(con, pilot, rep=rep, **settings)
         counts = store(con, pilot, run)
+        checks = [r for t in WHATIF_TABLES for r in table_check_results(con, t, pilot)]
     r = run.results
     window = (f"{r['replay_start'][0]} – {r['replay_end'][0]} "
               f"({r['replay_minutes'][0]:.0f} min, seeds {r['seeds'].max()})") if r.height else ""
@@ -101,3 +105,4 @@ def whatif_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     yield dg.MaterializeResult(asset_key="whatif_status", metadata={
         "dagster/row_count": counts["whatif_status"],
         "preview": dg.MetadataValue.md(_preview(st.frame())), **common})
+    yield from checks
