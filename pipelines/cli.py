@@ -194,8 +194,9 @@ def ingest(
     try:
         cfg = load_pilot(pilot_dir)
     except PilotConfigError as e:
-        for p in e.problems:
-            errors.print(Text.assemble(("pilot.yaml: ", "red"), p), soft_wrap=True)
+        for p in e.problems:  # "key: why"; file-level problems already start with pilot.yaml
+            where = "" if p.startswith("pilot.yaml") else "pilot.yaml: "
+            errors.print(Text.assemble(("error: ", "bold red"), where + p), soft_wrap=True)
         raise typer.Exit(2) from None
     with _one_line_errors(cfg.pilot):
         con = connect(Path(default_warehouse_path()))
