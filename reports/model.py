@@ -75,6 +75,7 @@ class Environment:
     inventory: Table
     mix_class: Table
     mix_priority: Table
+    jobs: Table
 
 
 @dataclass
@@ -354,7 +355,30 @@ def _environment(w: _Warehouse, cov: Coverage) -> Environment:
 
     return Environment(sources, quarantine, span_table, table_rows, inventory,
                        mix("model_class", "Workload mix by model class"),
-                       mix("priority", "Workload mix by priority class"))
+                       mix("priority", "Workload mix by priority class"), _jobs_table(w))
+
+
+def _jobs_table(w: _Warehouse) -> Table:
+    """The scheduler jobs sharing the GPUs, per pool and phase (job_timeline)."""
+    jt = w.q("job_timeline", """SELECT coalesce(pool, '(no pool)') AS pool,
+                coalesce(phase, '(outside the phases)') AS phase, count(*) AS jobs,
+                count(*) FILTER (WHERE start_ts IS NOT NULL) AS started,
+                count(*) FILTER (WHERE NOT end_known AND start_ts IS NOT NULL) AS running,
+                median(wait_s) AS wait_p50, max(duration_s) AS longest,
+                sum(gpu_hours) AS gpu_hours, count(gpu_hours) AS with_gpus
+                FROM job_timeline WHERE pilot = ? GROUP BY ALL ORDER BY 1, 2""")
+    rows = [[r["pool"], r["phase"], fmt.count(r["jobs"]), fmt.count(r["started"]),
+             fmt.count(r["running"]),
+             "—" if r["wait_p50"] is None else fmt.long_duration(r["wait_p50"]),
+             "—" if r["longest"] is None else fmt.long_duration(r["longest"]),
+             "not measured: needs GPU counts (AllocTRES gres/gpu)" if not r["with_gpus"]
+             else f"{r['gpu_hours']:,.1f}"] for r in jt.iter_rows(named=True)]
+    return Table("Scheduler jobs sharing the GPUs, by pool and the phase each started in "
+                 "(job_timeline)",
+                 ["Pool", "Phase", "Jobs", "Started", "Still running", "Wait P50",
+                  "Longest run", "GPU-hours"], rows, num_cols=(2, 3, 4, 5, 6, 7),
+                 empty="No scheduler jobs (jobs): batch occupancy and the job timeline are not "
+                       "measured; they need a sacct export.")
 
 
 def _breakdown_table(hx: dict, caption: str, breakdown: str, values: list[str],
