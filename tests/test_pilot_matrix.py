@@ -94,5 +94,8 @@ def test_pilot_kind_reaches_an_honest_report(kind: str, tmp_path: Path, monkeypa
     text = _text(report_dir / "report.html")
     missing_needs = [n for n in needs if n and n not in text]
     assert not missing_needs, f"{kind}: the report never names what these need: {missing_needs}"
+    # section 1.5 shows the scheduler jobs where the pilot has them, else says what it needs
+    jobs_line = "No scheduler jobs (jobs): batch occupancy and the job timeline are not measured"
+    assert (jobs_line in text) == (coverage.get("job_timeline") == N), kind
     if coverage.get("latency_quantiles") == N:
         assert not ABSENCE_AS_FINDING.findall(text), ABSENCE_AS_FINDING.findall(text)[:3]
