@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml report-tools
 
-# Optional tools for the reader-view tests (tests/test_report_visual.py skips without them);
+# Optional tools for the reader-view tests (tests/test_report_visual.py skips without them)
+# and a real Prometheus server (tests/test_prometheus_api.py skips without it; the tests start
+# their own on 127.0.0.1, so the package's service, on :9090 of every interface, is disabled);
 # installed with apt where available, never failing the build where it is not.
 .PHONY: report-tools
 report-tools:
@@ -31,6 +33,11 @@ report-tools:
 	  (command -v apt-get >/dev/null 2>&1 && \
 	  apt-get install -y -qq fonts-noto-color-emoji >/dev/null 2>&1) || \
 	  echo "note: no emoji font; emoji in pool names print as boxes in the PDF"
+	@(command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1) || \
+	  (command -v apt-get >/dev/null 2>&1 && \
+	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 && \
+	  { systemctl disable --now prometheus >/dev/null 2>&1 || true; }) || \
+	  echo "note: prometheus not installed; tests/test_prometheus_api.py will skip"
 
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)

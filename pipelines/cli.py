@@ -1,4 +1,4 @@
-"""`stabilis` command line: demo, ingest, run, report, backfill."""
+"""`stabilis` command line: demo, ingest, run, pull, report, backfill."""
 
 from __future__ import annotations
 
@@ -230,11 +230,80 @@ def ingest(
 @app.command()
 def run(
     pilot: str = typer.Argument(..., help="Pilot slug; its folder is <landing>/<pilot>."),
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="Pull every prometheus-api source again before the run (else a "
+                          "source's saved snapshot is read; one is pulled only if missing).")
+    ] = False,
 ) -> None:
     """Materialize every asset of one pilot (ingest → metrics → report)."""
     _check_landing(pilot)
+    _pull_sources(pilot, refresh=refresh, since=None, strict=False)
     _run(pilot)
     _print_report_paths(pilot)
+
+
+@app.command()
+def pull(
+    pilot: str = typer.Argument(..., help="Pilot slug; its folder is <landing>/<pilot>."),
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Pull only the last DURATION (e.g. 24h, 90m) and keep the earlier "
+                        "windows of the snapshot: a nightly incremental pull.")] = None,
+) -> None:
+    """Pull the pilot's prometheus-api sources into their snapshot (`pulled/`), replacing it.
+
+    Only the server's query API is called (read-only). Exits 1 when a source's pull failed
+    (its previous snapshot, if any, is kept), 2 when the pilot has no such source."""
+    _check_landing(pilot)
+    _pull_sources(pilot, refresh=True, since=since, strict=True)
+
+
+def _pull_sources(pilot: str, *, refresh: bool, since: str | None, strict: bool) -> None:
+    """Pull the pilot's live sources (all with `refresh`, else those without a snapshot) and
+    print one line per source. `strict` (the pull command): a failure ends the command
+    once every source was tried; otherwise it is a warning and the run goes on (the source
+    then fails alone at ingest, or reads its previous snapshot)."""
+    from pipelines.config import PilotConfigError, load_pilot
+    from pipelines.ingest.prometheus_api import api_sources, ensure_snapshots, parse_duration
+
+    try:
+        cfg = load_pilot(data_dir() / "landing" / pilot)
+    except PilotConfigError as e:
+        if not strict:
+            return  # `run` reports a bad pilot.yaml itself, as the ingest step's failure
+        raise _fail(f"pilot {pilot}: pilot.yaml: {'; '.join(e.problems)}", 2) from None
+    if not api_sources(cfg):
+        if strict:
+            raise _fail(f"pilot {pilot}: no prometheus-api source in pilot.yaml; nothing to "
+                        "pull", 2)
+        return
+    try:
+        since_s = None if since is None else parse_duration(since)
+    except ValueError as e:
+        raise _fail(f"pilot {pilot}: --since {e}", 2) from None
+    with _one_line_errors(pilot):
+        results = ensure_snapshots(cfg, refresh=refresh, since_s=since_s)
+    failed = []
+    for r in results:
+        src = f"pilot {pilot}: pull: source {r.source_index} (prometheus-api)"
+        rel = r.folder.relative_to(cfg.root).as_posix()
+        if r.skipped:
+            continue
+        if r.error is not None:
+            failed.append(r)
+            errors.print(Text.assemble(("error: ", "bold red") if strict
+                                       else ("warning: ", "bold yellow"),
+                                       f"{src}: {r.error}"), soft_wrap=True)
+            continue
+        kept = f", {r.kept} kept" if r.kept else ""
+        bad = f", {r.failed_windows} window(s) failed" if r.failed_windows else ""
+        console.print(Text(f"{src}: {_n(r.responses, 'response')} ({_n(r.requests, 'request')}"
+                           f"{kept}{bad}) into {rel}/ in {r.seconds:.1f} s"), soft_wrap=True)
+    if strict and failed:
+        raise typer.Exit(1)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @app.command()

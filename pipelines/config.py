@@ -34,6 +34,7 @@ SOURCE_KINDS = (
     "sacct",
     "nvidia-smi",
     "arrival-trace",
+    "prometheus-api",
 )
 # Kinds whose target table is fixed by the format; `canonical` and `tabular` must name one.
 KIND_TABLES: dict[str, str | None] = {
@@ -43,7 +44,12 @@ KIND_TABLES: dict[str, str | None] = {
     "sacct": "jobs",
     "nvidia-smi": "samples",
     "arrival-trace": None,
+    "prometheus-api": "samples",
 }
+# A live source (pulled from a server) has no files to name: `path` is its snapshot folder,
+# written by `stabilis pull` (pipelines/ingest/prometheus_api.py), and may not exist yet.
+LIVE_KINDS = ("prometheus-api",)
+DEFAULT_SNAPSHOT_DIR = "pulled"
 ADJUSTMENTS = (
     "inference_batch_separation",
     "priority_scheduling",
@@ -220,7 +226,12 @@ class PilotConfig:
         return {k: v for k, v in self.raw.items() if k not in KNOWN_KEYS}
 
     def source_files(self, i: int) -> list[Path]:
-        return _glob_inside(self.root, self.sources[i].path)
+        src = self.sources[i]
+        if src.kind in LIVE_KINDS:  # the snapshot: manifest.json, then 1.json, 2.json, ...
+            from pipelines.ingest.prometheus_api import snapshot_files
+
+            return snapshot_files(self.root, src.path)
+        return _glob_inside(self.root, src.path)
 
     def to_json(self) -> str:
         """The validated config (plus extra keys) as stable JSON, for the `pilots` table."""
@@ -367,6 +378,7 @@ class _Validator:
         self.raw = raw
         self.root = root
         self.problems: list[str] = []
+        self.tz: ZoneInfo | None = None
 
     def fail(self, msg: str) -> None:
         self.problems.append(msg)
@@ -375,6 +387,7 @@ class _Validator:
         r = self.raw
         pilot = self._pilot(r.get("pilot"))
         tz = self._timezone(r.get("timezone"))
+        self.tz = tz
         title = r.get("title", pilot)
         if not isinstance(title, str):
             self.fail(f"title: expected a string, found {type(title).__name__}")
@@ -627,12 +640,16 @@ class _Validator:
                 self.fail(f"{key}.table: kind {kind!r} fills {KIND_TABLES[kind]!r}, not {table!r}")
             else:
                 table = KIND_TABLES[kind]
-            path = self._source_path(key, s.get("path"))
+            live = kind in LIVE_KINDS
+            path = (self._snapshot_path(key, s.get("path", DEFAULT_SNAPSHOT_DIR), out) if live
+                    else self._source_path(key, s.get("path")))
             options = s.get("options", {})
             if options is None:
                 options = {}
             if not isinstance(options, dict):
                 self.fail(f"{key}.options: expected a mapping, found {type(options).__name__}")
+            elif live:
+                options = self._live_options(f"{key}.options", options)
             if len(self.problems) == n and path is not None:
                 out.append(Source(str(kind), path, table, dict(options)))
         return out
@@ -652,6 +669,51 @@ class _Validator:
             self.fail(f"{key}.path: no file matches {p!r} under {self.root}")
             return None
         return norm
+
+    def _snapshot_path(self, key: str, p: Any, earlier: list[Source]) -> str | None:
+        """A live source's snapshot folder: inside the pilot folder, one per source."""
+        if not isinstance(p, str) or not p.strip():
+            self.fail(f"{key}.path: expected a folder relative to {self.root} for the pulled "
+                      f"snapshot (default {DEFAULT_SNAPSHOT_DIR!r})")
+            return None
+        norm = posixpath.normpath(p.replace("\\", "/"))
+        if (p.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", p) or Path(p).is_absolute()
+                or norm in (".", "..") or norm.startswith("../") or norm == PILOT_FILE):
+            self.fail(f"{key}.path: {p!r} is not a folder inside the pilot folder; expected "
+                      f"e.g. {DEFAULT_SNAPSHOT_DIR!r}")
+            return None
+        if any(c in norm for c in "*?["):
+            self.fail(f"{key}.path: {p!r} is a glob; expected the folder the pull writes its "
+                      f"snapshot to (default {DEFAULT_SNAPSHOT_DIR!r})")
+            return None
+        if any(s.kind in LIVE_KINDS and s.path == norm for s in earlier):
+            self.fail(f"{key}.path: {norm!r} is the snapshot folder of another source; "
+                      "give each prometheus-api source its own path")
+            return None
+        return norm
+
+    def _live_options(self, key: str, options: dict[str, Any]) -> dict[str, Any]:
+        """prometheus-api options checked; `range` normalised to UTC ISO strings."""
+        from pipelines.ingest.prometheus_api import option_problems
+
+        for problem in option_problems(key, options):
+            self.fail(problem)
+        rng = options.get("range")
+        if rng is None:
+            return dict(options)
+        if not isinstance(rng, dict) or set(rng) - {"start", "end"} or not rng:
+            self.fail(f"{key}.range: expected {{start, end}} (ISO-8601); default: the "
+                      "pilot's phases")
+            return dict(options)
+        out: dict[str, str] = {}
+        for edge in ("start", "end"):
+            if edge in rng:
+                t = self._timestamp(f"{key}.range.{edge}", rng[edge], self.tz)
+                if t is not None:
+                    out[edge] = _fmt_ts(t)
+        if "start" in out and "end" in out and out["end"] <= out["start"]:
+            self.fail(f"{key}.range: end {out['end']} is not after start {out['start']}")
+        return {**options, "range": out}
 
     def _anonymization(self, v: Any) -> Anonymization:
         if v is None or v == {}:

@@ -6,6 +6,11 @@ A pilot is fingerprinted by its pilot.yaml plus every file its sources match. Ch
 cheap on purpose (a sensor runs every few seconds): a file whose size and mtime equal the
 previous scan keeps its recorded sha256; only new or touched files are hashed again, and a
 touch that leaves the content as it was does not count as a change.
+
+A live source (`prometheus-api`) has no files of its own: its files are the snapshot its
+last pull saved (`pulled/manifest.json` and the responses), so a pilot.yaml naming only a
+Prometheus server is a pilot like any other, and a pull that changes the snapshot (`stabilis
+pull`, a nightly `--since` from cron) re-runs it like a changed file.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pipelines.ingest.base import Adapter
 from pipelines.ingest.canonical import read_canonical_source
 from pipelines.ingest.nvidia_smi import read_nvidia_smi
 from pipelines.ingest.otlp import read_otlp_json
+from pipelines.ingest.prometheus_api import read_prometheus_api
 from pipelines.ingest.prometheus_json import read_prometheus_json
 from pipelines.ingest.prometheus_text import read_prometheus_text
 from pipelines.ingest.sacct import read_sacct
@@ -21,4 +22,6 @@ ADAPTERS: dict[str, Adapter] = {
     "sacct": read_sacct,
     "nvidia-smi": read_nvidia_smi,
     "arrival-trace": read_arrival_trace,
+    # the snapshot a pull saved (`stabilis pull`), read by the prometheus-json adapter
+    "prometheus-api": read_prometheus_api,
 }
