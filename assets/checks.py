@@ -202,7 +202,8 @@ TABLE_RULES: dict[str, TableRule] = {
     "sync_map": TableRule(("phase", "segment", "kind", "name"),
                           out_of_range=SHARES_AND_SECONDS),
     "findings": TableRule(("pattern", "phase", "scope_pool", "start_ts"),
-                          nullable=("phase", "scope_pool", "start_ts")),
+                          nullable=("phase", "scope_pool", "start_ts"),
+                          out_of_range="NOT queue_wait_share BETWEEN 0 AND 1"),
     "patterns_tested": TableRule(("pattern",)),
     "measurement_coverage": TableRule(("item",)),
     # statistics layer (assets/statistics.py)

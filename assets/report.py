@@ -20,6 +20,7 @@ REPORT_DEPS = [m.name for m in MODELS if m.layer in ("metrics", "topology")] + [
     "pilots",
     "metrics_ci",  # statistics layer (assets/statistics.py)
     "energy_latency_corr",
+    "detector_scores",
     "whatif_results",  # section 6 reads the what-if and its status
     "whatif_model_error",
     "whatif_status",

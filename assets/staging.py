@@ -17,6 +17,7 @@ from assets.checks import LANDING_STATUS
 from assets.table_metadata import OWNERS, source_version, table_metadata
 from pipelines.config import PILOT_FILE, PilotConfigError, load_pilot
 from pipelines.ingest.load import ingest_pilot
+from pipelines.ingest.prometheus_api import ensure_snapshots
 from pipelines.landing import fingerprint, sha256_file
 from pipelines.partitions import pilot_partitions
 from pipelines.resources import PilotPaths
@@ -102,6 +103,12 @@ def ingest_pilot_asset(
     if cfg.pilot != pilot:
         reason = f"pilot.yaml names pilot {cfg.pilot!r}, but its folder is {pilot!r}"
         raise _failure(pilot, "pilot.yaml", reason)
+    # live sources (prometheus-api) without a snapshot are pulled first, outside the DuckDB
+    # lock, so sensor, schedule and backfill runs read the same files a CLI run would
+    for pulled in ensure_snapshots(cfg):
+        if pulled.error:
+            context.log.warning(f"pilot {pilot}: source {pulled.source_index}: pull failed: "
+                                f"{pulled.error}")
     with warehouse.get_connection() as con:
         ensure_schema(con)
         try:

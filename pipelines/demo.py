@@ -3,8 +3,10 @@
 The baseline runs every pool under today's policy (shared FIFO, batch jobs on the same GPUs);
 in the validation phase the treatment pools (`scope`) run priority scheduling with
 inference-batch separation, the control pools stay as they were. The workload process is the
-same in both phases. `ground_truth.*` lists every injected event (and the retry storms they
-caused) so detectors can be scored.
+same in both phases. `ground_truth.*` lists every injected event (bursts of graded strength,
+idle->overload oscillations, service slowdowns, batch jobs, the policy change) with what it
+truly caused (pipelines/analytics/ground_truth.py), so detectors can be scored; it is never
+ingested as telemetry.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import polars as pl
+
+from pipelines.analytics.ground_truth import ground_truth_events
 from pipelines.anonymize import DEMO_SECRET_ENV  # the demo's published secret
 from pipelines.simulator.policies import ADJUSTMENT_NAMES, Policy
 from pipelines.simulator.runner import SimResult, simulate
@@ -78,9 +83,11 @@ def write_tables(res: SimResult, folder: Path) -> None:
         part.write_parquet(folder / "requests" / f"part-{i:03d}.parquet", compression="zstd")
     res.jobs.write_parquet(folder / "jobs" / "jobs.parquet", compression="zstd")
     res.samples.write_parquet(folder / "samples" / "samples.parquet", compression="zstd")
-    res.ground_truth.write_parquet(folder / "ground_truth.parquet", compression="zstd")
-    res.ground_truth.write_csv(folder / "ground_truth.csv",
-                               datetime_format="%Y-%m-%dT%H:%M:%S%.6fZ")
+
+
+def write_ground_truth(gt: pl.DataFrame, folder: Path) -> None:
+    gt.write_parquet(folder / "ground_truth.parquet", compression="zstd")
+    gt.write_csv(folder / "ground_truth.csv", datetime_format="%Y-%m-%dT%H:%M:%S%.6fZ")
 
 
 def generate_demo_pilot(out_dir: Path, seed: int = 7, scale: float = 1.0) -> Path:
@@ -95,6 +102,7 @@ def generate_demo_pilot(out_dir: Path, seed: int = 7, scale: float = 1.0) -> Pat
     (folder / "pilot.yaml").write_text(
         pilot_yaml(start, validation, end, seed, scale, cfg.arrivals.day_period_s))
     write_tables(res, folder)
+    write_ground_truth(ground_truth_events(cfg), folder)
     return folder
 
 

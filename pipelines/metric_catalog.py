@@ -31,18 +31,40 @@ CATALOG: tuple[Metric, ...] = (
     Metric("p99_latency_s", "P99 latency", "s", "lower",
            "99th percentile of the same logical-request latency."),
     Metric("queue_wait_p50_s", "Queue wait P50", "s", "lower",
-           "Median of start_ts - arrival_ts per attempt that started."),
+           "Median queue wait over every attempt: start_ts - arrival_ts for an attempt that "
+           "started; for one that left without starting (dropped, abandoned, timed out in "
+           "queue) its wait until it left, end_ts - arrival_ts (right-censored), or the cap "
+           "when no end_ts was recorded."),
     Metric("queue_wait_p95_s", "Queue wait P95", "s", "lower",
-           "95th percentile of start_ts - arrival_ts per attempt that started."),
+           "95th percentile of the same queue wait (every attempt, right-censored waits "
+           "included)."),
     Metric("queue_wait_max_s", "Queue wait max", "s", "lower",
-           "Largest start_ts - arrival_ts of any attempt.", headline=False),
+           "Largest queue wait of any attempt (right-censored waits included).",
+           headline=False),
+    Metric("queue_wait_completed_p50_s", "Queue wait P50, attempts that started", "s",
+           "lower", "Median start_ts - arrival_ts over the attempts that started only (a "
+           "secondary view: it leaves out the attempts that gave up waiting).",
+           headline=False),
+    Metric("queue_wait_completed_p95_s", "Queue wait P95, attempts that started", "s",
+           "lower", "95th percentile of start_ts - arrival_ts over the attempts that started "
+           "only (secondary view, never the headline).", headline=False),
+    Metric("queue_wait_censored_share", "Right-censored queue waits", "share", "lower",
+           "Share of attempts that left without starting: their queue wait is counted until "
+           "they left (right-censored), a lower bound of the wait they would have had.",
+           headline=False),
+    Metric("queue_wait_cap_s", "Queue wait cap (largest censored wait)", "s", "none",
+           "Largest right-censored queue wait in scope: the queue's cap or client timeout as "
+           "seen in the telemetry. Unstarted attempts without a recorded end_ts count at the "
+           "pilot's longest recorded wait.", headline=False),
     Metric("sched_delay_p95_s", "Scheduling delay P95", "s", "lower",
            "95th percentile of dispatch_ts - arrival_ts where dispatch is known.",
            headline=False),
     Metric("burst_queue_wait_p50_s", "Burst queue wait P50", "s", "lower",
-           "Median queue wait of attempts that arrived inside burst windows."),
+           "Median queue wait (every attempt, right-censored waits included) of attempts "
+           "that arrived inside burst windows."),
     Metric("burst_queue_wait_p95_s", "Burst queue wait P95", "s", "lower",
-           "95th percentile queue wait of attempts that arrived inside burst windows."),
+           "95th percentile queue wait (every attempt, right-censored waits included) of "
+           "attempts that arrived inside burst windows."),
     Metric("nominal_util", "Nominal GPU utilization", "share", "none",
            "Time-weighted mean of gpu_util (any kernel running) over the GPUs in scope."),
     Metric("effective_util", "Effective utilization", "share", "higher",

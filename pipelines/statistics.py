@@ -283,6 +283,8 @@ def headline_functions(bins: Mapping[str, LogBins]) -> dict[str, MetricFn]:
         "p99_latency_s": _q("lat", 0.99, bins),
         "queue_wait_p50_s": _q("qw", 0.50, bins),
         "queue_wait_p95_s": _q("qw", 0.95, bins),
+        "queue_wait_completed_p95_s": _q("qwc", 0.95, bins),
+        "queue_wait_censored_share": lambda t: _ratio(t.sums["n_censored"], t.sums["n_att"]),
         "burst_queue_wait_p50_s": _q("bqw", 0.50, bins),
         "burst_queue_wait_p95_s": _q("bqw", 0.95, bins),
         "nominal_util": nominal,
@@ -297,13 +299,18 @@ def headline_functions(bins: Mapping[str, LogBins]) -> dict[str, MetricFn]:
     }
 
 
+# Queue wait is int_attempts.queue_wait_s, the definition metrics_headline uses: every attempt,
+# right-censored ones (left without starting) at their wait until they left; "qwc" is the
+# secondary view over the attempts that started.
 QUANTITIES = {  # histogram name -> (table, value column, filter on alias x)
     "lat": ("int_logical_requests", "latency_s", "x.outcome = 'ok'"),
     "qw": ("int_attempts", "queue_wait_s", "x.queue_wait_s IS NOT NULL"),
+    "qwc": ("int_attempts", "queue_wait_s",
+            "x.queue_wait_s IS NOT NULL AND NOT x.wait_censored"),
     "bqw": ("int_attempts", "queue_wait_s", "x.queue_wait_s IS NOT NULL AND x.in_burst"),
 }
 SUM_STATS = ("n_logical", "attempts", "n_td", "n_good", "qw_ok", "e2e_ok", "productive_s",
-             "gu_vdt", "gu_dt", "sm_vdt", "sm_dt", "pw_vdt")
+             "n_att", "n_censored", "gu_vdt", "gu_dt", "sm_vdt", "sm_dt", "pw_vdt")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,15 +368,17 @@ def load_blocks(con: duckdb.DuckDBPyConnection, pilot: str, cfg: BootstrapConfig
         in_burst = "coalesce(bw.is_burst, false)"
     if "int_attempts" in have:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _ci_attempts AS
-            SELECT a.phase, a.segment, a.arrival_ts, a.queue_wait_s, a.e2e_s, a.service_s,
-                   a.status, a.logical_met_sla, {in_burst} AS in_burst
+            SELECT a.phase, a.segment, a.arrival_ts, a.queue_wait_s, a.wait_censored,
+                   a.e2e_s, a.service_s, a.status, a.logical_met_sla, {in_burst} AS in_burst
             FROM int_attempts a {burst_join} WHERE a.pilot = $1""", [pilot])
         parts.append(con.execute(f"""SELECT a.phase, a.segment,
                    {blk.format(ts='a.arrival_ts')} AS b,
                    sum(a.queue_wait_s) FILTER (WHERE a.status = 'ok') AS qw_ok,
                    sum(a.e2e_s) FILTER (WHERE a.status = 'ok') AS e2e_ok,
                    sum(a.service_s) FILTER (WHERE a.status = 'ok' AND a.logical_met_sla)
-                       AS productive_s
+                       AS productive_s,
+                   count(*)::DOUBLE AS n_att,
+                   count(*) FILTER (WHERE a.wait_censored)::DOUBLE AS n_censored
                 FROM _ci_attempts a JOIN _ci_phases p USING (phase) GROUP BY ALL""").pl())
     gpus: dict[tuple[str, str], float] = {}
     if "int_gpu_samples" in have:
@@ -506,7 +515,8 @@ def compute_ci(con: duckdb.DuckDBPyConnection, pilot: str,
             c = compare(res[0], res[1], cfg.level, cfg.min_finite)
             draws[(seg, metric)] = (res[0][1], res[1][1])
             points[(seg, metric)] = c.change.point
-            quantile = metric.startswith(("p5", "p9", "queue_wait", "burst_queue"))
+            quantile = metric.startswith(("p5", "p9", "queue_wait", "burst_queue")) \
+                and metric != "queue_wait_censored_share"
             rows.append({
                 "pilot": pilot, "segment": seg, "metric": metric,
                 "baseline": c.baseline.point, "baseline_lo": c.baseline.lo,

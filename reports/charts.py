@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -25,10 +26,75 @@ HEAT_STEPS = 10  # colour bands of the heatmaps
 MAX_WAVE_POINTS = 300
 MAX_WAVE_POOLS = 8
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-# Markup that must never come out of a chart: anything that could run or fetch.
-# (`url(#id)` is an internal gradient reference and stays allowed.)
-_UNSAFE = re.compile(r"<\s*(script|foreignobject|iframe|image|use)\b|\b(href|src)\s*=|"
-                     r"url\(\s*(?![\"']?#)", re.IGNORECASE)
+# Every chart is scaled to the 180-mm A4 text width (510 pt): its smallest text, FONT_PX, is
+# ≥ 7 pt in print as long as the chart is at most MAX_CHART_PX wide.
+FONT_PX = 10
+PRINT_WIDTH_PT = 510.2
+MIN_PRINT_PT = 7.0
+MAX_CHART_PX = int(FONT_PX * PRINT_WIDTH_PT / MIN_PRINT_PT)  # 728
+
+# One colour meaning across every chart (defined here only): phases are grey → blue, segments
+# green / purple, so "validation" never shares a colour with a segment. Orange marks a
+# quantity to look at (bursts, hidden loss), never a category; INK draws a plain series.
+PHASE_COLORS = {"baseline": "#8c8c8c", "validation": "#1f5f99", "outside phases": "#d0d0d0"}
+SEGMENT_COLORS = {"treatment": "#1b9e77", "control": "#7b3294", "all": "#333333"}
+INK = "#333333"
+ACCENT = "#e07b39"
+
+
+def phase_scale(phases: list[str]) -> alt.Scale:
+    return alt.Scale(domain=phases, range=[PHASE_COLORS.get(p, INK) for p in phases])
+
+
+def segment_scale(segments: list[str]) -> alt.Scale:
+    return alt.Scale(domain=segments, range=[SEGMENT_COLORS.get(s, INK) for s in segments])
+
+
+# --- SVG safety: the chart markup is parsed and its elements and attributes are checked; text
+# nodes are never inspected (a pool named `src=x` or `<script>` is escaped text, and harmless).
+SVG_NS = "{http://www.w3.org/2000/svg}"
+SAFE_ELEMENTS = frozenset({
+    "svg", "g", "path", "rect", "line", "circle", "ellipse", "polygon", "polyline", "text",
+    "tspan", "title", "desc", "defs", "clipPath", "linearGradient", "radialGradient", "stop"})
+# attributes that hold words for people, never a URL or a style
+TEXT_ATTRIBUTES = frozenset({"aria-label", "aria-roledescription", "role", "class", "id"})
+_URL = re.compile(r"url\(\s*(?![\"']?#)", re.IGNORECASE)  # url(#id) is an internal reference
+_ACTIVE = re.compile(r"javascript:|vbscript:|data:|expression\(|@import", re.IGNORECASE)
+
+
+class UnsafeSVG(ValueError):
+    """A chart's markup could run a script or load something: a bug, never telemetry text."""
+
+
+def check_svg(svg: str) -> str:
+    """Return `svg` unchanged if its elements and attributes can neither run nor fetch.
+
+    Parsed as XML: only plain drawing elements (SAFE_ELEMENTS); no `on*` handler attribute;
+    `href` only to `#id`; `url(…)` only to `#id`; no `javascript:`/`data:` URL or CSS
+    expression in any attribute but the ones that hold words (TEXT_ATTRIBUTES). No DOCTYPE,
+    entity or processing instruction (raw `<!`/`<?` can only be markup: text has them escaped).
+    """
+    if re.search(r"<!(?!--)|<\?", svg):
+        raise UnsafeSVG("chart SVG has a DOCTYPE, entity or processing instruction")
+    try:
+        root = ET.fromstring(svg)
+    except ET.ParseError as e:
+        raise UnsafeSVG(f"chart SVG is not well-formed XML: {e}") from e
+    for el in root.iter():
+        tag = el.tag.removeprefix(SVG_NS) if isinstance(el.tag, str) else "?"
+        if tag not in SAFE_ELEMENTS:
+            raise UnsafeSVG(f"chart SVG has a <{tag}> element")
+        for name, value in el.attrib.items():
+            local = name.rsplit("}", 1)[-1].lower()
+            if local.startswith("on"):
+                raise UnsafeSVG(f"chart SVG has an event handler attribute {local}")
+            if local in TEXT_ATTRIBUTES:
+                continue
+            if local in ("href", "src") and not value.strip().startswith("#"):
+                raise UnsafeSVG(f"chart SVG has an external {local}")
+            if _URL.search(value) or _ACTIVE.search(value):
+                raise UnsafeSVG(f"chart SVG attribute {local} loads or runs something")
+    return svg
 
 
 class Reader(Protocol):
@@ -55,10 +121,7 @@ def to_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) 
     """
     spec = chart.to_dict()
     spec["datasets"] = {**spec.get("datasets", {}), **datasets}
-    svg = vlc.vegalite_to_svg(spec)
-    if _UNSAFE.search(svg):
-        raise ValueError("chart SVG contains active or external content")
-    return svg
+    return check_svg(vlc.vegalite_to_svg(spec))
 
 
 _RECT_GROUP = re.compile(r'(<g class="mark-rect role-mark[^"]*"[^>]*>)'
@@ -107,10 +170,10 @@ def merge_rects(svg: str) -> str:
 def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     # aria=False: no per-mark aria-label copies of the data (they would triple the SVG size)
     return (chart.configure(font=FONT, aria=False)
-            .configure_axis(labelFontSize=9, titleFontSize=10)
+            .configure_axis(labelFontSize=FONT_PX, titleFontSize=10)
             .configure_title(fontSize=11, anchor="start")
             .configure_header(labelFontSize=10, titleFontSize=10)
-            .configure_legend(labelFontSize=9, titleFontSize=9)
+            .configure_legend(labelFontSize=FONT_PX, titleFontSize=FONT_PX)
             .configure_view(stroke="#bbb"))
 
 
@@ -139,7 +202,7 @@ def _boundaries(phases: pl.DataFrame) -> list[datetime]:
 
 @dataclass
 class HeatGrid:
-    cells: pl.DataFrame  # row, row_order, t, t2, nominal, effective, hcl_pp
+    cells: pl.DataFrame  # pool, row, t, t2, nominal, effective, hcl_pp
     level: str  # "GPU" | "node" | "pool"
     bin_minutes: int
     n_gpus: int
@@ -147,6 +210,9 @@ class HeatGrid:
 
 def heat_grid(w: Reader, max_rows: int = MAX_HEAT_ROWS,
               max_cols: int = MAX_HEAT_COLS) -> HeatGrid | None:
+    """The one binning rule of hidden_idle_map for every chart that draws it (V1 and V5): rows
+    per GPU, else node, else pool; columns of `bin_minutes` from the first window; each cell
+    the mean of the 1-minute values it covers. The same cell therefore reads the same."""
     stats = w.q("hidden_idle_map", """SELECT min(window_start) AS lo, max(window_start) AS hi,
                   count(DISTINCT (pool, node, gpu)) AS gpus, count(DISTINCT (pool, node)) AS nodes,
                   count(gpu) AS with_gpu
@@ -166,7 +232,7 @@ def heat_grid(w: Reader, max_rows: int = MAX_HEAT_ROWS,
         level, key = "pool", "coalesce(pool,'?')"
     bin_min = _bin_minutes(s["lo"], s["hi"], max_cols)
     cells = w.q("hidden_idle_map", f"""
-        SELECT {key} AS row,
+        SELECT coalesce(pool, '?') AS pool, {key} AS row,
                time_bucket(to_minutes($2), window_start, $3::TIMESTAMP) AS t,
                avg(nominal) AS nominal, avg(effective) AS effective, avg(hcl_pp) AS hcl_pp
         FROM hidden_idle_map WHERE pilot = $1 GROUP BY ALL ORDER BY row, t""",
@@ -178,6 +244,10 @@ def heat_grid(w: Reader, max_rows: int = MAX_HEAT_ROWS,
         cells = cells.filter(pl.col("row").is_in(top.implode()))
     cells = cells.with_columns(t2=pl.col("t") + pl.duration(minutes=bin_min))
     return HeatGrid(cells, level, bin_min, int(s["gpus"]))
+
+
+# rows are labelled as what they are
+ROW_TITLES = {"GPU": "pool / node / GPU", "node": "pool / node", "pool": "pool"}
 
 
 def _pct(v: float | None) -> float | None:
@@ -200,12 +270,14 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
                "hcl": r["hcl_pp"]} for r in df.iter_rows(named=True)]
     data = alt.Data(name="heat")
     # integer cell sizes keep the SVG path coordinates short (and the file small)
-    # three panels fit one A4 page; labels need ~8 px, else every other one is dropped
-    row_h = max(2, min(10, 200 // max(len(rows), 1)))
+    # three panels fit well within one A4 page; rows under ~11 px drop some labels (greedy):
+    # visual 5 labels every row of the same grid
+    row_h = max(2, min(10, 160 // max(len(rows), 1)))
     n_cols = df["t"].n_unique()
     width = max(2, 470 // max(n_cols, 1)) * n_cols
-    y = alt.Y("row:N", sort=rows, title=grid.level,
-              axis=alt.Axis(labelLimit=170, labelFontSize=7, labelOverlap="greedy"))
+    y = alt.Y("row:N", sort=rows, title=ROW_TITLES[grid.level],
+              axis=alt.Axis(labelLimit=170, labelFontSize=FONT_PX,
+                            labelOverlap="greedy"))
     rules = alt.Chart(alt.Data(values=[{"t": _iso(b)} for b in boundaries])).mark_rule(
         color="black", strokeDash=[4, 2], strokeWidth=1.2).encode(x="t:T")
     hcl_max = max(1.0, max((v["hcl"] or 0 for v in values), default=0.0))
@@ -246,7 +318,7 @@ def heatmap_reading(grid: HeatGrid, hx: dict, cov: Coverage) -> str:
         low = per_row.row(0, named=True)
         high = per_row.row(-1, named=True)
         return (f"Nominal utilization averaged {fmt.value(low['nominal'], 'share')} on "
-                f"{grid.level} {low['row']} (the least busy) and "
+                f"{grid.level} row {low['row']} (the least busy) and "
                 f"{fmt.value(high['nominal'], 'share')} on {high['row']} (the busiest) "
                 f"({_basis_word(cov, 'gpu_nominal_util')}). Effective utilization and hidden "
                 f"loss are not drawn: "
@@ -256,10 +328,10 @@ def heatmap_reading(grid: HeatGrid, hx: dict, cov: Coverage) -> str:
                .sort(["hcl_pp", "row"], descending=[True, False]))
     worst = per_row.row(0, named=True)
     cell = grid.cells.drop_nulls("hcl_pp").sort("hcl_pp", descending=True).row(0, named=True)
-    text = (f"Hidden loss is highest on {grid.level} {worst['row']} "
+    text = (f"Hidden loss is highest on {grid.level} row {worst['row']} "
             f"({fmt.value(worst['hcl_pp'], 'pp')} on average over the period) and peaks at "
-            f"{fmt.value(cell['hcl_pp'], 'pp')} on {cell['row']} in the bin starting "
-            f"{fmt.ts(cell['t'])}")
+            f"{fmt.value(cell['hcl_pp'], 'pp')} on {cell['row']} in the {grid.bin_minutes}-"
+            f"minute bin starting {fmt.ts(cell['t'])}")
     head = hx.get(("baseline", "all", "overall", None, "hcl_pp"))
     if head and head["value"] is not None:
         text += f"; the baseline HCL for all GPUs is {fmt.value(head['value'], 'pp')}"
@@ -275,7 +347,7 @@ WAVE_MEASURES = (("rate", "Arrival rate [req/s]"), ("qw", "Queue wait P95 [s]"),
 
 @dataclass
 class WaveData:
-    series: pl.DataFrame  # pool, t, rate, qw, lat
+    series: pl.DataFrame  # pool, t, rate, qw, lat, phase (largest 1-minute value per bin)
     episodes: pl.DataFrame  # pool, episode_id, phase, start_ts, end_ts, peak/median, qw_max
     pools: list[str]
     pools_total: int
@@ -295,8 +367,8 @@ def wave_data(w: Reader, max_points: int = MAX_WAVE_POINTS,
     bin_min = _bin_minutes(lo, hi, max_points)
     series = w.q("pool_windows", """
         SELECT pool, time_bucket(to_minutes($2), window_start, $3::TIMESTAMP) AS t,
-               avg(arrival_rate_rps) AS rate, max(queue_wait_p95_s) AS qw,
-               max(latency_p95_s) AS lat
+               max(arrival_rate_rps) AS rate, max(queue_wait_p95_s) AS qw,
+               max(latency_p95_s) AS lat, max(phase) AS phase
         FROM pool_windows WHERE pilot = $1 AND list_contains($4, pool)
         GROUP BY ALL ORDER BY pool, t""", bin_min, lo, pools)
     episodes = w.q("burst_episodes", """
@@ -316,42 +388,47 @@ def wave_measures(wd: WaveData) -> list[tuple[str, str]]:
 
 
 def wave_chart(wd: WaveData, boundaries: list[datetime]) -> str:
+    """One facet grid, pools in rows and measures in columns: every row lines up across the
+    columns (one layout, not three charts side by side). Lines coloured by phase."""
     lo, hi = wd.series["t"].min(), wd.series["t"].max()
     eps = wd.episodes.filter(pl.col("pool").is_in(wd.pools)) if not wd.episodes.is_empty() \
         else wd.episodes
-    columns = []
-    datasets: dict[str, list[dict[str, Any]]] = {}
     measures = wave_measures(wd)
-    # the three columns' width shared by those drawn: one column must not be scaled up to
-    # the page width (huge fonts) in the PDF
-    col_w = (3 * 160 + 2 * 14 - 14 * (len(measures) - 1)) // len(measures)
-    for i, (field, title) in enumerate(measures):
-        # one data set per column (facets need shared data): series, episodes, boundaries
-        vals: list[dict[str, Any]] = [
-            {"kind": "s", "pool": r["pool"], "t": _iso(r["t"]), "v": r[field]}
-            for r in wd.series.iter_rows(named=True)]
-        vals += [{"kind": "e", "pool": r["pool"], "t": _iso(r["start_ts"]),
+    titles = [t for _, t in measures]
+    vals: list[dict[str, Any]] = []
+    for field, title in measures:
+        vals += [{"kind": "s", "m": title, "pool": r["pool"], "t": _iso(r["t"]), "v": r[field],
+                  "phase": r["phase"] or "outside phases"}
+                 for r in wd.series.iter_rows(named=True)]
+        vals += [{"kind": "e", "m": title, "pool": r["pool"], "t": _iso(r["start_ts"]),
                   "t2": _iso(r["end_ts"])} for r in eps.iter_rows(named=True)]
-        vals += [{"kind": "b", "pool": p, "t": _iso(b)} for p in wd.pools for b in boundaries]
-        base = alt.Chart().encode(x=_time_axis(lo, hi))
-        rect = base.transform_filter("datum.kind == 'e'").mark_rect(
-            color="#f4a259", opacity=0.45).encode(x2="t2:T")
-        rule = base.transform_filter("datum.kind == 'b'").mark_rule(
-            color="black", strokeDash=[4, 2])
-        line = base.transform_filter("datum.kind == 's'").mark_line(
-            strokeWidth=1, color="#1f5f99").encode(y=alt.Y("v:Q", title=title))
-        header = alt.Header(labelAngle=0, labelAlign="left", labelAnchor="start",
-                            labelOrient="top", labelFontWeight="bold" if i == 0 else "normal",
-                            labelColor="#000" if i == 0 else "#555")
-        datasets[f"wave_{field}"] = vals
-        columns.append(alt.layer(rect, rule, line, data=alt.Data(name=f"wave_{field}")).properties(
-            width=col_w, height=58).facet(
-            row=alt.Row("pool:N", sort=wd.pools, title=None, header=header), spacing=6
-        ).resolve_scale(y="independent"))
-    return to_svg(_config(alt.hconcat(*columns, spacing=14)), datasets)
+        vals += [{"kind": "b", "m": title, "pool": p, "t": _iso(b)}
+                 for p in wd.pools for b in boundaries]
+    phases = [p for p in ("baseline", "validation", "outside phases")
+              if p in set(wd.series["phase"].fill_null("outside phases"))]
+    base = alt.Chart().encode(x=_time_axis(lo, hi))
+    rect = base.transform_filter("datum.kind == 'e'").mark_rect(
+        color=ACCENT, opacity=0.35).encode(x2="t2:T")
+    rule = base.transform_filter("datum.kind == 'b'").mark_rule(color="black",
+                                                                strokeDash=[4, 2])
+    line = base.transform_filter("datum.kind == 's'").mark_line(strokeWidth=1).encode(
+        y=alt.Y("v:Q", title=None, axis=alt.Axis(tickCount=3)),
+        color=alt.Color("phase:N", title="phase", sort=phases, scale=phase_scale(phases)))
+    col_w = {1: 440, 2: 215, 3: 138}[len(measures)]
+    chart = alt.layer(rect, rule, line, data=alt.Data(name="wave")).properties(
+        width=col_w, height=52).facet(
+        row=alt.Row("pool:N", sort=wd.pools, title=None,
+                    header=alt.Header(labelAngle=0, labelAlign="left", labelOrient="left",
+                                      labelFontWeight="bold", labelLimit=90)),
+        column=alt.Column("m:N", sort=titles, title=None,
+                          header=alt.Header(labelFontWeight="bold")),
+        spacing={"row": 6, "column": 10}).resolve_scale(y="independent")
+    return to_svg(_config(chart), {"wave": vals})
 
 
 def wave_reading(wd: WaveData, cov: Coverage) -> str:
+    """Quotes the series as plotted (1-minute values, largest per bin), not the detector's
+    shorter burst-window rates: a reader must find every number on the chart."""
     eps = wd.episodes
     if eps.is_empty() and not cov.measured("burst_episodes"):
         return f"Burst episodes: {cov.not_tested('burst_episodes')}; the lines show the " \
@@ -361,14 +438,17 @@ def wave_reading(wd: WaveData, cov: Coverage) -> str:
                 "windows only (measured, burst_episodes).")
     by_phase = eps.group_by("phase").len().sort("phase")
     phases = ", ".join(f"{r['len']} in {r['phase']}" for r in by_phase.iter_rows(named=True))
-    top = eps.sort(["peak_rate_rps", "start_ts"], descending=[True, False]).row(0, named=True)
-    text = (f"{eps.height} burst episodes in {eps['pool'].n_unique()} pools ({phases}); the "
-            f"highest peak was {fmt.value(top['peak_rate_rps'], 'req/s')} in {top['pool']} at "
-            f"{fmt.ts(top['start_ts'])}")
-    if top["trailing_median_rps"]:
-        text += f", {top['peak_rate_rps'] / top['trailing_median_rps']:.1f}× its trailing median"
-    if top["qw_max"] is not None:
-        text += f", with that pool's queue-wait P95 reaching {fmt.value(top['qw_max'], 's')}"
+    text = f"{eps.height} burst episodes in {eps['pool'].n_unique()} pools ({phases})"
+    top = wd.series.drop_nulls("rate").sort(["rate", "t"], descending=[True, False])
+    if not top.is_empty():
+        r = top.row(0, named=True)
+        text += (f"; the highest plotted arrival rate was {fmt.value(r['rate'], 'req/s')} "
+                 f"(1-minute window) in {r['pool']} at {fmt.ts(r['t'])}")
+        qw = wd.series.filter(pl.col("pool") == r["pool"]).drop_nulls("qw")
+        if not qw.is_empty():
+            q = qw.sort(["qw", "t"], descending=[True, False]).row(0, named=True)
+            text += (f"; that pool's plotted queue-wait P95 peaked at "
+                     f"{fmt.value(q['qw'], 's')} at {fmt.ts(q['t'])}")
     return text + " (measured)."
 
 
@@ -415,9 +495,9 @@ def build_charts(w: Reader, hx: dict, phases: pl.DataFrame,
         measures = wave_measures(wd)
         shown = (f"all {wd.pools_total} pools" if wd.pools_total <= len(wd.pools) else
                  f"the {len(wd.pools)} busiest of {wd.pools_total} pools by arrivals")
-        note = (f"Shows {shown}; {wd.bin_minutes}-minute bins: mean arrival rate and the "
-                f"largest 1-minute P95 in each bin. Shaded: burst episodes; dashed line: phase "
-                f"boundary.")
+        note = (f"Shows {shown}; {wd.bin_minutes}-minute bins, each the largest 1-minute "
+                f"value in the bin (arrival rate, P95s). Line colour: phase; shaded: burst "
+                f"episodes (burst_episodes); dashed line: phase boundary.")
         absent = [t.split(" [")[0] for f, t in WAVE_MEASURES if (f, t) not in measures]
         if absent:
             note += (f" Not drawn: {' and '.join(absent).lower()} — needs "

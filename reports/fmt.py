@@ -7,6 +7,8 @@ prints them in the unit a reader expects (ms for sub-second latencies, % for sha
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 MINUS = "\u2212"  # typographic minus: a hyphen is easy to miss in a table of changes
@@ -21,19 +23,22 @@ def _is_missing(v: float | None) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def value(v: float | None, unit: str) -> str:
-    """A measured value in its display unit; None prints as 'not measured'."""
+def value(v: float | None, unit: str, extra: int = 0) -> str:
+    """A measured value in its display unit; None prints as 'not measured'.
+
+    `extra` adds decimals: an interval bound that is not zero must not print as zero."""
     if _is_missing(v):
         return NOT_MEASURED
     assert v is not None
     if unit == "share":
-        return f"{_num(100 * v, 1)} %"
+        return f"{_num(100 * v, 1 + extra)} %"
     if unit == "pp":
-        return f"{_num(v, 1)} pp"
+        return f"{_num(v, 1 + extra)} pp"
     if unit == "s":
-        return f"{_num(1000 * v, 0)} ms" if abs(v) < 1 else f"{_num(v, 2)} s"
+        return (f"{_num(1000 * v, extra)} ms" if abs(v) < 1
+                else f"{_num(v, 2 + extra)} s")
     if unit == "ratio":
-        return f"{_num(v, 2)}\u00d7"
+        return f"{_num(v, 2 + extra)}\u00d7"
     if unit == "count":
         return _num(v, 0)
     if unit == "J":
@@ -49,23 +54,52 @@ def value(v: float | None, unit: str) -> str:
     return f"{_num(v, 3)} {unit}".strip()
 
 
-def change(v: float | None, unit: str) -> str:
+def change(v: float | None, unit: str, extra: int = 0) -> str:
     """A signed absolute change; shares change in percentage points, not percent."""
     if _is_missing(v):
         return "—"
     assert v is not None
     sign = "+" if v > 0 else ""
     if unit == "share":
-        return f"{sign}{_num(100 * v, 1)} pp"
-    return sign + value(v, unit)
+        return f"{sign}{_num(100 * v, 1 + extra)} pp"
+    return sign + value(v, unit, extra)
 
 
-def rel(v: float | None) -> str:
+def rel(v: float | None, extra: int = 0) -> str:
     """A signed relative change given as a fraction (−0.28 → '−28.0 %')."""
     if _is_missing(v):
         return "—"
     assert v is not None
-    return ("+" if v > 0 else "") + f"{_num(100 * v, 1)} %"
+    return ("+" if v > 0 else "") + f"{_num(100 * v, 1 + extra)} %"
+
+
+MAX_EXTRA_DIGITS = 3  # an interval bound printed with up to 3 more decimals before giving up
+
+
+def reads_zero(text: str) -> bool:
+    """True when a printed number shows only zeros ('−0.0 pp', '0 ms', '+0.00 %')."""
+    digits = re.sub(r"[^0-9]", "", text.split(" (")[0])
+    return not digits.strip("0")
+
+
+def _bound(v: float, show: Callable[[float, int], str]) -> str:
+    """A bound with just enough decimals that a non-zero value does not read as zero."""
+    for extra in range(MAX_EXTRA_DIGITS + 1):
+        text = show(v, extra)
+        if v == 0 or not reads_zero(text):
+            return text
+    return text
+
+
+def excludes_zero(lo: float | None, hi: float | None, shown: str) -> bool | None:
+    """Whether an interval excludes zero AS PRINTED (`shown` = its printed text): both bounds
+    on one side of zero and neither printed as a zero. None without an interval."""
+    if _is_missing(lo) or _is_missing(hi):
+        return None
+    assert lo is not None and hi is not None
+    if not (lo > 0 or hi < 0):
+        return False
+    return not any(reads_zero(b) for b in shown.strip("[]").split(", "))
 
 
 def moved(rel_change: float | None, abs_change: float | None, unit: str) -> str:
@@ -107,16 +141,19 @@ def interval(lo: float | None, hi: float | None, unit: str) -> str:
 
 
 def change_interval(lo: float | None, hi: float | None, unit: str) -> str:
-    """Interval of an absolute change (shares in pp)."""
+    """Interval of an absolute change (shares in pp); a non-zero bound never prints as 0."""
     if _is_missing(lo) or _is_missing(hi):
         return ""
-    return f"[{change(lo, unit)}, {change(hi, unit)}]"
+    assert lo is not None and hi is not None
+    return (f"[{_bound(lo, lambda v, e: change(v, unit, e))}, "
+            f"{_bound(hi, lambda v, e: change(v, unit, e))}]")
 
 
 def rel_interval(lo: float | None, hi: float | None) -> str:
     if _is_missing(lo) or _is_missing(hi):
         return ""
-    return f"[{rel(lo)}, {rel(hi)}]"
+    assert lo is not None and hi is not None
+    return f"[{_bound(lo, rel)}, {_bound(hi, rel)}]"
 
 
 def two_lines(first: str, second: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -11,6 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 from weasyprint.urls import FatalURLFetchingError
 
+from reports.charts import check_svg
 from reports.model import ReportModel
 
 STATIC = Path(__file__).parent / "static"
@@ -26,11 +28,12 @@ def _env() -> Environment:
 
 
 def _trusted_svg(svg: str) -> Markup:
-    # Chart SVG is produced by vl-convert from escaped data and checked in charts.to_svg;
-    # only that string is let through unescaped.
+    # Chart SVG is produced by vl-convert from escaped data; the final string (after any
+    # post-processing of the charts) is parsed and checked here, the one place it goes out
+    # unescaped: elements and attributes, never the text that names pools.
     if svg and not svg.lstrip().startswith("<svg"):
         raise ValueError("not an SVG document")
-    return Markup(svg)
+    return Markup(check_svg(svg) if svg else svg)
 
 
 def _css() -> Markup:
@@ -48,8 +51,34 @@ def _js() -> Markup:
     return Markup(js)
 
 
+NBSP = "\u00a0"
+_CELL = re.compile(r'<td class="([^"]*)">([^<]*)</td>')
+# a space after a digit, before a unit or word (not before an arrow, bracket or sign)
+_NUM_UNIT = re.compile(r"(?<=\d) (?=[^\s\d→\[\](—−+–])")
+_DIGEST = re.compile(r"[0-9a-f]{32,}")
+
+
+def _cell(m: re.Match[str]) -> str:
+    cls, text = m[1], m[2]
+    if _DIGEST.fullmatch(text.strip()):
+        # a checksum: small monospace on one line (report.css td.hash), its text untouched
+        # so that it can be searched and copied whole
+        return f'<td class="{cls} hash">{text}</td>'
+    if "num" in cls.split():
+        text = _NUM_UNIT.sub(NBSP, text)
+    return f'<td class="{cls}">{text}</td>'
+
+
+def print_typography(html: str) -> str:
+    """Table cells made for paper: a number is never split from its unit (a no-break space
+    in numeric cells, which may still wrap between values), and a checksum is marked so
+    that it prints on one line. Cell text is already escaped; only spaces change."""
+    return _CELL.sub(_cell, html)
+
+
 def render_html(model: ReportModel) -> str:
-    return _env().get_template("report.html.j2").render(m=model, css=_css(), js=_js())
+    return print_typography(
+        _env().get_template("report.html.j2").render(m=model, css=_css(), js=_js()))
 
 
 FONT_DIRS = ("/usr/share/fonts/", "/usr/local/share/fonts/")

@@ -19,13 +19,22 @@ import polars as pl
 from pipelines.metric_catalog import HEADLINE
 from reports import fmt
 from reports.charts import (
+    ACCENT,
+    FONT_PX,
     HEAT_STEPS,
+    INK,
+    PHASE_COLORS,
+    ROW_TITLES,
+    SEGMENT_COLORS,
     Chart,
     Reader,
     _config,
     _iso,
     _time_axis,
+    heat_grid,
     merge_rects,
+    phase_scale,
+    segment_scale,
     to_svg,
 )
 from reports.coverage import Coverage
@@ -74,8 +83,7 @@ def sync_map(w: Reader) -> tuple[Chart, list[str]]:
                     + (f" — {r['note']}" if r["note"] else "")}
             for r in d.iter_rows(named=True)]
     phases = [p for p in ("baseline", "validation") if p in set(d["phase"])]
-    color = alt.Color("phase:N", title="phase", sort=phases,
-                      scale=alt.Scale(domain=phases, range=["#9aa9b8", "#1f5f99"][:len(phases)]))
+    color = alt.Color("phase:N", title="phase", sort=phases, scale=phase_scale(phases))
 
     def panel(kinds: list[str], ttl: str) -> alt.LayerChart:
         base = alt.Chart(alt.Data(name="sync")).transform_filter(
@@ -85,7 +93,7 @@ def sync_map(w: Reader) -> tuple[Chart, list[str]]:
         bars = base.mark_bar(aria=True, height={"band": 0.8}).encode(
             x=alt.X("v:Q", title="score [%]", scale=alt.Scale(domain=[0, 100])), y=y,
             yOffset=alt.YOffset("phase:N", sort=phases), color=color, description="tip:N")
-        text = base.mark_text(align="left", dx=3, fontSize=8).encode(
+        text = base.mark_text(align="left", dx=3, fontSize=FONT_PX).encode(
             x=alt.X("v0:Q"), y=y, yOffset=alt.YOffset("phase:N", sort=phases),
             text="label:N").transform_calculate(v0="datum.v == null ? 0 : datum.v")
         return alt.layer(bars, text).properties(width=200, height=22 * len(
@@ -118,8 +126,25 @@ EVENT_LABELS = {"burst_onset": "burst onset", "adherence_drop": "adherence drop"
                 "latency_spike": "latency spike", "queue_peak": "queue peak",
                 "timeout_escalation": "timeout escalation", "trough": "trough",
                 "recovery": "recovery"}
-EVENT_COLORS = ["#e07b39", "#c0392b", "#8e44ad", "#1f5f99", "#7f6000", "#555555", "#2e8b57"]
+# event colours: none of them is a phase or segment colour (charts.PHASE_COLORS, SEGMENT_COLORS)
+EVENT_COLORS = [ACCENT, "#c0392b", "#a6761d", "#e7298a", "#666600", "#000000", "#66a61e"]
 CONTEXT = timedelta(minutes=10)  # minutes drawn either side of the episode
+TIMELINE_W = 470  # px: the width of the timeline panels (label lanes are laid out on it)
+LABEL_PX = 6.3  # px per character of a FONT_PX label (DejaVu Sans, average)
+
+
+def label_lanes(xs: list[float], widths: list[float], gap: float = 6.0) -> list[int]:
+    """Lane (0, 1, …) of each horizontal label starting at x px, so that labels in one lane
+    never overlap: each goes to the first lane whose last label ends before it starts."""
+    ends: list[float] = []
+    lanes = []
+    for x, w in zip(xs, widths, strict=True):
+        lane = next((i for i, e in enumerate(ends) if e + gap <= x), len(ends))
+        if lane == len(ends):
+            ends.append(0.0)
+        ends[lane] = x + w
+        lanes.append(lane)
+    return lanes
 
 
 def _event_value(event: str, value: float | None, unit: str | None) -> str:
@@ -161,9 +186,12 @@ def disruption(w: Reader, cov: Coverage | None = None) -> Chart:
                 sum(requests_met_sla) / nullif(sum(requests), 0) AS adh, sum(requests) AS n
                 FROM sla_risk_map WHERE pilot = $1 AND window_start >= $2
                 AND window_start <= $3 GROUP BY t ORDER BY t""", lo, hi)
-    lat = w.q("energy_latency_windows", """SELECT window_start AS t, p95_latency_s AS v
-                FROM energy_latency_windows WHERE pilot = $1 AND window_start >= $2
-                AND window_start <= $3 AND p95_latency_s IS NOT NULL ORDER BY t""", lo, hi)
+    # the worst pool's 1-minute P95: what the episode's peak P95 and the latency-spike event
+    # measure, so the reading's number is on the chart
+    lat = w.q("pool_windows", """SELECT window_start AS t, max(latency_p95_s) AS v
+                FROM pool_windows WHERE pilot = $1 AND window_start >= $2
+                AND window_start <= $3 AND latency_p95_s IS NOT NULL GROUP BY t
+                ORDER BY t""", lo, hi) if w.has("pool_windows") else pl.DataFrame()
     target = float(e["sla_target"])
     # events at the same minute share one rule and one label
     marks: dict[datetime, list[str]] = {}
@@ -176,6 +204,13 @@ def disruption(w: Reader, cov: Coverage | None = None) -> Chart:
             + (f" (pool {r['pool']})" if r["pool"] else ""))
     ev_vals = [{"t": _iso(t), "e": " · ".join(marks[t]), "first": marks[t][0],
                 "tip": "; ".join(tips[t])} for t in sorted(marks)]
+    # horizontal labels in lanes above the chart, starting at their rule: none overlaps
+    span = (hi - lo).total_seconds() or 1.0
+    xs = [TIMELINE_W * (t - lo).total_seconds() / span for t in sorted(marks)]
+    lanes = label_lanes(xs, [LABEL_PX * len(v["e"]) for v in ev_vals])
+    for v, lane in zip(ev_vals, lanes, strict=True):
+        v["lane"] = lane
+    n_lanes = max(lanes, default=0) + 1
     adh_vals = [{"t": _iso(r["t"]), "adh": None if r["adh"] is None else 100 * r["adh"],
                  "tip": f"{r['t']:%H:%M}: adherence "
                         + ("—" if r["adh"] is None else f"{100 * r['adh']:.1f} %")
@@ -193,32 +228,39 @@ def disruption(w: Reader, cov: Coverage | None = None) -> Chart:
         x=x_top, x2="t2:T")
     rules = alt.Chart(alt.Data(name="ev")).mark_rule(strokeDash=[4, 2], aria=True).encode(
         x=x_top, color=color, description="tip:N")
-    labels = alt.Chart(alt.Data(name="ev")).mark_text(
-        angle=90, align="left", baseline="bottom", dx=3, dy=-2, fontSize=7).encode(
-        x=x_top, y=alt.value(2), text="e:N", color=alt.Color("first:N", legend=None,
-                                                               sort=kinds, scale=ev_scale))
+    lane_y = alt.Y("lane:O", axis=None, scale=alt.Scale(domain=list(range(n_lanes))))
+    labels = alt.layer(
+        alt.Chart(alt.Data(name="ev")).mark_text(
+            align="left", baseline="middle", dx=2, fontSize=FONT_PX).encode(
+            x=x_top, y=lane_y, text="e:N",
+            color=alt.Color("first:N", legend=None, sort=kinds, scale=ev_scale)),
+        alt.Chart(alt.Data(name="ev")).mark_tick(thickness=1.5, size=8).encode(
+            x=x_top, y=lane_y,
+            color=alt.Color("first:N", legend=None, sort=kinds, scale=ev_scale)),
+    ).properties(width=TIMELINE_W, height=12 * n_lanes, title="Events")
     tgt = alt.Chart(alt.Data(name="tgt")).mark_rule(color="#333", strokeDash=[2, 2]).encode(
         y="y:Q")
     y_adh = alt.Y("adh:Q", title="SLA adherence [%]", scale=alt.Scale(domain=[0, 100]))
-    line = alt.Chart(alt.Data(name="adh")).mark_line(color="#1f5f99", strokeWidth=1.2).encode(
+    line = alt.Chart(alt.Data(name="adh")).mark_line(color=INK, strokeWidth=1.2).encode(
         x=x_top, y=y_adh)
-    pts = alt.Chart(alt.Data(name="adh")).mark_point(size=10, filled=True, color="#1f5f99",
+    pts = alt.Chart(alt.Data(name="adh")).mark_point(size=10, filled=True, color=INK,
                                                       aria=True).encode(
         x=x_top, y=y_adh, description="tip:N")
-    top = alt.layer(shade, tgt, line, pts, rules, labels).properties(
-        width=470, height=170, title="Pilot-wide 1-minute SLA adherence (dashed: target "
-                                     f"{100 * target:.0f} %; shaded: the episode)")
+    top = alt.layer(shade, tgt, line, pts, rules).properties(
+        width=TIMELINE_W, height=170, title="Pilot-wide 1-minute SLA adherence (dashed: "
+                                            f"target {100 * target:.0f} %; shaded: the episode)")
     bottom_layers = [alt.Chart(alt.Data(name="band")).mark_rect(
         color="#f3d9d5", opacity=0.6).encode(x=x, x2="t2:T"),
         alt.Chart(alt.Data(name="ev")).mark_rule(strokeDash=[4, 2]).encode(
             x=x, color=alt.Color("first:N", legend=None, sort=kinds, scale=ev_scale))]
     if lat_vals:
         bottom_layers.append(alt.Chart(alt.Data(name="lat")).mark_line(
-            color="#c0392b", strokeWidth=1.2).encode(x=x, y=alt.Y(
+            color=INK, strokeWidth=1.2).encode(x=x, y=alt.Y(
                 "v:Q", title="P95 latency [s]")))
     bottom = alt.layer(*bottom_layers).properties(
-        width=470, height=90, title="Pilot-wide 1-minute P95 end-to-end latency (ok attempts)")
-    chart = alt.vconcat(top, bottom, spacing=8)
+        width=TIMELINE_W, height=90, title="1-minute P95 end-to-end latency of the worst pool "
+                                           "in each minute")
+    chart = alt.vconcat(labels, top, bottom, spacing=6)
     svg = _svg(chart, {"ev": ev_vals, "adh": adh_vals, "lat": lat_vals, "band": band,
                        "tgt": [{"y": 100 * target}]})
     by_phase = eps.group_by("phase").len().sort("phase")
@@ -228,7 +270,8 @@ def disruption(w: Reader, cov: Coverage | None = None) -> Chart:
                f"{fmt.ts(e['start_ts'])} in the {e['phase'] or '—'} phase and lasted "
                f"{fmt.long_duration(e['duration_s'])}: adherence fell to "
                f"{fmt.value(e['lowest_sla_adherence'], 'share')} (target "
-               f"{fmt.value(target, 'share')}), P95 peaked at {fmt.value(e['peak_p95_s'], 's')}"
+               f"{fmt.value(target, 'share')}), the worst pool's 1-minute P95 peaked at "
+               f"{fmt.value(e['peak_p95_s'], 's')}"
                f", timeouts at {fmt.value(e['max_timeout_rate'], 'share')} of attempts, and "
                f"{fmt.count(e['requests_missed_sla'])} of {fmt.count(e['requests'])} requests "
                f"missed the SLA")
@@ -260,83 +303,63 @@ def _recover_s(e: dict[str, Any]) -> float | None:
 # ---------------------------------------------------------------------------------------------
 # 5. Hidden idle topology
 
-MAX_TOPO_ROWS = 64
-MAX_TOPO_COLS = 72
-
-
 def hidden_idle_topology(w: Reader, cov: Coverage | None = None) -> Chart:
+    """V1's hidden-loss cells (charts.heat_grid: the same rows, bins and values), regrouped by
+    pool, with each pool's mean beside them."""
     cov = cov or Coverage.read(w)
-    title = "Hidden idle topology — non-productive GPU occupancy per GPU and window, by pool"
-    st = w.q("hidden_idle_map", """SELECT min(window_start) AS lo, max(window_start) AS hi,
-                count(DISTINCT (pool, node, gpu)) AS gpus, count(DISTINCT (pool, node)) AS nodes,
-                count(hcl_pp) AS cells FROM hidden_idle_map WHERE pilot = ?""")
-    if st.is_empty() or st["lo"][0] is None or not st["cells"][0]:
-        return absent(5, title, "needs " + (cov.needs("hidden_capacity_loss") or
-                                            "gpu_util and sm_active series")
-                      + " (both nominal and effective utilization per GPU)")
-    s = st.row(0, named=True)
-    by_gpu = s["gpus"] <= MAX_TOPO_ROWS
-    key = ("coalesce(node,'?') || ' / gpu ' || coalesce(gpu,'?')" if by_gpu
-           else "coalesce(node,'?')")
-    minutes = (s["hi"] - s["lo"]).total_seconds() / 60 + 1
-    bin_min = max(1, math.ceil(minutes / MAX_TOPO_COLS))
-    cells = w.q("hidden_idle_map", f"""
-        SELECT coalesce(pool, '?') AS pool, {key} AS row,
-               time_bucket(to_minutes($2), window_start, $3::TIMESTAMP) AS t,
-               avg(greatest(hcl_pp, 0)) AS np
-        FROM hidden_idle_map WHERE pilot = $1 AND hcl_pp IS NOT NULL
-        GROUP BY ALL ORDER BY pool, row, t""", bin_min, s["lo"])
-    pools = w.q("hidden_idle_map", """SELECT coalesce(pool, '?') AS pool,
-                avg(greatest(hcl_pp, 0)) AS np, count(DISTINCT (node, gpu)) AS gpus
+    grid = heat_grid(w)
+    title = "Hidden idle topology — hidden loss per {} and window, by pool"
+    if grid is None or grid.cells["hcl_pp"].drop_nulls().is_empty():
+        return absent(5, title.format("GPU"), "needs " + (
+            cov.needs("hidden_capacity_loss") or "gpu_util and sm_active series")
+            + " (both nominal and effective utilization per GPU)")
+    title = title.format(grid.level)
+    cells = grid.cells.drop_nulls("hcl_pp")
+    pools = w.q("hidden_idle_map", """SELECT coalesce(pool, '?') AS pool, avg(hcl_pp) AS np,
+                count(DISTINCT (node, gpu)) AS gpus
                 FROM hidden_idle_map WHERE pilot = ? AND hcl_pp IS NOT NULL
                 GROUP BY ALL ORDER BY np DESC, pool""")
-    if cells["row"].n_unique() > MAX_TOPO_ROWS:  # still too many nodes: the worst ones
-        top = (cells.group_by("row").agg(pl.col("np").mean()).sort("np", descending=True)
-               .head(MAX_TOPO_ROWS)["row"])
-        cells = cells.filter(pl.col("row").is_in(top.implode()))
-    cells = cells.with_columns(t2=pl.col("t") + pl.duration(minutes=bin_min))
     lo, hi = cells["t"].min(), cells["t2"].max()
-    vmax = max(1.0, float(cells["np"].max() or 0))
+    vmax = max(1.0, float(cells["hcl_pp"].max() or 0))
     pool_order = pools["pool"].to_list()
-    # rows grouped by pool (the topology), pools in order of their loss
-    rank = {p: i for i, p in enumerate(pool_order)}
-    cells = cells.with_columns(label=pl.col("pool") + " · " + pl.col("row"))
+    rank = {p: i for i, p in enumerate(pool_order)}  # rows grouped by pool, worst pool first
     labels = [lab for _, lab in sorted({(rank.get(p, 0), lab) for p, lab in zip(
-        cells["pool"].to_list(), cells["label"].to_list(), strict=True)})]
-    row_h = max(3, min(9, 300 // max(len(labels), 1)))
-    heat_vals = [{"row": r["label"], "t": _iso(r["t"]), "t2": _iso(r["t2"]), "np": r["np"]}
+        cells["pool"].to_list(), cells["row"].to_list(), strict=True)})]
+    row_h = 11  # a 9-px label per row: ≥ 7 pt once the chart is scaled to the A4 text width
+    heat_vals = [{"row": r["row"], "t": _iso(r["t"]), "t2": _iso(r["t2"]), "np": r["hcl_pp"]}
                  for r in cells.iter_rows(named=True)]
     heat = alt.Chart(alt.Data(name="topo")).mark_rect().encode(
         x=_time_axis(lo, hi), x2="t2:T",
-        y=alt.Y("row:N", title="pool · " + ("node / GPU" if by_gpu else "node"), sort=labels,
-                axis=alt.Axis(labelFontSize=6, labelLimit=150, labelOverlap="greedy")),
+        y=alt.Y("row:N", title=ROW_TITLES[grid.level], sort=labels,
+                axis=alt.Axis(labelFontSize=FONT_PX, labelLimit=170)),
         color=alt.Color("np:Q", title="pp", scale=alt.Scale(
             type="quantize", domain=[0, vmax],
             scheme=alt.SchemeParams(name="oranges", count=HEAT_STEPS))),
-    ).properties(width=300, height=row_h * len(labels))
+    ).properties(width=220, height=row_h * len(labels))
     bar_vals = [{"pool": r["pool"], "np": r["np"], "tip": f"{r['pool']}: {r['np']:.1f} pp "
-                 f"non-productive on average over {r['gpus']} GPUs"}
+                 f"hidden loss on average over {r['gpus']} GPUs"}
                 for r in pools.iter_rows(named=True)]
-    bars = alt.Chart(alt.Data(name="pools")).mark_bar(color="#e07b39", aria=True).encode(
-        x=alt.X("np:Q", title="mean non-productive occupancy [pp]"),
-        y=alt.Y("pool:N", sort=pool_order, title="pool"), description="tip:N",
-    ).properties(width=120, height=max(40, 16 * len(pool_order)),
-                 title="Per pool")
+    bars = alt.Chart(alt.Data(name="pools")).mark_bar(color=ACCENT, aria=True).encode(
+        x=alt.X("np:Q", title="mean hidden loss [pp]"),
+        y=alt.Y("pool:N", sort=pool_order, title="pool",
+                axis=alt.Axis(labelLimit=90)), description="tip:N",
+    ).properties(width=100, height=max(40, 16 * len(pool_order)), title="Per pool")
     chart = alt.hconcat(heat, bars, spacing=16).properties(
-        title="GPU × window: nominal − effective utilization, negative gaps shown as 0")
+        title=f"{grid.level} × window: nominal − effective utilization (negative shown as 0)")
     worst = pools.row(0, named=True)
     best = pools.row(-1, named=True)
-    cell = cells.sort("np", descending=True).row(0, named=True)
-    reading = (f"Pool {worst['pool']} carried the most non-productive occupancy "
+    cell = cells.sort(["hcl_pp", "t"], descending=[True, False]).row(0, named=True)
+    reading = (f"Pool {worst['pool']} carried the most hidden loss "
                f"({fmt.value(worst['np'], 'pp')} on average over {worst['gpus']} GPUs), pool "
                f"{best['pool']} the least ({fmt.value(best['np'], 'pp')}); the worst cell was "
-               f"{cell['row']} in {cell['pool']} at {fmt.ts(cell['t'])} "
-               f"({fmt.value(cell['np'], 'pp')}) (measured).")
+               f"{grid.level} row {cell['row']} in the {grid.bin_minutes}-minute bin starting "
+               f"{fmt.ts(cell['t'])} ({fmt.value(cell['hcl_pp'], 'pp')}) (measured).")
     return Chart(5, title, merge_rects(_svg(chart, {"topo": heat_vals, "pools": bar_vals})),
                  reading,
-                 note=f"One row per {'GPU' if by_gpu else 'node'}, grouped by pool; "
-                      f"{bin_min}-minute columns (mean of 1-minute cells of hidden_idle_map), "
-                      f"coloured in {HEAT_STEPS} equal bands.")
+                 note=f"The cells of visual 1's hidden-loss panel (one row per {grid.level}, "
+                      f"{grid.bin_minutes}-minute columns, mean of the 1-minute cells of "
+                      f"hidden_idle_map), grouped by pool, coloured in {HEAT_STEPS} equal "
+                      f"bands.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,19 +387,20 @@ def energy_latency(w: Reader, cov: Coverage | None = None) -> Chart:
                     + ", P95 " + fmt.value(r["p95_latency_s"], "s")}
             for r in d.iter_rows(named=True)]
     x = _time_axis(lo, hi)
-    power = alt.Chart(alt.Data(name="el")).mark_line(color="#c0392b", strokeWidth=1).encode(
-        x=_time_axis(lo, hi, None), y=alt.Y("kw:Q", title="GPU power [kW]")
-    ).properties(width=300, height=90)
-    lat = alt.Chart(alt.Data(name="el")).mark_line(color="#1f5f99", strokeWidth=1).encode(
-        x=x, y=alt.Y("p95:Q", title="P95 latency [s]")).properties(width=300, height=90)
-    phases = sorted({v["phase"] for v in vals})
+    phases = [p for p in PHASE_COLORS if p in {v["phase"] for v in vals}]
+    color = alt.Color("phase:N", sort=phases, title="phase", scale=phase_scale(phases))
+    # lines coloured by phase, like every phase in every chart
+    power = alt.Chart(alt.Data(name="el")).mark_line(strokeWidth=1).encode(
+        x=_time_axis(lo, hi, None), y=alt.Y("kw:Q", title="GPU power [kW]"), color=color
+    ).properties(width=270, height=90)
+    lat = alt.Chart(alt.Data(name="el")).mark_line(strokeWidth=1).encode(
+        x=x, y=alt.Y("p95:Q", title="P95 latency [s]"), color=color).properties(
+        width=270, height=90)
     scatter = alt.Chart(alt.Data(name="el")).mark_circle(size=14, opacity=0.7, aria=True).encode(
         x=alt.X("kw:Q", title="GPU power [kW]", scale=alt.Scale(zero=False)),
-        y=alt.Y("p95:Q", title="P95 latency [s]"),
-        color=alt.Color("phase:N", sort=phases, title="phase",
-                        scale=alt.Scale(scheme="tableau10")), description="tip:N",
-    ).properties(width=170, height=200, title="Per minute: power vs P95")
-    chart = alt.hconcat(alt.vconcat(power, lat, spacing=6), scatter, spacing=24)
+        y=alt.Y("p95:Q", title="P95 latency [s]"), color=color, description="tip:N",
+    ).properties(width=160, height=200, title="Per minute: power vs P95")
+    chart = alt.hconcat(alt.vconcat(power, lat, spacing=6), scatter, spacing=20)
     corr = w.q("energy_latency_corr", """SELECT phase, windows, spearman_rho, rho_lo, rho_hi,
                 y_cv FROM energy_latency_corr WHERE pilot = ? ORDER BY phase = 'all' DESC,
                 phase""")
@@ -408,6 +432,52 @@ SCALE = {"share": (100.0, "%"), "pp": (1.0, "pp"), "s": (1.0, "s"), "ratio": (1.
          "J": (1.0, "J"), "req/s": (1.0, "req/s")}
 
 
+def _phase_pairs(vals: list[dict[str, Any]], segs: list[str], order: list[str],
+                 columns: int, width: int = 106, height: int = 70,
+                 did: bool = False) -> alt.FacetChart:
+    """Small multiples, one per metric: baseline → validation per segment, with intervals.
+
+    x is numeric (phase 0/1 plus a small offset per segment) so a segment's line, interval and
+    points share one x: the line runs through its points. `vals` rows: m (panel), seg, phase,
+    v, lo, hi, tip; with did=True also rows {m, kind: "did", label, sig} drawn as a line of
+    text at the panel top.
+    """
+    step = 0.14
+    for v in vals:
+        if v.get("kind") == "did":
+            continue
+        i = segs.index(v["seg"]) if v["seg"] in segs else 0
+        v["x"] = (v["phase"] == "validation") + (i - (len(segs) - 1) / 2) * step
+    color = alt.Color("seg:N", title="segment", sort=segs, scale=segment_scale(segs))
+    x = alt.X("x:Q", title=None, scale=alt.Scale(domain=[-0.45, 1.45], nice=False),
+              axis=alt.Axis(values=[0, 1], labelFontSize=FONT_PX, grid=False,
+                            labelExpr="datum.value == 0 ? 'baseline' : 'validation'"))
+    base = alt.Chart().transform_filter("datum.kind != 'did'")
+    y = alt.Y("v:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(tickCount=3))
+    line = base.mark_line(strokeWidth=1).encode(x=x, y=y, color=color, detail="seg:N")
+    err = base.mark_errorbar(ticks=True).encode(x=x, y=alt.Y("lo:Q", title=None), y2="hi:Q",
+                                                color=color)
+    pts = base.mark_point(filled=True, size=28, opacity=1, aria=True).encode(
+        x=x, y="v:Q", color=color, description="tip:N")
+    layers: list[alt.Chart] = [line, err, pts]
+    if did:  # an interval that excludes zero in bold black, else plain grey
+        for test, weight, ink in (("datum.sig", "bold", "#000"), ("!datum.sig", "normal",
+                                                                   "#666")):
+            # a line of its own between the panel title and the plot: never over the data
+            layers.append(alt.Chart().transform_filter(
+                f"datum.kind == 'did' && {test}").mark_text(
+                align="left", baseline="bottom", fontSize=FONT_PX, dy=-4, fontWeight=weight,
+                color=ink, limit=width + 8).encode(x=alt.value(0), y=alt.value(0),
+                                                    text="label:N"))
+    return alt.layer(*layers, data=alt.Data(name="pairs")).properties(
+        width=width, height=height).facet(
+        facet=alt.Facet("m:N", sort=order, title=None,
+                        header=alt.Header(labelFontSize=FONT_PX, labelLimit=width + 30,
+                                          labelPadding=18 if did else 4)),
+        columns=columns, spacing=12).resolve_scale(y="independent")
+
+
+
 def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart:
     title = "Before / after coherence graph — headline metrics with 95 % intervals"
     if not ci:
@@ -437,25 +507,7 @@ def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart
                 order.append(facet)
     if not vals:
         return absent(7, title, "every headline metric lacks a value in metrics_ci")
-    color = alt.Color("seg:N", title="segment", sort=list(segs),
-                      scale=alt.Scale(domain=list(segs),
-                                      range=["#1f5f99", "#e07b39", "#555"][:len(segs)]))
-    x = alt.X("phase:N", title=None, sort=["baseline", "validation"],
-              scale=alt.Scale(padding=0.3),
-              axis=alt.Axis(labelAngle=0, labelFontSize=7, labelOverlap=False))
-    base = alt.Chart()
-    line = base.mark_line(strokeWidth=1).encode(x=x, y=alt.Y("v:Q", title=None,
-                                                             scale=alt.Scale(zero=False)),
-                                                color=color, detail="seg:N")
-    err = base.mark_errorbar(ticks=True).encode(x=x, y=alt.Y("lo:Q", title=None), y2="hi:Q",
-                                                color=color, xOffset="seg:N")
-    pts = base.mark_point(filled=True, size=28, aria=True).encode(
-        x=x, y="v:Q", color=color, xOffset="seg:N", description="tip:N")
-    chart = alt.layer(line, err, pts, data=alt.Data(name="coh")).properties(
-        width=112, height=70).facet(
-        facet=alt.Facet("m:N", sort=order, title=None,
-                        header=alt.Header(labelFontSize=8, labelLimit=140)), columns=4,
-        spacing=12).resolve_scale(y="independent")
+    chart = _phase_pairs(vals, list(segs), order, columns=4)
     seg = "treatment" if control else "all"
     key = "did_significant" if control else "significant"
     sig = [m.label for m in HEADLINE if (ci.get((seg, m.name)) or {}).get(key)]
@@ -464,9 +516,49 @@ def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart
                + ("beyond the control (DiD interval excludes zero)" if control else
                   "significantly (interval of the change excludes zero)")
                + (f": {', '.join(sig)}" if sig else "") + " (measured, metrics_ci).")
-    return Chart(7, title, _svg(chart, {"coh": vals}), reading,
+    return Chart(7, title, _svg(chart, {"pairs": vals}), reading,
                  note="Points: exact values; bars: 95 % block-bootstrap intervals "
                       "(histogram-approximate for quantiles); each panel has its own scale.")
+
+
+def before_after_chart(rows: list[dict[str, Any]], columns: int = 4) -> str:
+    """Section 0's compact before/after chart: one small panel per key metric, baseline →
+    validation per segment with 95 % intervals, and the difference-in-differences interval
+    written at the top of the panel (bold when it excludes zero). Returns SVG, or "" when no
+    row has a value. The caller (the section 0 model) formats the numbers; this only draws.
+
+    rows: one dict per metric × segment, values already in the unit the panel names:
+      metric: str            panel title with its unit, e.g. "P95 latency [s]"
+      segment: str           "treatment" | "control" | "all" (colours: charts.SEGMENT_COLORS)
+      baseline, validation: float | None
+      baseline_lo, baseline_hi, validation_lo, validation_hi: float | None (optional)
+      did_text: str          optional, on one row of the metric, e.g. "DiD −7.3 s
+                             [−11.8, +0.2]" (about 24 characters fit; longer is cut with …)
+      did_significant: bool  optional, with did_text: the interval excludes zero
+    Panels follow the order of first appearance; segments the order treatment, control, all.
+    """
+    vals: list[dict[str, Any]] = []
+    order: list[str] = []
+    for r in rows:
+        m = str(r["metric"])
+        for ph in ("baseline", "validation"):
+            v = r.get(ph)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            vals.append({"m": m, "seg": r["segment"], "phase": ph, "v": v,
+                         "lo": r.get(f"{ph}_lo"), "hi": r.get(f"{ph}_hi"),
+                         "tip": f"{m}, {r['segment']}, {ph}: {v:.4g}"})
+            if m not in order:
+                order.append(m)
+    if not vals:
+        return ""
+    vals += [{"kind": "did", "m": str(r["metric"]), "label": r["did_text"],
+              "sig": bool(r.get("did_significant"))}
+             for r in rows if r.get("did_text") and str(r["metric"]) in order]
+    segs = [s for s in SEGMENT_COLORS if s in {v["seg"] for v in vals if "seg" in v}]
+    chart = _phase_pairs(vals, segs, order, columns=min(columns, len(order)), width=140,
+                         height=80, did=True)
+    return _svg(chart, {"pairs": vals})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +586,11 @@ def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
            for i, p in enumerate(pools)}
     nodes = [{"pool": r["pool"], "x": pos[r["pool"]][0], "y": -pos[r["pool"]][1],
               "gpus": r["gpus"] or 1, "label": f"{r['pool']} ({_gpus(r['gpus'])})",
-              "tip": f"{r['pool']}: {_gpus(r['gpus'])} on {r['nodes']} nodes"}
+              "tip": f"{r['pool']}: {_gpus(r['gpus'])} on {r['nodes']} nodes",
+              # labels sit outside the ring, on the side away from the centre: they never
+              # cross an edge (edges run inside the ring) or another label
+              "lx": 1.3 * pos[r["pool"]][0], "ly": -1.3 * pos[r["pool"]][1],
+              "side": _side(*pos[r["pool"]]) if n > 1 else "top"}
              for r in gp.iter_rows(named=True)]
     edges_df = w.q("latency_cascade_paths", """SELECT from_pool, to_pool, waves, episodes,
                 share, mean_lag_s FROM latency_cascade_paths WHERE pilot = ?
@@ -505,6 +601,10 @@ def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
             continue
         (x1, y1), (x2, y2) = pos[r["from_pool"]], pos[r["to_pool"]]
         y1, y2 = -y1, -y2
+        # a → b and b → a would share one line: shift each to its right-hand side
+        d = math.hypot(x2 - x1, y2 - y1) or 1.0
+        ox, oy = 0.05 * (y2 - y1) / d, -0.05 * (x2 - x1) / d
+        x1, y1, x2, y2 = x1 + ox, y1 + oy, x2 + ox, y2 + oy
         tip = (f"{r['from_pool']} → {r['to_pool']}: {r['waves']} of {r['episodes']} bursts "
                f"followed by a wave ({fmt.value(r['share'], 'share')}), mean lag "
                f"{fmt.value(r['mean_lag_s'], 's')}")
@@ -515,30 +615,38 @@ def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
         ang = math.degrees(math.atan2(x2 - x1, y2 - y1))  # vega angle: clockwise from up
         heads.append({"x": x1 + 0.85 * (x2 - x1), "y": y1 + 0.85 * (y2 - y1), "a": ang,
                       "share": r["share"], "tip": tip})
-    sc = alt.Scale(domain=[-1.45, 1.45])
+    # wider than high: the labels left and right of the ring stay inside the drawing
+    sx, sy = alt.Scale(domain=[-2.1, 2.1]), alt.Scale(domain=[-1.5, 1.5])
     layers = []
     if edges:
         layers.append(alt.Chart(alt.Data(name="edges")).mark_rule(aria=True).encode(
-            x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
+            x=alt.X("x:Q", scale=sx, axis=None), y=alt.Y("y:Q", scale=sy, axis=None),
             x2="x2:Q", y2="y2:Q",
             strokeWidth=alt.StrokeWidth("share:Q", scale=alt.Scale(domain=[0, 1],
                                                                    range=[0.5, 4]),
-                                        title="wave share"),
+                                        title="wave share",
+                                        legend=alt.Legend(orient="bottom")),
             color=alt.value("#c0392b"), opacity=alt.value(0.6), description="tip:N"))
         layers.append(alt.Chart(alt.Data(name="heads")).mark_point(
             shape="triangle-up", filled=True, size=60, color="#c0392b").encode(
-            x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
+            x=alt.X("x:Q", scale=sx, axis=None), y=alt.Y("y:Q", scale=sy, axis=None),
             angle=alt.Angle("a:Q", scale=None)))
     layers.append(alt.Chart(alt.Data(name="nodes")).mark_circle(
-        color="#1f5f99", opacity=0.85, aria=True).encode(
-        x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
-        size=alt.Size("gpus:Q", title="GPUs", scale=alt.Scale(range=[200, 1400])),
+        color="#5f6b73", opacity=0.85, aria=True).encode(
+        x=alt.X("x:Q", scale=sx, axis=None), y=alt.Y("y:Q", scale=sy, axis=None),
+        size=alt.Size("gpus:Q", title="GPUs", scale=alt.Scale(range=[200, 1400]),
+                      legend=alt.Legend(orient="bottom")),
         description="tip:N"))
-    layers.append(alt.Chart(alt.Data(name="nodes")).mark_text(
-        dy=-24, fontSize=9, fontWeight="bold").encode(
-        x=alt.X("x:Q", scale=sc, axis=None), y=alt.Y("y:Q", scale=sc, axis=None),
-        text="label:N"))
-    chart = alt.layer(*layers).properties(width=360, height=300).resolve_scale(
+    for side, align, baseline in (("right", "left", "middle"), ("left", "right", "middle"),
+                                  ("top", "center", "bottom"), ("bottom", "center", "top")):
+        layers.append(alt.Chart(alt.Data(name="nodes")).transform_filter(
+            f"datum.side == '{side}'").mark_text(
+            align=align, baseline=baseline, fontSize=FONT_PX, fontWeight="bold",
+            limit=170).encode(
+            x=alt.X("lx:Q", scale=sx, axis=None), y=alt.Y("ly:Q", scale=sy, axis=None),
+            text="label:N"))
+    chart = alt.layer(*layers).properties(width=460, height=300,
+                                          view={"stroke": None}).resolve_scale(
         size="independent")
     total = _gpus(int(gp["gpus"].sum()))
     if not w.has("latency_cascade_paths"):
@@ -569,6 +677,13 @@ def build_more_charts(w: Reader, ci: dict, control: bool,
     return [v3, disruption(w, cov), hidden_idle_topology(w, cov), energy_latency(w, cov),
             coherence(ci, control), topology_diagram(w, cov)], missing
 
+
+
+def _side(x: float, y: float) -> str:
+    """Where a ring node's label goes: away from the centre (x, y on the unit circle)."""
+    if abs(x) < 0.35:
+        return "top" if y < 0 else "bottom"  # y < 0 is drawn at the top (y is negated)
+    return "right" if x > 0 else "left"
 
 
 def _gpus(n: int | None) -> str:

@@ -49,7 +49,9 @@ def test_batch_conflict_and_priority_inversion(tmp_path):
     [(pool, detected, ev, cost)] = _finding(c, "batch_scheduling_conflict")
     ev = json.loads(ev)
     assert (pool, detected, ev["attempts_waiting"]) == ("a", True, 5)
-    assert ev["wait_overlap_s"] == pytest.approx(10.0) and cost == pytest.approx(10.0)
+    # the detector's overlap stays in the evidence; the waits are P0 and go to priority
+    # inversion first (attribution precedence), so the conflict's attributed cost is 0
+    assert ev["wait_overlap_s"] == pytest.approx(10.0) and cost == pytest.approx(0.0)
     [(pool, detected, ev, cost)] = _finding(c, "priority_inversion")
     ev = json.loads(ev)
     assert detected and ev["p0_p1_attempts_waiting"] == 5 and ev["held_s"] == 360

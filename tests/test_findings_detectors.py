@@ -72,8 +72,10 @@ def test_retries_explained_by_timeouts_of_the_previous_window(tmp_path):
     assert ev["retry_share_outside"] == pytest.approx(1 / 22)
     # amplified: 0.15 >= 2 x 1/22; not high: 0.15 < 4 x 1/22
     assert det and sev == "medium"
-    # cost: 4 timed-out attempts of 3 s each, on the GPU for 3 s each
-    assert lat == pytest.approx(12.0) and gh == pytest.approx(12 / 3600)
+    # the timed-out attempts' latency: 4 of 3 s each, on the GPU for 3 s each; the latency
+    # cost is the attributed queue wait of the spike's attempts: none of them waited
+    assert ev["timeout_latency_s"] == pytest.approx(12.0) and gh == pytest.approx(12 / 3600)
+    assert lat == pytest.approx(0.0)
     # pool b's timeouts (r3 at 00:30, r5 at 01:20) were retried in the same minute or not at
     # all: spikes with nothing in the next window to explain, so not amplification
     assert [(k, v[4]) for k, v in found.items() if k[0] == "b"] == [
@@ -107,7 +109,9 @@ def test_legitimate_vs_amplifying_queueing(tmp_path):
     assert ev["verdict"] == "legitimate" and not det and sev == "low"
     assert ev["amplification"] == pytest.approx(0.75)
     assert ev["trailing_queue_wait_p95_s"] == pytest.approx(1.0)
-    assert lat == pytest.approx(4 * 1.5)  # queue wait of the zone's completed attempts
+    # queue wait of the zone's completed attempts in the evidence; not a finding, so no
+    # wait is attributed to it
+    assert ev["completed_wait_s"] == pytest.approx(4 * 1.5) and lat == pytest.approx(0.0)
     # 00:42: trailing 00:27-00:41 has median 2 arrivals a minute and median wait P95 0.3 s
     # (floored to 1 s): (3 / 1) / (2 / 2) = 3, and pool b saturated at the same time
     ev, sev, lat, det = found[("a", "00:42")]

@@ -13,7 +13,9 @@ from pypdf import PdfReader
 
 from reports import fmt
 from reports.charts import heat_grid
-from reports.model import ReportModel, _conclusion, _findings, _Warehouse, build_report_model
+from reports.conclusion import conclude
+from reports.findings_rules import rule_findings
+from reports.model import ReportModel, _Warehouse, build_report_model
 from reports.render import STATIC, render_html, render_report
 
 HOSTILE = "<script>alert(1)</script>"
@@ -66,7 +68,9 @@ def test_charts_are_inline_svg_of_reasonable_size(rendered: tuple) -> None:
     absent = {c.number: c.reading for c in model.charts if not c.svg}
     assert set(absent) == {3, 4, 6}
     assert all(r.startswith("Not drawn: ") for r in absent.values())
-    assert html.count("<svg") == len(drawn) == 5
+    # the five drawn visuals in their sections, plus section 0's compact before/after chart
+    assert model.executive.verdict.chart_svg
+    assert html.count("<svg") == len(drawn) + 1 == 6
 
 
 def test_chart_marks_carry_hover_titles(rendered: tuple) -> None:
@@ -123,9 +127,11 @@ def test_not_measured_metric_says_so_with_the_reason(rendered: tuple) -> None:
 
 def test_prose_is_chosen_by_the_data(rendered: tuple) -> None:
     model, html, _ = rendered
-    # fixture baseline: DI 0.57 > 0.5 and effective 58.3 % < 85 % -> scheduling-limited
-    assert "scheduling-limited" in model.executive.conclusion
-    assert "DI 0.57" in model.executive.conclusion
+    # fixture baseline: DI 57.0 % > 50 % and effective 58.3 % < 85 % -> queue-dominated
+    assert model.executive.conclusion.kind == "queue"
+    assert ("57.0 % of completed attempts' latency (Delay Index"
+            in model.executive.conclusion.sentence)
+    assert "baseline phase, all traffic" in model.executive.conclusion.sentence
     # no detector tables in the fixture: the threshold rules stand in, and say so
     assert [f.title for f in model.executive.findings] == [
         "SLA adherence below target", "Timeouts and drops", "Burst amplification of queue wait"]
@@ -155,10 +161,10 @@ def test_conclusion_and_findings_follow_thresholds() -> None:
     def hx(**values: float | None) -> dict:
         return {("baseline", "all", "overall", None, k): {"value": v} for k, v in values.items()}
 
-    assert "compute-limited" in _conclusion(hx(delay_index=0.7, effective_util=0.9), th)
-    assert "no dominant limit" in _conclusion(hx(delay_index=0.2, effective_util=0.6), th)
-    assert "cannot be judged" in _conclusion(hx(delay_index=None, effective_util=0.6), th)
-    found, skipped, _ = _findings(hx(delay_index=0.6, hcl_pp=25.0, nominal_util=0.8,
+    assert conclude(hx(delay_index=0.7, effective_util=0.9), th).kind == "gpu"
+    assert "no dominant limit" in conclude(hx(delay_index=0.2, effective_util=0.6), th).sentence
+    assert "cannot be judged" in conclude(hx(delay_index=None, effective_util=0.6), th).sentence
+    found, skipped, _ = rule_findings(hx(delay_index=0.6, hcl_pp=25.0, nominal_util=0.8,
                                      effective_util=0.55, timeout_drop_rate=0.001,
                                      sla_adherence=0.99, retry_amplification=1.0), th)
     # HCL 25/10 = 2.5 outranks DI 0.6/0.5 = 1.2; the rules below their thresholds stay silent

@@ -143,7 +143,7 @@ def _warehouse(path: Path, *, treat_effect: float, control_effect: float) -> Pat
     con.execute("""CREATE TABLE int_attempts AS SELECT pilot, phase, segment, 'pool' AS pool,
         'g' || (hash(logical_id) % 8) AS gpu, first_arrival_ts AS arrival_ts,
         epoch_us(first_arrival_ts) AS arrival_us, latency_s * 0.3 AS queue_wait_s,
-        latency_s AS e2e_s, latency_s * 0.7 AS service_s, 'ok' AS status,
+        false AS wait_censored, latency_s AS e2e_s, latency_s * 0.7 AS service_s, 'ok' AS status,
         met_sla AS logical_met_sla FROM int_logical_requests""")
     con.close()
     return path

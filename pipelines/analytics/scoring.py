@@ -1,38 +1,36 @@
-"""Score the pattern detectors against the demo pilot's ground truth (precision / recall).
+"""Score the 9 pattern detectors against a simulated pilot's ground truth (table detector_scores).
 
-Usage: ``python -m pipelines.analytics.scoring PILOT_DIR WAREHOUSE`` (after ingest + build_all),
-or ``score_pilot(pilot_dir, con)`` which also writes table ``detector_scores``.
+Usage: ``python -m pipelines.analytics.scoring PILOT_DIR WAREHOUSE`` (after the pilot's run),
+or ``score_pilot(pilot_dir, con)``. The ground truth is the landing folder's
+``ground_truth.parquet`` (pipelines/analytics/ground_truth.py: one row per injected event and
+what it truly caused, from the simulator's own state); it is never ingested as telemetry.
 
-Matching rule (all types): a detection and a reference event *match* when they are in the same
-pool and their intervals overlap once each is widened by ``tolerance_s`` (default 30 s) on both
-sides: ``d.start - tol < g.end + tol`` and ``d.end + tol > g.start - tol``. Precision = matched
-detections / detections; recall = matched reference events / reference events (one detection
-may match several events and several fragments may match one event).
+Each detector is scored at the level it reports, against ONE reference set used for both
+precision (matched detections / detections) and recall (matched reference events /
+reference events):
 
-What each type is scored against, and why:
+- job level (batch_scheduling_conflict, priority_inversion): a detection is a finding's job,
+  the reference the injected jobs whose counterfactual says they delayed inference
+  (`conflict`, `inversion`); a detection matches the job with the same pool and start (to 1 s).
+- episode level (burst_amplification, idle_overload_oscillation, retry_timeout_amplification,
+  legitimate_vs_amplifying_queueing): a detection is a finding's interval, the reference the
+  injected events with the effect the pattern names; they match when in the same pool and
+  overlapping once each is widened by `tolerance_s` (default 60 s: the detectors work in
+  1-minute cells).
+- phase level (energy_latency_mismatch per pool x phase; non_productive_queue_waiting and
+  hidden_gpu_occupancy_loss per segment x phase): a detection is a finding's unit, the
+  reference the units the ground truth marks for that pattern (rows of type `unit:<pattern>`).
 
-- ``burst``: detections = ``burst_episodes``; reference = injected ``burst`` events. METRICS.md
-  defines a burst as a rate >= ``burst_factor`` x the trailing median, so recall counts the
-  injected bursts whose rate multiplier >= burst_factor (weaker injected bursts are not bursts
-  by that definition); a detection overlapping *any* injected burst is a true positive. The
-  recall over all injected bursts is reported as pattern ``burst_all_injected``.
-- ``batch_scheduling_conflict`` / ``priority_inversion``: the ground truth lists every batch
-  job (a cause), not whether it hurt anyone. The reference is a counterfactual: the same
-  simulation (same seed, same arrivals, same service times) re-run without batch jobs; a job
-  is a true conflict when >= ``conflict_min_attempts`` first attempts arriving while it held
-  its GPUs waited >= ``sched_delay_target_s`` longer than in the job-free run. A true
-  inversion is the same restricted to P0/P1 attempts and jobs held > ``long_job_s``.
-  Detections = ``findings`` rows with ``detected``.
-- ``idle_overload_oscillation``: nothing injects oscillation, so there is no answer key; the
-  reference is an independent re-implementation of the METRICS.md state rule (Polars, on the
-  landing folder's Parquet files as the simulator wrote them), not the SQL path.
+Chance baseline: the same detections moved at random within their pool (episodes: a uniform
+new start within the pilot span, same length; jobs: the pool's job starting nearest a uniform
+random time; phase units: a random unit of the same pool or segment), scored the same way and
+averaged over `shifts` draws from a fixed seed, so the table is deterministic.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -41,175 +39,209 @@ import polars as pl
 import yaml
 
 US = 1_000_000
+SHIFTS = 20
+SEED = 20261204
+JOB_TOLERANCE_US = 1_000_000  # a finding's job and the injected job: same start to 1 s
 
 
 @dataclass(frozen=True)
 class Score:
     pattern: str
+    level: str  # job | episode | phase
     tp: int  # matched detections
     fp: int
     fn: int  # unmatched reference events
     precision: float | None
     recall: float | None
+    chance_precision: float | None
+    chance_recall: float | None
     reference: str
 
 
-def _match(det: pl.DataFrame, ref: pl.DataFrame, tol_us: int) -> tuple[int, int, int, int]:
-    """(matched detections, detections, matched references, references); frames hold
-    pool, s (us), e (us)."""
-    if det.is_empty() or ref.is_empty():
-        return 0, det.height, 0, ref.height
-    j = det.with_row_index("di").join(ref.with_row_index("gi"), on="pool", suffix="_g")
-    j = j.filter((pl.col("s") - tol_us < pl.col("e_g") + tol_us)
-                 & (pl.col("e") + tol_us > pl.col("s_g") - tol_us))
-    return j["di"].n_unique(), det.height, j["gi"].n_unique(), ref.height
-
-
-def _score(name: str, det: pl.DataFrame, ref: pl.DataFrame, tol_us: int, what: str) -> Score:
-    md, nd, mg, ng = _match(det, ref, tol_us)
-    return Score(name, md, nd - md, ng - mg, md / nd if nd else None, mg / ng if ng else None,
-                 what)
+# pattern -> (level, reference filter on the ground truth, reference in words)
+SPECS: dict[str, tuple[str, pl.Expr, str]] = {
+    "batch_scheduling_conflict": (
+        "job", (pl.col("type") == "batch_job") & pl.col("conflict"),
+        "injected jobs that delayed (>= sched_delay_target_s) or failed >= "
+        "conflict_min_attempts first attempts vs a job-free re-run"),
+    "burst_amplification": (
+        "episode", (pl.col("type") == "burst") & pl.col("overload"),
+        "injected bursts that overloaded the pool (offered load above capacity long enough "
+        "to add >= sched_delay_target_s of queue wait)"),
+    "priority_inversion": (
+        "job", (pl.col("type") == "batch_job") & pl.col("inversion"),
+        "injected jobs held > long_job_s that delayed or failed >= conflict_min_attempts "
+        "P0/P1 first attempts vs a job-free re-run"),
+    "idle_overload_oscillation": (
+        "episode", (pl.col("type") == "oscillation") & pl.col("oscillation"),
+        "injected lull-then-surge episodes (pool idle in the lull, overloaded in the surge)"),
+    "retry_timeout_amplification": (
+        "episode", pl.col("type").is_in(["burst", "oscillation", "slowdown", "batch_job"])
+        & pl.col("retry_storm"),
+        "injected events whose timed-out or dropped attempts were retried >= 10 times and "
+        ">= 2 % of their attempts"),
+    "energy_latency_mismatch": (
+        "phase", (pl.col("type") == "unit:energy_latency_mismatch") & pl.col("flagged"),
+        "pool x phase units with injected power-latency decoupling (none injected: the "
+        "demo's telemetry has no power anomaly to inject)"),
+    "non_productive_queue_waiting": (
+        "phase", (pl.col("type") == "unit:non_productive_queue_waiting") & pl.col("flagged"),
+        "segment x phase units whose delay index, from the simulator's event times, "
+        "exceeds di"),
+    "hidden_gpu_occupancy_loss": (
+        "phase", (pl.col("type") == "unit:hidden_gpu_occupancy_loss") & pl.col("flagged"),
+        "segment x phase units whose hidden loss, from the simulator's efficiencies and "
+        "busy times, exceeds hcl_pp"),
+    "legitimate_vs_amplifying_queueing": (
+        "episode", pl.col("type").is_in(["burst", "oscillation", "slowdown", "batch_job"])
+        & pl.col("overload"),
+        "injected events that overloaded their pool (an amplifying queue: offered load "
+        "above capacity adding >= sched_delay_target_s of wait); other queues are legitimate"),
+}
 
 
 def _us(col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Datetime("us")).cast(pl.Int64)
 
 
-def _thresholds(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[str, float]:
-    row = con.execute("SELECT * FROM int_thresholds WHERE pilot = ?", [pilot])
-    names = [d[0] for d in row.description]
-    return dict(zip(names, row.fetchone(), strict=True))
+def _pairs(det: pl.DataFrame, ref: pl.DataFrame, level: str, tol_us: int) -> pl.DataFrame:
+    """Matching (di, gi) pairs; frames hold di/gi, pool (or unit), s, e (us)."""
+    if det.is_empty() or ref.is_empty():
+        return pl.DataFrame(schema={"di": pl.UInt32, "gi": pl.UInt32})
+    j = det.join(ref, on="pool", suffix="_g")
+    if level == "job":
+        # a job is its pool and start (its end may be cut at the pilot's end)
+        j = j.filter((pl.col("s") - pl.col("s_g")).abs() <= JOB_TOLERANCE_US)
+    elif level == "phase":  # the unit whose phase holds the finding's start
+        j = j.filter((pl.col("s") >= pl.col("s_g")) & (pl.col("s") < pl.col("e_g")))
+    else:
+        j = j.filter((pl.col("s") - tol_us < pl.col("e_g"))
+                     & (pl.col("e") + tol_us > pl.col("s_g")))
+    return j.select("di", "gi")
 
 
-def _sim_params(pilot_dir: Path) -> tuple[int, float]:
-    head = (pilot_dir / "pilot.yaml").read_text(encoding="utf-8").splitlines()[0]
-    m = re.search(r"seed (\d+), scale ([0-9.]+)", head)
-    if not m:
-        raise ValueError("pilot.yaml does not say which simulation (seed, scale) made it")
-    return int(m.group(1)), float(m.group(2))
+def _pr(det: pl.DataFrame, ref: pl.DataFrame, level: str, tol_us: int
+        ) -> tuple[int, int, int, int]:
+    """(matched detections, detections, matched references, references)."""
+    m = _pairs(det, ref, level, tol_us)
+    return m["di"].n_unique(), det.height, m["gi"].n_unique(), ref.height
 
 
-def counterfactual_job_events(seed: int, scale: float, th: dict[str, float]) -> pl.DataFrame:
-    """Jobs (pool, s, e, held_s) with the first attempts they delayed vs a job-free re-run."""
-    from pipelines.simulator import demo_config, run_engine
-    from pipelines.simulator.tables import epoch_us
-
-    cfg = demo_config(seed, scale)
-    cf = replace(cfg, pools=tuple(replace(p, jobs_per_hour=0.0) for p in cfg.pools))
-    run, alt = run_engine(cfg), run_engine(cf)
-    base = epoch_us(cfg.start)
-    min_wait = th["sched_delay_target_s"] * US
-    rows = []
-    for p, spec in enumerate(cfg.pools):
-        wl, o, a = run.workloads[p], run.outcomes[p], alt.outcomes[p]
-        n = len(wl)
-        arr = o.arrival_us[:n]
-
-        def wait(out, n=n, arr=arr):
-            end = np.where(out.start_us[:n] >= 0, out.start_us[:n], out.end_us[:n])
-            return end - arr
-
-        added = wait(o) - wait(a)
-        hit = added >= min_wait
-        hi_prio = wl.priority <= 1
-        for j in range(len(o.job_start_us)):
-            js, je = int(o.job_start_us[j]), int(o.job_end_us[j])
-            if js < 0:
-                continue
-            lo, up = np.searchsorted(arr, js), np.searchsorted(arr, je)
-            rows.append({"pool": spec.name, "s": base + js, "e": base + je,
-                         "held_s": (je - js) / US, "delayed": int(hit[lo:up].sum()),
-                         "delayed_p01": int((hit[lo:up] & hi_prio[lo:up]).sum())})
-    return pl.DataFrame(rows, schema={"pool": pl.String, "s": pl.Int64, "e": pl.Int64,
-                                      "held_s": pl.Float64, "delayed": pl.Int64,
-                                      "delayed_p01": pl.Int64})
+def _shifted(det: pl.DataFrame, level: str, span: tuple[int, int], universe: pl.DataFrame,
+             rng: np.random.Generator) -> pl.DataFrame:
+    """The detections moved at random within their pool (see the module docstring)."""
+    if det.is_empty():
+        return det
+    lo, hi = span
+    if level == "episode":
+        dur = (det["e"] - det["s"]).to_numpy()
+        s = lo + rng.random(det.height) * np.maximum(hi - lo - dur, 0)
+        s = np.rint(s).astype(np.int64)
+        return det.with_columns(s=pl.Series(s), e=pl.Series(s + dur))
+    out = []
+    for pool, d in det.partition_by("pool", as_dict=True, maintain_order=True).items():
+        u = universe.filter(pl.col("pool") == pool[0]).sort("s")
+        if u.is_empty():
+            out.append(d)
+            continue
+        if level == "job":  # the job starting nearest a random time
+            t = lo + rng.random(d.height) * (hi - lo)
+            us = u["s"].to_numpy()
+            k = np.clip(np.searchsorted(us, t), 1, len(us) - 1) if len(us) > 1 else \
+                np.zeros(d.height, dtype=np.int64)
+            if len(us) > 1:
+                k = np.where(np.abs(us[k - 1] - t) <= np.abs(us[k] - t), k - 1, k)
+        else:  # a random unit of the same pool / segment
+            k = rng.integers(0, u.height, d.height)
+        pick = u[k.tolist()]
+        out.append(d.with_columns(s=pick["s"], e=pick["e"]))
+    return pl.concat(out)
 
 
-def reference_oscillation(pilot_dir: Path, th: dict[str, float]) -> pl.DataFrame:
-    """Idle<->overload flips recomputed from the landing Parquet files (Polars)."""
-    sla = {k: v["e2e_ms"] / 1e3 for k, v in
-           yaml.safe_load((pilot_dir / "pilot.yaml").read_text())["sla"].items()}
-    req = pl.scan_parquet(pilot_dir / "requests" / "*.parquet")
-    req = req.with_columns(
-        m=_us("arrival_ts") // (60 * US),
-        ratio=((_us("start_ts") - _us("arrival_ts")) / US)
-        / pl.col("priority").replace_strict(sla, default=None),
-        wait=(_us("start_ts") - _us("arrival_ts")) / US,
-    ).group_by("pool", "m").agg(
-        r95=pl.col("ratio").quantile(0.95, "linear"), w95=pl.col("wait").quantile(0.95, "linear"))
-    util = (pl.scan_parquet(pilot_dir / "samples" / "*.parquet")
-            .filter(pl.col("series") == "gpu_util")
-            .with_columns(m=_us("ts") // (60 * US))
-            .group_by("pool", "m").agg(util=pl.col("value").mean()))
-    st = (util.join(req, on=["pool", "m"], how="left").with_columns(
-        state=pl.when(pl.col("r95").fill_null(0) > 0.5).then(pl.lit("overload"))
-        .when((pl.col("util") < th["idle_util"]) & (pl.col("w95").fill_null(0) < 0.1))
-        .then(pl.lit("idle")).otherwise(pl.lit("balanced")))
-        .filter(pl.col("state") != "balanced").sort("pool", "m").collect())
-    st = st.with_columns(pm=pl.col("m").shift(1).over("pool"),
-                         ps=pl.col("state").shift(1).over("pool"))
-    flips = st.filter((pl.col("state") != pl.col("ps"))
-                      & ((pl.col("m") - pl.col("pm")) * 60 <= th["flip_window_s"]))
-    return flips.select("pool", s=pl.col("pm") * 60 * US, e=(pl.col("m") + 1) * 60 * US)
+def score_detector(pattern: str, det: pl.DataFrame, ref: pl.DataFrame, level: str,
+                   span: tuple[int, int], universe: pl.DataFrame, reference: str,
+                   tol_us: int, shifts: int = SHIFTS, seed: int = SEED) -> Score:
+    """Precision / recall of `det` against `ref` and their chance baseline (pool, s, e in us)."""
+    det = det.select("pool", "s", "e").with_row_index("di")
+    ref = ref.select("pool", "s", "e").with_row_index("gi")
+    md, nd, mg, ng = _pr(det, ref, level, tol_us)
+    cp, cr = [], []
+    rng = np.random.default_rng([seed, sum(map(ord, pattern))])
+    for _ in range(shifts if nd and ng else 0):
+        sd, _, sg, _ = _pr(_shifted(det, level, span, universe, rng), ref, level, tol_us)
+        cp.append(sd / nd)
+        cr.append(sg / ng)
+    return Score(pattern, level, md, nd - md, ng - mg, md / nd if nd else None,
+                 mg / ng if ng else None, float(np.mean(cp)) if cp else None,
+                 float(np.mean(cr)) if cr else None, reference)
+
+
+def _detections(con: duckdb.DuckDBPyConnection, pilot: str, pattern: str) -> pl.DataFrame:
+    """A pattern's detected findings as pool (or unit key), s, e in us."""
+    return con.execute(
+        "SELECT coalesce(scope_pool, 'all') AS pool, epoch_us(start_ts) AS s, "
+        "epoch_us(end_ts) AS e "
+        "FROM findings WHERE pilot = ? AND pattern = ? AND detected ORDER BY s, pool",
+        [pilot, pattern]).pl()
 
 
 def score_pilot(pilot_dir: Path, con: duckdb.DuckDBPyConnection, pilot: str | None = None,
-                tolerance_s: float = 30.0, write: bool = True) -> list[Score]:
+                tolerance_s: float = 60.0, shifts: int = SHIFTS, write: bool = True
+                ) -> list[Score]:
+    """Score every pattern of `SPECS` on a pilot whose landing folder has a ground truth."""
     pilot_dir = Path(pilot_dir)
     pilot = pilot or yaml.safe_load((pilot_dir / "pilot.yaml").read_text())["pilot"]
-    th = _thresholds(con, pilot)
-    tol = int(tolerance_s * US)
     gt = pl.read_parquet(pilot_dir / "ground_truth.parquet").with_columns(
         s=_us("start_ts"), e=_us("end_ts"))
-
-    def q(sql: str) -> pl.DataFrame:
-        return con.execute(sql, [pilot]).pl()
-
+    lo, hi = con.execute("SELECT min(epoch_us(start_ts)), max(epoch_us(end_ts)) FROM phases "
+                         "WHERE pilot = ?", [pilot]).fetchone()
+    tol = int(tolerance_s * US)
     scores = []
-    det = q("SELECT pool, epoch_us(start_ts) AS s, epoch_us(end_ts) AS e FROM burst_episodes "
-            "WHERE pilot = ?")
-    bursts = gt.filter(pl.col("type") == "burst")
-    strong = bursts.filter(pl.col("magnitude") >= th["burst_factor"])
-    s_all = _score("burst_all_injected", det, bursts.select("pool", "s", "e"), tol,
-                   "every injected burst")
-    s_def = _score("burst", det, strong.select("pool", "s", "e"), tol,
-                   f"injected bursts with multiplier >= burst_factor ({th['burst_factor']:g})")
-    # precision: a detection overlapping any injected burst is true
-    scores.append(replace(s_def, tp=s_all.tp, fp=s_all.fp, precision=s_all.precision))
-    scores.append(s_all)
-
-    seed, scale = _sim_params(pilot_dir)
-    jobs = counterfactual_job_events(seed, scale, th)
-    for pattern, ref, what in (
-        ("batch_scheduling_conflict",
-         jobs.filter(pl.col("delayed") >= th["conflict_min_attempts"]),
-         "jobs that delayed >= conflict_min_attempts first attempts vs a job-free re-run"),
-        ("priority_inversion",
-         jobs.filter((pl.col("delayed_p01") >= th["conflict_min_attempts"])
-                     & (pl.col("held_s") > th["long_job_s"])),
-         "long jobs that delayed >= conflict_min_attempts P0/P1 attempts vs a job-free re-run"),
-    ):
-        det = q("SELECT scope_pool AS pool, epoch_us(start_ts) AS s, epoch_us(end_ts) AS e "
-                f"FROM findings WHERE pilot = ? AND detected AND pattern = '{pattern}'")
-        scores.append(_score(pattern, det, ref.select("pool", "s", "e"), tol, what))
-    det = q("SELECT scope_pool AS pool, epoch_us(start_ts) AS s, epoch_us(end_ts) AS e "
-            "FROM findings WHERE pilot = ? AND detected AND pattern = 'idle_overload_oscillation'")
-    scores.append(_score("idle_overload_oscillation", det, reference_oscillation(pilot_dir, th),
-                         tol, "independent Polars recomputation (no injected oscillation)"))
+    for pattern, (level, flt, words) in SPECS.items():
+        ref = gt.filter(flt)
+        if level == "job":
+            universe = gt.filter(pl.col("type") == "batch_job")
+        elif level == "phase":
+            universe = gt.filter(pl.col("type") == f"unit:{pattern}")
+        else:
+            universe = gt.head(0)
+        det = _detections(con, pilot, pattern)
+        scores.append(score_detector(pattern, det, ref, level, (lo, hi), universe, words, tol,
+                                     shifts))
     if write:
         write_scores(con, pilot, scores)
     return scores
 
 
+def score_landed_pilot(con: duckdb.DuckDBPyConnection, pilot: str, pilot_dir: Path) -> int:
+    """For the pipeline: score the pilot when its landing folder holds a ground truth (a
+    simulated pilot), else clear its rows (a real pilot has none). Returns the rows written."""
+    if not (Path(pilot_dir) / "ground_truth.parquet").is_file():
+        write_scores(con, pilot, [])
+        return 0
+    return len(score_pilot(pilot_dir, con, pilot=pilot))
+
+
+COLUMNS = ("pilot VARCHAR, pattern VARCHAR, level VARCHAR, tp BIGINT, fp BIGINT, fn BIGINT, "
+           "precision DOUBLE, recall DOUBLE, chance_precision DOUBLE, chance_recall DOUBLE, "
+           "reference VARCHAR")
+
+
 def write_scores(con: duckdb.DuckDBPyConnection, pilot: str, scores: list[Score]) -> None:
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS detector_scores (pilot VARCHAR, pattern VARCHAR, tp BIGINT,"
-        " fp BIGINT, fn BIGINT, precision DOUBLE, recall DOUBLE, reference VARCHAR)")
+    """Replace the pilot's rows of detector_scores (the table is created, or widened from its
+    older 8-column form, when needed)."""
+    cols = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = "
+        "'detector_scores'").fetchall()}
     con.execute("BEGIN TRANSACTION")
+    if cols and "chance_precision" not in cols:
+        con.execute("DROP TABLE detector_scores")
+    con.execute(f"CREATE TABLE IF NOT EXISTS detector_scores ({COLUMNS})")
     con.execute("DELETE FROM detector_scores WHERE pilot = ?", [pilot])
-    con.executemany("INSERT INTO detector_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(pilot, s.pattern, s.tp, s.fp, s.fn, s.precision, s.recall, s.reference)
-                     for s in scores])
+    con.executemany(
+        "INSERT INTO detector_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(pilot, s.pattern, s.level, s.tp, s.fp, s.fn, s.precision, s.recall,
+          s.chance_precision, s.chance_recall, s.reference) for s in scores])
     con.execute("COMMIT")
 
 
@@ -217,19 +249,20 @@ def main() -> None:  # pragma: no cover - command line
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pilot_dir", type=Path)
     ap.add_argument("warehouse", type=Path)
-    ap.add_argument("--tolerance-s", type=float, default=30.0)
+    ap.add_argument("--tolerance-s", type=float, default=60.0)
     a = ap.parse_args()
     with duckdb.connect(str(a.warehouse)) as con:
         for s in score_pilot(a.pilot_dir, con, tolerance_s=a.tolerance_s):
-            p = "n/a" if s.precision is None else f"{s.precision:.3f}"
-            r = "n/a" if s.recall is None else f"{s.recall:.3f}"
-            print(f"{s.pattern:28s} tp={s.tp:4d} fp={s.fp:4d} fn={s.fn:4d} "
-                  f"precision={p} recall={r}  [{s.reference}]")
+            def f(x: float | None) -> str:
+                return "n/a" if x is None else f"{x:.3f}"
+            print(f"{s.pattern:34s} {s.level:7s} tp={s.tp:4d} fp={s.fp:4d} fn={s.fn:4d} "
+                  f"P={f(s.precision)} R={f(s.recall)} chance P={f(s.chance_precision)} "
+                  f"R={f(s.chance_recall)}")
 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-__all__ = ["Score", "counterfactual_job_events", "reference_oscillation", "score_pilot",
+__all__ = ["SPECS", "Score", "score_detector", "score_landed_pilot", "score_pilot",
            "write_scores"]

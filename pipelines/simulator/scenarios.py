@@ -7,7 +7,6 @@ from datetime import datetime
 
 from pipelines.simulator.model import (
     ArrivalSpec,
-    BurstSpec,
     ClientSpec,
     JobSpec,
     PolicyWindow,
@@ -16,6 +15,7 @@ from pipelines.simulator.model import (
     SimConfig,
 )
 from pipelines.simulator.policies import Policy
+from pipelines.simulator.workload import ScriptedEpisodes
 
 # One GPU slot serves one attempt at a time, so a slot's "service" is the whole generation.
 DEMO_SERVICES: dict[str, ServiceProfile] = {
@@ -28,18 +28,28 @@ DEMO_SERVICES: dict[str, ServiceProfile] = {
 
 # (name, nodes, model mix, jobs per hour, reserved nodes, target request utilisation)
 DEMO_POOLS: tuple[tuple[str, int, dict[str, float], float, int, float], ...] = (
-    ("pool-a", 11, {"llm": 0.85, "other": 0.15}, 10.0, 2, 0.5),
-    ("pool-b", 8, {"llm": 0.45, "multimodal": 0.45, "other": 0.10}, 8.0, 1, 0.5),
-    ("pool-c", 5, {"vision": 0.4, "multimodal": 0.5, "other": 0.1}, 6.0, 1, 0.5),
-    ("pool-d", 4, {"prediction": 0.4, "llm": 0.3, "other": 0.3}, 6.0, 1, 0.5),
-    ("pool-e", 4, {"other": 0.6, "prediction": 0.4}, 5.0, 1, 0.5),
+    ("pool-a", 11, {"llm": 0.85, "other": 0.15}, 3.0, 2, 0.5),
+    ("pool-b", 8, {"llm": 0.45, "multimodal": 0.45, "other": 0.10}, 3.0, 1, 0.5),
+    ("pool-c", 5, {"vision": 0.4, "multimodal": 0.5, "other": 0.1}, 2.5, 1, 0.5),
+    ("pool-d", 4, {"prediction": 0.4, "llm": 0.3, "other": 0.3}, 2.5, 1, 0.5),
+    ("pool-e", 4, {"other": 0.6, "prediction": 0.4}, 2.0, 1, 0.5),
 )
 DEMO_TREATMENT_POOLS: tuple[str, ...] = ("pool-c", "pool-d")
 DEMO_START = datetime(2026, 3, 2)
 DEMO_DURATION_S = 6 * 3600.0  # baseline 4 h + validation 2 h
 # Compressed pilot: one 24 h daily cycle is played in duration / 3 (2 h at scale 1), so the
 # baseline holds two "days" and the validation one, and both see the same load pattern.
-DEMO_JOBS = JobSpec(clump_mean=1.5)
+# Batch jobs hold a minority of each pool's time (~20-35 %), so a detector that flags "a job
+# ran" cannot score by chance; sizes are graded from one GPU (harmless) to a whole node.
+DEMO_JOBS = JobSpec(duration_median_s=420.0, duration_sigma=0.6, duration_range_s=(120.0, 2400.0),
+                    clump_mean=1.2)
+# Graded bursts (weak ones are not bursts by burst_factor, strong ones overload the pool),
+# scripted idle->overload oscillations and service slowdowns (timeouts, retries).
+# Episodes of a pool are kept >= 16 min apart, so each has a calm trailing window.
+DEMO_EPISODES = ScriptedEpisodes(
+    per_hour=3.0, duration_s=(60, 180), multiplier=(1.3, 4.0), cascade_prob=0.15,
+    oscillations_per_hour=0.4, slowdowns_per_hour=0.3, quiet_s=960.0,
+)
 DEMO_CLIENT = ClientSpec(
     timeout_ms=30_000, max_queue_ms=15_000, retry_prob=0.7, backoff_ms=2_000,
     max_attempts=3, error_rate=0.003, cancel_rate=0.001, dispatch_latency_ms=1.5,
@@ -93,7 +103,7 @@ def demo_config(seed: int = 7, scale: float = 1.0) -> SimConfig:
         services=DEMO_SERVICES,
         arrivals=ArrivalSpec(
             burstiness=0.7, daily_amplitude=0.25, day_period_s=duration / 3,
-            bursts=BurstSpec(per_hour=4.0, duration_s=(60, 180), multiplier=(1.5, 2.2)),
+            bursts=DEMO_EPISODES,
         ),
         client=DEMO_CLIENT,
         jobs=DEMO_JOBS,

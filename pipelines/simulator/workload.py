@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from pipelines.simulator.model import (
     JOB_STATES,
     MODEL_CLASSES,
     US,
+    BurstSpec,
     PoolJobs,
     PoolWorkload,
     SimConfig,
@@ -17,6 +20,7 @@ from pipelines.simulator.model import (
 STREAM_TOPOLOGY, STREAM_BURSTS, STREAM_ARRIVALS, STREAM_ATTRS, STREAM_JOBS = 1, 2, 10, 11, 12
 STREAM_ENGINE, STREAM_IDS, STREAM_TELEMETRY = 13, 3, 4
 STREAM_ROUTING, STREAM_REPLAY = 14, 15
+STREAM_OSCILLATIONS, STREAM_SLOWDOWNS = 16, 17
 
 
 def stream(seed: int, *key: int) -> np.random.Generator:
@@ -26,12 +30,9 @@ def stream(seed: int, *key: int) -> np.random.Generator:
 Burst = tuple[float, float, float]  # (start_s, end_s, multiplier)
 
 
-def generate_bursts(cfg: SimConfig) -> list[list[Burst]]:
-    """Injected burst episodes per pool; some cascade into another pool after a lag."""
+def _random_bursts(cfg: SimConfig, spec: BurstSpec) -> list[list[Burst]]:
+    """Poisson burst episodes per pool; some cascade into another pool after a lag."""
     out: list[list[Burst]] = [[] for _ in cfg.pools]
-    spec = cfg.arrivals.bursts
-    if spec is None or spec.per_hour <= 0:
-        return out
     rng = stream(cfg.seed, STREAM_BURSTS)
     hours = cfg.duration_s / 3600
     for p in range(len(cfg.pools)):
@@ -50,7 +51,111 @@ def generate_bursts(cfg: SimConfig) -> list[list[Burst]]:
                 s2 = float(starts[i] + lags[i])
                 e2 = min(s2 + durs[i] * 0.8, cfg.duration_s)
                 out[q].append((s2, float(e2), float(1 + (mults[i] - 1) * 0.7)))
-    return [sorted(b) for b in out]
+    return out
+
+
+@dataclass(frozen=True)
+class ScriptedEpisodes(BurstSpec):
+    """Bursts plus two scripted episode kinds, kept apart in time (detector ground truth).
+
+    - oscillation: the pool's arrivals nearly stop for `lull_s` (x lull_multiplier), then
+      surge (x surge_multiplier) for `surge_s`: idle, then overloaded, within minutes;
+    - slowdown: attempts arriving in the window take `slowdown_factor` x their service time
+      (a degraded model server): capacity collapses, attempts time out and are retried.
+    Every episode of a pool is preceded by `quiet_s` without another (the detectors compare an
+    episode with its trailing 15 minutes, which must not hold the previous one): scripted
+    episodes are placed first, then the Poisson bursts that fit. Starts are Poisson per pool
+    on their own RNG streams.
+    """
+
+    oscillations_per_hour: float = 0.0
+    lull_s: float = 240.0
+    lull_multiplier: float = 0.02
+    surge_s: float = 150.0
+    surge_multiplier: float = 4.0
+    slowdowns_per_hour: float = 0.0
+    slowdown_s: tuple[float, float] = (120.0, 180.0)
+    slowdown_factor: tuple[float, float] = (6.0, 10.0)
+    quiet_s: float = 960.0
+
+
+Episode = tuple[float, float, float]  # (start_s, end_s, magnitude)
+
+
+@dataclass
+class ScriptedPlan:
+    """Per pool: bursts (incl. the oscillations' lulls and surges), oscillation (lull, surge)
+    pairs and slowdown windows."""
+
+    bursts: list[list[Burst]]
+    oscillations: list[list[tuple[Episode, Episode]]]
+    slowdowns: list[list[Episode]]
+
+
+def _fits(kept: list[tuple[float, float]], s: float, e: float, quiet: float) -> bool:
+    """[s, e) has `quiet` seconds free before it and after it among the kept intervals."""
+    return all(e + quiet <= ks or s >= ke + quiet for ks, ke in kept)
+
+
+def scripted_plan(cfg: SimConfig) -> ScriptedPlan | None:
+    """The episodes of a ScriptedEpisodes spec, spaced (None for any other burst spec)."""
+    spec = cfg.arrivals.bursts
+    if not isinstance(spec, ScriptedEpisodes):
+        return None
+    hours, npool = cfg.duration_s / 3600, len(cfg.pools)
+    raw = _random_bursts(cfg, spec) if spec.per_hour > 0 else [[] for _ in cfg.pools]
+    plan = ScriptedPlan([[] for _ in range(npool)], [[] for _ in range(npool)],
+                        [[] for _ in range(npool)])
+    for p in range(npool):
+        kept: list[tuple[float, float]] = []
+        rng = stream(cfg.seed, STREAM_OSCILLATIONS, p)
+        length = spec.lull_s + spec.surge_s
+        n = int(rng.poisson(spec.oscillations_per_hour * hours))
+        for s in np.sort(rng.uniform(spec.quiet_s, cfg.duration_s - length, n)):
+            if _fits(kept, s, s + length, spec.quiet_s):
+                kept.append((s, s + length))
+                m = float(s + spec.lull_s)
+                plan.oscillations[p].append(((float(s), m, spec.lull_multiplier),
+                                             (m, m + spec.surge_s, spec.surge_multiplier)))
+        rng = stream(cfg.seed, STREAM_SLOWDOWNS, p)
+        n = int(rng.poisson(spec.slowdowns_per_hour * hours))
+        starts = np.sort(rng.uniform(spec.quiet_s, cfg.duration_s - spec.slowdown_s[1], n))
+        lengths, factors = rng.uniform(*spec.slowdown_s, n), rng.uniform(*spec.slowdown_factor, n)
+        for s, d, f in zip(starts, lengths, factors, strict=True):
+            if _fits(kept, s, s + d, spec.quiet_s):
+                kept.append((s, s + d))
+                plan.slowdowns[p].append((float(s), float(s + d), float(f)))
+        for s, e, m in sorted(raw[p]):
+            if s >= spec.quiet_s and _fits(kept, s, e, spec.quiet_s):
+                kept.append((s, e))
+                plan.bursts[p].append((s, e, m))
+        for lull, surge in plan.oscillations[p]:
+            plan.bursts[p].extend([lull, surge])
+        plan.bursts[p].sort()
+    return plan
+
+
+def scripted_oscillations(cfg: SimConfig) -> list[list[tuple[Episode, Episode]]]:
+    plan = scripted_plan(cfg)
+    return plan.oscillations if plan else [[] for _ in cfg.pools]
+
+
+def scripted_slowdowns(cfg: SimConfig) -> list[list[Episode]]:
+    plan = scripted_plan(cfg)
+    return plan.slowdowns if plan else [[] for _ in cfg.pools]
+
+
+def generate_bursts(cfg: SimConfig) -> list[list[Burst]]:
+    """Injected burst episodes per pool (a ScriptedEpisodes spec adds its own, spaced)."""
+    spec = cfg.arrivals.bursts
+    if spec is None:
+        return [[] for _ in cfg.pools]
+    plan = scripted_plan(cfg)
+    if plan is not None:
+        return plan.bursts
+    if spec.per_hour <= 0:
+        return [[] for _ in cfg.pools]
+    return [sorted(b) for b in _random_bursts(cfg, spec)]
 
 
 def intensity(cfg: SimConfig, rate: float, bursts: list[Burst], t: np.ndarray) -> np.ndarray:
@@ -134,6 +239,11 @@ def generate_pool_workload(cfg: SimConfig, p: int, bursts: list[Burst]) -> PoolW
         mu = np.log(cfg.exp_service_s * 1000) - cfg.service_sigma**2 / 2
         svc_ms = rng.lognormal(mu, cfg.service_sigma, n)
         pre_ms[:] = -1.0
+    if cfg.service_model == "tokens":  # scripted slowdowns (demo only)
+        for s, e, factor in scripted_slowdowns(cfg)[p]:
+            m = (arr_s >= s) & (arr_s < e)
+            svc_ms[m] *= factor
+            pre_ms[m & (pre_ms >= 0)] *= factor
     service_us = np.maximum(np.rint(svc_ms * 1000), 1).astype(np.int64)
     prefill_us = np.where(pre_ms < 0, -1, np.minimum(np.rint(pre_ms * 1000), service_us))
     return PoolWorkload(

@@ -73,6 +73,30 @@ def change_text(r: dict[str, Any] | None, m: Metric) -> str:
                          fmt.rel_interval(r.get("rel_change_lo"), r.get("rel_change_hi")))
 
 
+def printed_interval(r: dict[str, Any], m: Metric, key: str = "significant") -> str:
+    """The interval text the report prints for a change (key 'significant') or a DiD
+    (key 'did_significant'): the one a significance claim must agree with."""
+    if key == "did_significant":
+        return fmt.change_interval(r.get("did_lo"), r.get("did_hi"), m.unit)
+    if m.unit in ("share", "pp"):
+        return fmt.change_interval(r.get("change_lo"), r.get("change_hi"), m.unit)
+    return fmt.rel_interval(r.get("rel_change_lo"), r.get("rel_change_hi"))
+
+
+def is_significant(r: dict[str, Any] | None, m: Metric,
+                   key: str = "significant") -> bool | None:
+    """The pipeline's significance flag, kept only where the PRINTED interval excludes zero
+    (an interval printed as [−43.8 pp, −0.0 pp] is not called significant). None: no test."""
+    if r is None or r.get(key) is None:
+        return None
+    if not r[key]:
+        return False
+    lo, hi = (("did_lo", "did_hi") if key == "did_significant" else
+              ("change_lo", "change_hi") if m.unit in ("share", "pp") else
+              ("rel_change_lo", "rel_change_hi"))
+    return bool(fmt.excludes_zero(r.get(lo), r.get(hi), printed_interval(r, m, key)))
+
+
 def did_text(r: dict[str, Any] | None, m: Metric) -> str:
     if r is None:
         return "—"
@@ -100,7 +124,7 @@ def change_words(r: dict[str, Any], m: Metric, key: str) -> str:
             else fmt.rel_interval(r["rel_change_lo"], r["rel_change_hi"]))
     amount = (fmt.change(r["change"], unit) if unit in ("share", "pp")
               else fmt.rel(r["rel_change"]))
-    if not r["significant"]:
+    if not is_significant(r, m):
         return (f"showed no significant change ({fmt.value(r['baseline'], unit)} → "
                 f"{fmt.value(r['validation'], unit)}, change {amount} {span})")
     return (f"{direction(r, m)} significantly ({fmt.value(r['baseline'], unit)} → "

@@ -42,15 +42,117 @@ def _predicted_text(r: dict[str, Any] | None, m: Metric) -> str:
     return fmt.rel(r.get("rel_change"))
 
 
+def _last_phase(res: pl.DataFrame) -> pl.DataFrame:
+    """The replay the policies are compared on: the validation arrivals when replayed."""
+    if "phase" not in res.columns or res.is_empty():
+        return res
+    phases = res["phase"].unique().to_list()
+    return res.filter(pl.col("phase") == ("validation" if "validation" in phases
+                                          else phases[0]))
+
+
+def _seed_range(r: dict[str, Any], unit: str, change: bool = False) -> str:
+    lo, hi = r.get("modeled_min"), r.get("modeled_max")
+    if lo is None or hi is None:
+        return "—"
+    f = fmt.change if change else fmt.value
+    return f"{f(lo, unit)} to {f(hi, unit)}"
+
+
+def _error_tables(err: pl.DataFrame) -> list[Part]:
+    """Calibration, predicted vs measured effect (DiD), validation levels: one table each."""
+    parts: list[Part] = []
+    if err.is_empty() or not {"comparison", "segment", "metric", "unit", "measured",
+                               "modeled"} <= set(err.columns):
+        return parts
+    seeds = err["seeds"].max() if "seeds" in err.columns else None
+    seeds_txt = f"{seeds} seeds" if seeds else "the seeds"
+
+    def rows_of(comp: str, segments: tuple[str, ...]) -> list[dict[str, Any]]:
+        d = err.filter((pl.col("comparison") == comp) & pl.col("segment").is_in(segments))
+        order = {m: i for i, m in enumerate(ERROR_ORDER)}
+        return sorted(d.iter_rows(named=True),
+                      key=lambda r: (segments.index(r["segment"]), order.get(r["metric"], 99)))
+
+    cal = rows_of("calibration", ("all", "treatment", "control"))
+    if cal:
+        rows = [[str(r["segment"]), _label(r["metric"]), fmt.value(r["measured"], r["unit"]),
+                 fmt.value(r["modeled"], r["unit"]), _seed_range(r, r["unit"]),
+                 fmt.rel(r.get("error_rel"))] for r in cal]
+        parts.append(Part("Calibration: today's policy on the whole baseline", [
+            "The baseline phase, whole, replayed under today's policy (modeled) and measured "
+            "by the same SQL as the telemetry, against the measured baseline levels. The goal "
+            "is an error within 5 %."], tables=[Table(
+                "Calibration (whatif_model_error, comparison calibration)",
+                ["Segment", "Metric", "Measured", "Modeled (mean)",
+                 f"Modeled, min to max over {seeds_txt}", "Error"], rows,
+                basis="measured, modeled", num_cols=(2, 3, 4, 5))]))
+    eff = rows_of("effect", ("treatment",))
+    if eff:
+        inside = sum(1 for r in eff if r.get("inside"))
+        judged = sum(1 for r in eff if r.get("inside") is not None)
+        signs = sum(1 for r in eff if r.get("same_sign"))
+        rows = []
+        for r in eff:
+            u = r["unit"]
+            verdict = ("—" if r.get("inside") is None
+                       else "inside" if r["inside"] else "outside")
+            rows.append([_label(r["metric"]), fmt.change(r["measured"], u),
+                         fmt.change_interval(r.get("measured_lo"), r.get("measured_hi"), u)
+                         or "—", fmt.change(r["modeled"], u), _seed_range(r, u, change=True),
+                         verdict, "yes" if r.get("same_sign") else "no"])
+        parts.append(Part("Predicted effect against the measured difference-in-differences", [
+            "The validation phase's own arrivals, whole (after a warm-up of the arrivals just "
+            "before it), replayed under today's policy and under the declared adjustments with "
+            "the same random draws per seed (common random numbers). The predicted effect is "
+            "(adjusted − today) on the treatment segment minus the same on the control "
+            f"segment (modeled); the measured one is the difference-in-differences with its "
+            f"95 % block-bootstrap interval (metrics_ci). {inside} of {judged} predicted "
+            f"effects fall inside the measured interval; {signs} of {len(eff)} have the "
+            "measured sign."], tables=[Table(
+                "Predicted vs measured effect (whatif_model_error, comparison effect)",
+                ["Metric", "Measured DiD", "95 % interval", "Predicted (mean)",
+                 f"Predicted, min to max over {seeds_txt}", "Verdict", "Same sign"], rows,
+                basis="measured, modeled", num_cols=(1, 2, 3, 4), nowrap_cols=(5, 6))]))
+    lev = rows_of("validation_level", ("all", "treatment", "control"))
+    if lev:
+        rows = [[str(r["segment"]), _label(r["metric"]), fmt.value(r["measured"], r["unit"]),
+                 fmt.value(r["modeled"], r["unit"]), _seed_range(r, r["unit"]),
+                 fmt.rel(r.get("error_rel"))] for r in lev]
+        parts.append(Part("Predicted against measured validation levels", [
+            "The validation arrivals replayed under the policy each segment ran (the "
+            "declared adjustments on the treatment pools, today's elsewhere; modeled), against "
+            "the measured validation levels."], tables=[Table(
+                "Validation levels (whatif_model_error, comparison validation_level)",
+                ["Segment", "Metric", "Measured", "Modeled (mean)",
+                 f"Modeled, min to max over {seeds_txt}", "Error"], rows,
+                basis="measured, modeled", num_cols=(2, 3, 4, 5))]))
+    return parts
+
+
+ERROR_ORDER = ("p50_latency_s", "p95_latency_s", "p99_latency_s", "queue_wait_p50_s",
+               "queue_wait_p95_s", "timeout_drop_rate", "sla_adherence", "goodput_rps",
+               "retry_amplification")
+SIM_DEFAULTS = "modeled (simulator defaults)"
+
+
+def _label(metric: str) -> str:
+    m = BY_NAME.get(metric)
+    return m.label if m is not None else metric
+
+
 def whatif(w: Reader) -> list[Part]:
-    """The what-if table per policy and the simulator's own error (all modeled)."""
+    """Calibration, predicted vs measured effect, validation levels, and the predicted change
+    per policy (every figure modeled except the measured columns)."""
     status = whatif_status(w)
     if status and status.get("status") == "not_modeled":
         reason = (status.get("reason") or "no reason recorded").removeprefix("not modeled: ")
         return [Part("", [f"Not modeled: {reason}."])]
-    res = _overall(w.q("whatif_results", "SELECT * FROM whatif_results WHERE pilot = ?"))
+    res = _overall(w.q("whatif_results", "SELECT * FROM whatif_results WHERE pilot = ? "
+                                         "ORDER BY ALL"))
     if res.is_empty() or not {"policy", "metric"} <= set(res.columns):
         return [not_in_run("no what-if (modeled) results in the warehouse (whatif_results)")]
+    res = _last_phase(res)
     if "segment" in res.columns:
         res = res.filter(pl.col("segment") == "all") if (res["segment"] == "all").any() else res
     by = {(r["policy"], r["metric"]): r for r in res.iter_rows(named=True)}
@@ -62,12 +164,17 @@ def whatif(w: Reader) -> list[Part]:
         rows.append([label.replace("_", " "), *(_predicted_text(by.get((pol, m.name)), m)
                                                 for m in metrics)])
     from_zero = any(c.endswith(FROM_ZERO) for r in rows for c in r[1:])
+    sim_default = [m.label for m in metrics
+                   if any(r.get("basis") == SIM_DEFAULTS for (_, n), r in by.items()
+                          if n == m.name)]
     any_r = next(iter(by.values()))
     window = ""
     if any_r.get("replay_start") is not None and any_r.get("replay_end") is not None:
-        window = (f" The replay covers {fmt.ts(any_r['replay_start'])} to "
+        warm = any_r.get("warmup_minutes")
+        window = (f" The compared replay covers {fmt.ts(any_r['replay_start'])} to "
                   f"{fmt.ts(any_r['replay_end'])}"
-                  + (f" with {any_r['seeds']} seeds" if any_r.get("seeds") else "") + ".")
+                  + (f" after a {warm:.0f}-minute warm-up" if warm else "")
+                  + (f", {any_r['seeds']} seeds" if any_r.get("seeds") else "") + ".")
     if not window and status and status.get("window_start") and status.get("window_end"):
         window = (f" The replay covers {fmt.ts(status['window_start'])} to "
                   f"{fmt.ts(status['window_end'])}.")
@@ -78,45 +185,25 @@ def whatif(w: Reader) -> list[Part]:
                f"are the declared model's, not observed ones")
     else:
         how = ("Each policy was replayed by the discrete-event simulator on this pilot's "
-               "arrivals and observed service times")
-    parts = [Part("", [how + "; the change is relative to the replay of today's policy (same "
-                       "seeds). Every figure in this section is modeled, not measured."
-                       + window], tables=[Table(
-                           "Predicted change per policy, all traffic (whatif_results)",
+               "arrivals and observed service times, with the client's timeout, abandonment "
+               "and retries fitted from its attempts")
+    note = ("Changes in % are relative to today's replay (same seeds); shares change in "
+            "percentage points.")
+    if from_zero:
+        note += (" “from 0”: today's replay has 0 for that metric, so the change is given in "
+                 "its unit (a relative change from zero is undefined).")
+    if sim_default:
+        note += (" " + ", ".join(sim_default) + ": modeled with the simulator's default GPU "
+                 "efficiencies, not fitted to this pilot's GPU samples.")
+    parts = [Part("", [how + ". Every figure in this section is modeled, not measured, "
+                       "except the columns headed Measured." + window], tables=[Table(
+                           "Predicted change per policy, all traffic (whatif_results, modeled)",
                            ["Policy", *(m.label for m in metrics)], rows, basis="modeled",
                            num_cols=tuple(range(1, len(metrics) + 1)), wrap_cols=(0,),
-                           note="Changes in % are relative to today's replay; shares change "
-                                "in percentage points. “from 0”: today's replay has 0 for "
-                                "that metric, so the change is given in its unit (a relative "
-                                "change from zero is undefined)." if from_zero else
-                                "Changes in % are relative to today's replay; shares change "
-                                "in percentage points.")])]
-    err = w.q("whatif_model_error", "SELECT * FROM whatif_model_error WHERE pilot = ?")
-    if not err.is_empty() and {"metric", "measured", "modeled"} <= set(err.columns):
-        if {"segment", "comparison"} <= set(err.columns):  # one segment per comparison
-            err = err.filter(((pl.col("comparison") == "baseline_replay")
-                              & (pl.col("segment") == "all"))
-                             | ((pl.col("comparison") != "baseline_replay")
-                                & (pl.col("segment") == "treatment")))
-        erows = []
-        for r in err.iter_rows(named=True):
-            m = BY_NAME.get(r["metric"])
-            if m is None or not m.headline:
-                continue
-            comp = str(r.get("comparison") or "").replace("_", " ")
-            erows.append([comp or "—", str(r.get("segment") or "all"), m.label,
-                          fmt.change(r["measured"], m.unit) if "change" in comp
-                          else fmt.value(r["measured"], m.unit),
-                          fmt.change(r["modeled"], m.unit) if "change" in comp
-                          else fmt.value(r["modeled"], m.unit), fmt.rel(r.get("error_rel"))])
-        parts.append(Part("Simulator validation error", [
-            "How far the simulator is from what was measured: “baseline replay” compares the "
-            "replay of today's policy with the measured phase; “treatment change” compares "
-            "the predicted change under the declared adjustments with the measured change."],
-            tables=[Table("Model error (whatif_model_error)", ["Comparison", "Segment",
-                                                               "Metric", "Measured",
-                                                               "Modeled", "Error"],
-                          erows, basis="measured, modeled", num_cols=(3, 4, 5))]))
+                           note=note)])]
+    err = w.q("whatif_model_error", "SELECT * FROM whatif_model_error WHERE pilot = ? "
+                                    "ORDER BY ALL")
+    parts += _error_tables(err)
     return parts
 
 

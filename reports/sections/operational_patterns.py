@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import polars as pl
 
 from pipelines.metric_catalog import BY_NAME
 from reports import fmt
+from reports.evidence import evidence_sentence, one_row_per_job
 from reports.sections.common import (
     PATTERNS,
     SEVERITY_RANK,
@@ -36,28 +36,6 @@ class PatternSummary:
     worst: str
 
 
-def _evidence_text(raw: str | None) -> str:
-    """evidence_json as 'key value; key value' (plain text: escaped by the template)."""
-    if not raw:
-        return "—"
-    try:
-        ev = json.loads(raw)
-    except (TypeError, ValueError):
-        return str(raw)
-    if not isinstance(ev, dict):
-        return str(ev)
-    parts = []
-    for k, v in ev.items():
-        if v is None:
-            continue
-        if isinstance(v, float):
-            v = f"{v:.3g}"
-        elif isinstance(v, list):
-            v = f"{len(v)} items"
-        parts.append(f"{str(k).replace('_', ' ')} {v}")
-    return "; ".join(parts)
-
-
 def patterns(w: Reader) -> tuple[list[Part], list[PatternSummary]]:
     tested = w.q("patterns_tested", "SELECT * FROM patterns_tested WHERE pilot = ?")
     fcols = w.cols("findings")
@@ -69,11 +47,15 @@ def patterns(w: Reader) -> tuple[list[Part], list[PatternSummary]]:
     summaries: list[PatternSummary] = []
     det = pl.DataFrame()
     if fcols:
-        det = w.q("findings", """SELECT phase, pattern, scope_pool,
+        # older warehouses have no attribution columns: no share is shown then
+        share = ("CAST(queue_wait_share AS DOUBLE)" if "queue_wait_share" in fcols
+                 else "CAST(NULL AS DOUBLE)")
+        det = w.q("findings", f"""SELECT phase, pattern, scope_pool,
                     len(scope_gpus) AS n_gpus, start_ts, end_ts, evidence_json,
                     CAST(severity AS VARCHAR) AS severity,
                     CAST(latency_cost_s AS DOUBLE) AS latency_cost_s,
-                    CAST(gpu_hours_lost AS DOUBLE) AS gpu_hours_lost
+                    CAST(gpu_hours_lost AS DOUBLE) AS gpu_hours_lost,
+                    {share} AS queue_wait_share
                   FROM findings WHERE pilot = ? AND detected
                   ORDER BY pattern, start_ts""")
     if not tested.is_empty():
@@ -107,21 +89,23 @@ def patterns(w: Reader) -> tuple[list[Part], list[PatternSummary]]:
                                float(lat.sum()) if lat.len() else None,
                                float(gh.sum()) if gh.len() else None, worst)
             summaries.append(s)
-            top = d.sort(["latency_cost_s", "start_ts"], descending=[True, False],
-                         nulls_last=True).head(MAX_EVIDENCE_ROWS)
-            ev_rows = [[r["phase"] or "—", r["scope_pool"] or "all pools",
+            # a multi-GPU job appears once per GPU in findings: one evidence row per job
+            ranked = one_row_per_job(d.sort(["latency_cost_s", "start_ts"],
+                                            descending=[True, False],
+                                            nulls_last=True).iter_rows(named=True))
+            top = ranked[:MAX_EVIDENCE_ROWS]
+            ev_rows = [[r["phase"] or "—", _scope_words(r["scope_pool"]),
                         fmt.count(r["n_gpus"]) if r["n_gpus"] is not None else "—",
                         fmt.ts(r["start_ts"]), fmt.ts(r["end_ts"]), r["severity"] or "—",
-                        fmt.long_duration(r["latency_cost_s"]) if r["latency_cost_s"] is not None
-                        else "—", _evidence_text(r["evidence_json"])]
-                       for r in top.iter_rows(named=True)]
-            more = d.height - top.height
+                        _cost_cell(r), evidence_sentence(pat, r["evidence_json"])]
+                       for r in top]
+            more = len(ranked) - len(top)
             chain = ("Chain of events, per finding: the evidence column lists the numbers "
                      "that triggered it, in the detector's order.")
             parts.append(Part(
                 s.label, [_pattern_sentence(s)], anchor=pattern_anchor(pat),
                 tables=[Table(f"Evidence: {s.label}", ["Phase", "Pool", "GPUs", "Start", "End",
-                                                        "Severity", "Latency cost",
+                                                        "Severity", "Attributed queue wait",
                                                         "Evidence"], ev_rows,
                               num_cols=(2, 6), nowrap_cols=(0, 1, 5),
                               anchor=pattern_anchor(pat) + "-t",
@@ -136,28 +120,82 @@ def patterns(w: Reader) -> tuple[list[Part], list[PatternSummary]]:
             f"{pattern_label(r['pattern'])}: tested, not found — {r['reason']}."
             for r in not_found] + [f"{pattern_label(r['pattern'])}: {r['reason']}."
                                    for r in untested]))
-    scores = w.q("detector_scores", "SELECT * FROM detector_scores WHERE pilot = ?")
-    if not scores.is_empty():
+    scores = detector_scores_table(w)
+    if scores is not None:
         parts.append(Part("Detector accuracy on injected events", [
-            "Precision and recall of each detector against the events injected into this "
-            "pilot's telemetry (simulated pilots only)."], tables=[Table(
-                "Detector scores (detector_scores)", ["Pattern", "TP", "FP", "FN", "Precision",
-                                                      "Recall"],
-                [[pattern_label(r["pattern"]), fmt.count(r["tp"]), fmt.count(r["fp"]),
-                  fmt.count(r["fn"]), fmt.value(r["precision"], "share"),
-                  fmt.value(r["recall"], "share")] for r in scores.iter_rows(named=True)],
-                num_cols=(1, 2, 3, 4, 5))]))
+            DETECTOR_SCORES_TEXT], tables=[scores]))
     return parts, summaries
+
+
+DETECTOR_SCORES_TEXT = (
+    "Simulated pilots only: each detector is scored against the events injected into this "
+    "pilot's telemetry, at the level it reports (a job, an episode, or a pool or segment "
+    "phase), with one reference set for precision and recall. Chance is the same detections "
+    "moved at random within their pool, averaged over 20 seeded draws: a detector is useful "
+    "where it beats chance, not where it merely scores high (pipelines/analytics/scoring.py).")
+
+
+def detector_scores_table(w: Reader) -> Table | None:
+    """detector_scores of the pilot as a report table, or None when the pilot has none (a real
+    pilot has no ground truth). Shown in section 3 and in the methodology appendix."""
+    if "chance_precision" not in w.cols("detector_scores"):
+        return None
+    scores = w.q("detector_scores", "SELECT * FROM detector_scores WHERE pilot = ?")
+    if scores.is_empty():
+        return None
+
+    def share(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2f}"
+
+    rows = [[pattern_label(r["pattern"]), r["level"], fmt.count(r["tp"]), fmt.count(r["fp"]),
+             fmt.count(r["fn"]), share(r["precision"]), share(r["chance_precision"]),
+             share(r["recall"]), share(r["chance_recall"]), r["reference"]]
+            for r in scores.iter_rows(named=True)]
+    return Table("Detector scores against injected events (detector_scores)",
+                 ["Pattern", "Level", "TP", "FP", "FN", "Precision", "Chance precision",
+                  "Recall", "Chance recall", "Reference"], rows,
+                 num_cols=(2, 3, 4, 5, 6, 7, 8), nowrap_cols=(1,),
+                 note="TP: detections matching a reference event; FP: the other detections; "
+                      "FN: reference events no detection matched. Precision and recall use "
+                      "the same reference set. Chance: detections moved at random within their "
+                      "pool (20 seeded draws).")
+
+
+def _scope_words(scope: str | None) -> str:
+    """A findings scope as a reader says it: a pool by name, a segment as a segment."""
+    if not scope:
+        return "all pools"
+    return f"the {scope[len('segment:'):]} segment" if scope.startswith("segment:") else scope
+
+
+def _scopes_words(scopes: list[str]) -> str:
+    pools = [p for p in scopes if not p.startswith("segment:")]
+    segs = [p[len("segment:"):] for p in scopes if p.startswith("segment:")]
+    out = []
+    if pools:
+        out.append(f"{len(pools)} pool{'s' if len(pools) != 1 else ''} ({', '.join(pools[:6])}"
+                   f"{', …' if len(pools) > 6 else ''})")
+    if segs:
+        out.append(f"the {' and '.join(segs)} segment{'s' if len(segs) != 1 else ''}")
+    return " and ".join(out)
+
+
+def _cost_cell(r: dict) -> str:
+    """Attributed queue wait and its share of the phase's total queue wait (findings)."""
+    if r.get("latency_cost_s") is None:
+        return "—"
+    text = fmt.long_duration(r["latency_cost_s"])
+    share = r.get("queue_wait_share")
+    return text if share is None else f"{text} ({fmt.value(share, 'share')} of total queue wait)"
 
 
 def _pattern_sentence(s: PatternSummary) -> str:
     phases = ", ".join(f"{n} in {p}" for p, n in s.by_phase.items())
     text = (f"{s.findings} findings ({phases})"
-            + (f" in {len(s.pools)} pools ({', '.join(s.pools[:6])}"
-               f"{', …' if len(s.pools) > 6 else ''})" if s.pools else "")
+            + (f" in {_scopes_words(s.pools)}" if s.pools else "")
             + f"; highest severity {s.worst}")
     if s.latency_cost_s is not None:
-        text += f"; summed latency cost {fmt.long_duration(s.latency_cost_s)}"
+        text += f"; attributed queue wait {fmt.long_duration(s.latency_cost_s)}"
     if s.gpu_hours is not None:
         text += f"; {s.gpu_hours:,.1f} GPU-hours lost"
     return text + " (measured, findings table)."

@@ -11,6 +11,7 @@ from reports.sections.common import (
     PATTERNS,
     change_words,
     direction,
+    is_significant,
     not_in_run,
     pattern_label,
 )
@@ -19,40 +20,43 @@ from reports.types import Part, Table
 
 
 def interpretation(summaries: Sequence[PatternSummary], ci: dict, control: bool,
-                   cov: Coverage) -> list[Part]:
+                   cov: Coverage, verdict_kind: str = "") -> list[Part]:
+    """One bullet per headline metric the detected patterns act on (not one per pattern: two
+    patterns on the same metric would repeat its sentence), each change with its scope."""
     if not ci:
         return [not_in_run("no confidence intervals (metrics_ci), so no change is interpreted")]
     seg = "treatment" if control else "all"
-    bullets = []
+    scope = "treatment segment" if control else "all traffic"
+    by_metric: dict[str, list[PatternSummary]] = {}
     for s in summaries:
-        m = BY_NAME.get(PATTERNS.get(s.pattern, ("", ""))[1])
-        if m is None:
-            continue
+        name = PATTERNS.get(s.pattern, ("", ""))[1]
+        if name in BY_NAME:
+            by_metric.setdefault(name, []).append(s)
+    bullets = []
+    for name, pats in by_metric.items():
+        m = BY_NAME[name]
+        found = "; ".join(f"{p.label.lower()} {p.by_phase.get('baseline', 0)} → "
+                          f"{p.by_phase.get('validation', 0)}" for p in pats)
+        head = (f"{m.label} — patterns acting on it, findings baseline → validation (all "
+                f"traffic, findings table): {found}.")
         r = ci.get((seg, m.name))
-        base_n = s.by_phase.get("baseline", 0)
-        val_n = s.by_phase.get("validation", 0)
-        head = (f"{s.label}: {base_n} findings in the baseline, {val_n} in the validation "
-                f"phase (findings table).")
         if r is None or r.get("change") is None:
-            bullets.append(head + f" {m.label} is not measured, so its effect cannot be "
-                                  f"judged.")
+            bullets.append(head + f" {m.label} is not measured in the {scope}, so the "
+                                  f"effect on it cannot be judged.")
             continue
-        words = change_words(r, m, "change")
-        tail = ""
+        text = f"{head} In the {scope}, {m.label} {change_words(r, m, 'change')}."
         if control:
-            did_sig = r.get("did_significant")
-            if did_sig:
-                tail = (f" Against the control segment the difference-in-differences is "
-                        f"{fmt.change(r['did'], m.unit)} "
-                        f"{fmt.change_interval(r['did_lo'], r['did_hi'], m.unit)}: the "
-                        f"treatment {direction(r, m, 'did')} beyond the control's change.")
-            elif did_sig is False:
-                tail = (f" The difference-in-differences "
-                        f"{fmt.change_interval(r['did_lo'], r['did_hi'], m.unit)} spans "
-                        f"zero: no significant change relative to the control, so the "
-                        f"change cannot be attributed to the adjustments.")
-        bullets.append(f"{head} In the {'treatment segment' if control else 'pilot'} "
-                       f"{m.label} {words}.{tail}")
+            sig = is_significant(r, m, "did_significant")
+            span = fmt.change_interval(r.get("did_lo"), r.get("did_hi"), m.unit)
+            if sig:
+                text += (f" Against the control segment the difference-in-differences is "
+                         f"{fmt.change(r['did'], m.unit)} {span}: the treatment "
+                         f"{direction(r, m, 'did')} beyond the control's change.")
+            elif sig is False:
+                text += (f" Against the control segment the difference-in-differences "
+                         f"{span} includes zero, so the change is not attributed to the "
+                         f"adjustments.")
+        bullets.append(text)
     if not bullets:
         tested = [i for k, i in cov.items.items() if k.startswith("pattern:")
                   and i.status != "not_measured"]
@@ -62,9 +66,15 @@ def interpretation(summaries: Sequence[PatternSummary], ci: dict, control: bool,
                               "beyond the validated results of section 8."])]
         return [Part("", ["No pattern was found among those tested, so there is nothing to "
                           "interpret beyond the validated results of section 8."])]
-    return [Part("", ["Each detected pattern is read against the headline metric it acts on "
-                      "(95 % block-bootstrap intervals, metrics_ci)."], bullets=bullets)]
-
+    lead = {"queue": "The baseline was queue-dominated (section 0.4), so the queue-wait and "
+                     "latency rows below are where the adjustments had to show.",
+            "gpu": "The baseline was GPU-limited (section 0.4): scheduling changes can move "
+                   "waiting between classes but not add capacity.",
+            "balanced": "The baseline showed no dominant limit (section 0.4)."}.get(
+        verdict_kind, "")
+    return [Part("", [t for t in (lead, "Each headline metric a detected pattern acts on, "
+                                  "read with its 95 % block-bootstrap interval (metrics_ci).")
+                      if t], bullets=bullets)]
 
 
 def conclusion(baseline_sentence: str, ci: dict, control: bool) -> list[Part]:
@@ -75,9 +85,10 @@ def conclusion(baseline_sentence: str, ci: dict, control: bool) -> list[Part]:
         better, worse, flat, none = [], [], [], []
         for m in HEADLINE:
             r = ci.get((seg, m.name))
-            if r is None or r.get(key) is None:
+            sig = is_significant(r, m, key)
+            if sig is None:
                 none.append(m.label)
-            elif not r[key]:
+            elif not sig:
                 flat.append(m.label)
             else:
                 d = direction(r, m, "did" if control else "change")
@@ -102,18 +113,21 @@ def conclusion(baseline_sentence: str, ci: dict, control: bool) -> list[Part]:
 def next_steps(summaries: Sequence[PatternSummary], ci: dict, control: bool,
                sync_missing: list[str], cov: Coverage) -> list[Part]:
     steps = []
-    for s in summaries:
-        n = s.by_phase.get("validation", 0)
-        if n:
-            steps.append(f"{s.label} is still detected in the validation phase ({n} findings, "
-                         f"section 3): examine its evidence tables before extending the "
-                         f"adjustments.")
+    still = sorted((s for s in summaries if s.by_phase.get("validation", 0)),
+                   key=lambda s: -s.by_phase["validation"])
+    if still:
+        steps.append("Still detected in the validation phase (findings, all traffic; section 3): "
+                     + "; ".join(f"{s.label.lower()} {s.by_phase['validation']} findings"
+                                 + (f" in {_where(s.pools)}" if s.pools else "")
+                                 for s in still)
+                     + f". Examine the evidence of {still[0].label.lower()} first before "
+                       "extending the adjustments.")
     for layer in sync_missing:
         steps.append(f"The {layer} layer of the synchronization map is not measured; add "
                      f"telemetry for it to judge that layer.")
     if control and ci:
         both = [BY_NAME[m].label for (seg, m), r in ci.items() if seg == "control"
-                and r.get("significant") and m in BY_NAME and BY_NAME[m].headline]
+                and m in BY_NAME and BY_NAME[m].headline and is_significant(r, BY_NAME[m])]
         if both:
             more = ", …" if len(both) > 5 else ""
             steps.append(f"The control segment also changed significantly in {len(both)} "
@@ -128,6 +142,13 @@ def next_steps(summaries: Sequence[PatternSummary], ci: dict, control: bool,
         parts.append(Part("Open questions", [
             "No open pattern or confounded change was found in the tables of this run."]))
     return parts
+
+
+def _where(scopes: Sequence[str], most: int = 4) -> str:
+    """Findings scopes in words: pools by name, 'segment:x' as the x segment (not a pool)."""
+    words = [f"the {p.removeprefix('segment:')} segment" if p.startswith("segment:") else p
+             for p in scopes]
+    return ", ".join(words[:most]) + (", …" if len(words) > most else "")
 
 
 def missing_telemetry(cov: Coverage) -> Part:

@@ -15,6 +15,8 @@ from reports.sections.common import (
 )
 from reports.types import Part, Table
 
+MAX_CASCADE_ROWS = 12  # cascade edges listed; the caption says how many exist
+
 
 def _dec(v: Any) -> float | None:
     return None if v is None else float(v)
@@ -111,19 +113,27 @@ def topology(w: Reader, sla_target: float, cov: Coverage) -> list[Part]:
             "Latency waves after bursts: "
             + cov.not_tested("burst_episodes", "latency_waves", exact=True) + "."]))
     elif w.has("latency_cascade_paths"):
-        parts.append(Part("Latency cascade paths", [
-            (f"{cp.height} pool → pool edges carried at least one latency wave (a burst in "
-             f"the source pool followed by a P95 rise in the target within the wave lag); "
-             f"drawn in visual appendix 8 (measured).") if not cp.is_empty() else
-            "No burst episode was followed by a latency wave in another pool (measured)."],
-            tables=[Table("Cascade edges with waves (latency_cascade_paths)",
+        per_phase = {p: cp.filter(pl.col("phase") == p).height
+                     for p in cp["phase"].unique(maintain_order=True).to_list()} \
+            if not cp.is_empty() else {}
+        shown = cp.head(MAX_CASCADE_ROWS)
+        text = (f"{cp.height} pool → pool edges carried at least one latency wave (a burst in "
+                f"the source pool followed by a P95 rise in the target within the wave lag): "
+                + ", ".join(f"{n} in the {p or 'unphased'} phase" for p, n in per_phase.items())
+                + f". The table lists {shown.height} of them (by phase, then share); figure V8 "
+                f"at the end of this section draws the baseline's "
+                f"{per_phase.get('baseline', 0)} (measured).") if not cp.is_empty() else \
+            "No burst episode was followed by a latency wave in another pool (measured)."
+        parts.append(Part("Latency cascade paths", [text],
+            tables=[Table(f"Cascade edges with waves, {shown.height} of {cp.height} "
+                          f"(latency_cascade_paths)",
                           ["Phase", "From", "To", "Episodes", "Waves", "Share", "Mean lag",
                            "Strength"],
                           [[r["phase"] or "—", r["from_pool"], r["to_pool"],
                             fmt.count(r["episodes"]), fmt.count(r["waves"]),
                             fmt.value(r["share"], "share"), fmt.value(r["mean_lag_s"], "s"),
                             fmt.value(r["mean_strength"], "ratio")]
-                           for r in cp.head(12).iter_rows(named=True)],
+                           for r in shown.iter_rows(named=True)],
                           num_cols=(3, 4, 5, 6, 7))] if not cp.is_empty() else []))
     else:
         parts.append(Part("Latency cascade paths", ["Not in this run: no "
@@ -152,13 +162,19 @@ def topology(w: Reader, sla_target: float, cov: Coverage) -> list[Part]:
     ix = w.q("indices", "SELECT phase, segment, index, value, unit, note FROM indices "
                         "WHERE pilot = ? ORDER BY index, phase, segment")
     if not ix.is_empty():
-        parts.append(Part("Indices", ["Delay Index, Wave Propagation Index, Hidden Capacity "
-                                      "Loss and Coherence Index per phase and segment "
-                                      "(definitions in appendix A)."], tables=[Table(
+        parts.append(Part("Indices", ["Delay Index (DI), Wave Propagation Index (WPI), Hidden "
+                                      "Capacity Loss (HCL) and Coherence Index (CoI) per phase "
+                                      "and segment (definitions in appendix A)."], tables=[Table(
             "Indices (indices table)", ["Index", "Phase", "Segment", "Value", "Note"],
-            [[r["index"], r["phase"], r["segment"], _index_value(r["value"], r["unit"], r[
-                "note"]), r["note"] or ""] for r in ix.iter_rows(named=True)], num_cols=(3,))]))
+            [[INDEX_NAMES.get(r["index"], r["index"]), r["phase"], _segment(r["segment"]),
+              _index_value(r["value"], r["unit"], r["note"], r["index"]), r["note"] or ""]
+             for r in ix.iter_rows(named=True)], num_cols=(3,))]))
     return parts
+
+
+def _segment(seg: str | None) -> str:
+    return {"all": "all traffic", "treatment": "treatment segment",
+            "control": "control segment"}.get(seg or "", seg or "—")
 
 
 def slot_locking(w: Reader, cov: Coverage) -> Part:
@@ -277,8 +293,8 @@ def disruptions(w: Reader, cov: Coverage) -> Part:
                      f"missing the SLA" for r in by.iter_rows(named=True))
     return Part(head, [
         f"Episodes in which pilot-wide 1-minute SLA adherence fell below target, until it "
-        f"held for the recovery time; {sent}. The worst is drawn in visual appendix 4 "
-        f"(measured, disruption_episodes)."],
+        f"held for the recovery time; {sent}. The worst is drawn in figure V4 at the end of "
+        f"this section (measured, disruption_episodes)."],
         tables=[Table(f"Disruption episodes by requests missing the SLA (up to 10 of "
                       f"{d.height}; disruption_episodes)",
                       ["Phase", "Start", "Duration", "To recover", "Lowest adherence",
@@ -296,9 +312,18 @@ def disruptions(w: Reader, cov: Coverage) -> Part:
                       num_cols=(2, 3, 4, 5, 6, 7, 8))])
 
 
-def _index_value(v: float | None, unit: str | None, note: str | None) -> str:
+# Displayed names of the indices table's keys: "CI" is the Coherence Index, shown as CoI so it
+# never reads as a confidence interval (the table key stays CI).
+INDEX_NAMES = {"DI": "Delay Index (DI)", "HCL": "Hidden capacity loss (HCL)",
+               "WPI": "Wave Propagation Index (WPI)", "CI": "Coherence Index (CoI)"}
+
+
+def _index_value(v: float | None, unit: str | None, note: str | None,
+                 index: str = "") -> str:
     if v is None or (note or "").startswith(fmt.NOT_MEASURED):
         return fmt.NOT_MEASURED
+    if index == "DI":  # one format for DI everywhere: a share of latency, in %
+        return fmt.value(v, "share")
     if unit == "%":
         return f"{v:.1f} %"
     if unit == "pp":

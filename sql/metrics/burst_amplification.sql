@@ -5,7 +5,8 @@
 -- Needs queue waits: without per-request rows (e.g. bursts found in an arrival trace) it has
 -- no rows, and measurement_coverage says it was not tested.
 WITH th AS (
-    SELECT CAST(burst_trailing_s * 1e6 AS BIGINT) AS trail_us
+    SELECT CAST(burst_trailing_s * 1e6 AS BIGINT) AS trail_us,
+           sched_delay_target_s AS floor_s
     FROM int_thresholds WHERE pilot = $pilot
 ),
 have AS (SELECT count(*) AS attempts FROM int_attempts WHERE pilot = $pilot),
@@ -57,13 +58,17 @@ SELECT
     wait_p95_s / nullif(trailing_wait_p95_s, 0) AS wait_ratio,
     (wait_p95_s / nullif(trailing_wait_p95_s, 0))
         / nullif(rate_rps / nullif(trailing_median_rps, 0), 0) AS amplification,
-    -- the same comparison without dividing, so a queue growing from nothing still counts
+    -- the same comparison without dividing, so a queue growing from nothing still counts;
+    -- a trailing wait under the scheduling-delay target counts as that target (a wait that
+    -- short is no queue), so a few ms of noise cannot make every burst "amplified"
     coalesce(wait_p95_s * coalesce(trailing_median_rps, 0)
-             > coalesce(trailing_wait_p95_s, 0) * rate_rps, false) AS amplified,
+             > greatest(coalesce(trailing_wait_p95_s, 0), th.floor_s) * rate_rps,
+             false) AS amplified,
     CASE
         WHEN wait_p95_s IS NULL THEN 'no started attempts in the episode'
         WHEN coalesce(trailing_median_rps, 0) = 0 THEN 'no trailing arrivals: ratio undefined'
         WHEN coalesce(trailing_wait_p95_s, 0) = 0
-            THEN 'no queue wait in the trailing window: ratio undefined, amplified if any wait'
+            THEN 'no queue wait in the trailing window: ratio undefined, amplified if the wait exceeds the scheduling-delay target'
     END AS note
 FROM r
+CROSS JOIN th

@@ -1,16 +1,17 @@
 -- Pattern findings (METRICS.md, Patterns): one row per candidate with its scope, evidence,
 -- severity and cost; `detected` says whether it crossed its threshold (thresholds in
 -- int_thresholds). Range joins go through a 1-minute bucket key + range filter.
+-- Queue-wait costs are attributed (end of file): each attempt's wait goes to at most one
+-- detected finding, so the costs are shares of the phase's total queue wait.
 WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
--- attempts that waited at least the scheduling-delay target (dropped ones until abandonment)
+-- attempts that waited at least the scheduling-delay target: queue_wait_s of int_attempts,
+-- so an attempt that left without starting waits until it left (right-censored)
 waits AS (
     SELECT pool, priority, phase, arrival_us,
-           coalesce(epoch_us(start_ts), epoch_us(end_ts)) AS wait_end_us,
+           arrival_us + CAST(round(queue_wait_s * 1e6) AS BIGINT) AS wait_end_us,
            arrival_us // 60000000 AS m
     FROM int_attempts a CROSS JOIN th
-    WHERE a.pilot = $pilot
-      AND coalesce(epoch_us(start_ts), epoch_us(end_ts)) - arrival_us
-          >= th.sched_delay_target_s * 1e6
+    WHERE a.pilot = $pilot AND a.queue_wait_s >= th.sched_delay_target_s
 ),
 max_wait AS (SELECT coalesce(max(wait_end_us - arrival_us), 0) AS us FROM waits),
 pool_load AS (
@@ -88,7 +89,9 @@ burst_amp AS (
            json_object('episode_id', episode_id, 'amplification', amplification,
                        'queue_wait_p95_s', wait_p95_s,
                        'trailing_queue_wait_p95_s', trailing_wait_p95_s,
-                       'rate_ratio', rate_ratio, 'note', note, 'input', 'requests'),
+                       'rate_ratio', rate_ratio,
+                       'excess_wait_s', (wait_p95_s - coalesce(trailing_wait_p95_s, 0)) * arrivals,
+                       'note', note, 'input', 'requests'),
            CASE WHEN amplification >= 3 OR (amplified AND amplification IS NULL) THEN 'high'
                 WHEN amplification >= 1.5 THEN 'medium' ELSE 'low' END,
            (wait_p95_s - coalesce(trailing_wait_p95_s, 0)) * arrivals,
@@ -210,6 +213,7 @@ retry AS (
                        'retry_share_outside', r.share_outside,
                        'timeout_rate_max', tr.timeout_rate_max,
                        'retry_spike_ratio', th.retry_spike_ratio,
+                       'timeout_latency_s', r.latency_s,
                        'dropped_attempts_no_end_time', r.dropped, 'input', 'requests'),
            CASE WHEN r.amplified
                      AND r.explained_retries >= 0.5 * r.retries_next
@@ -342,7 +346,7 @@ legit AS (
                        'amplification', amplification, 'queue_wait_p95_s', wait_p95_s,
                        'trailing_queue_wait_p95_s', trail_wait_p95_s,
                        'arrivals_per_min', rate_pm, 'trailing_arrivals_per_min', trail_rate_pm,
-                       'peak_wait_p95_s', peak_wait_p95_s,
+                       'peak_wait_p95_s', peak_wait_p95_s, 'completed_wait_s', wait_s,
                        'legit_clear_s', th.legit_clear_s, 'input', 'requests'),
            CASE WHEN other_pools > 0 AND coalesce(amplified, false) THEN 'high'
                 WHEN verdict = 'amplifying' THEN 'medium'
@@ -361,18 +365,101 @@ allf AS (
     UNION ALL SELECT * FROM energy
     UNION ALL SELECT * FROM di_hcl
     UNION ALL SELECT * FROM legit
+),
+-- Queue-wait attribution (METRICS.md 5, Attribution): the patterns whose cost is queue wait,
+-- in precedence order, most specific cause first. Priority inversion is the part of a batch
+-- conflict where P0/P1 attempts wait behind a long job (every detected inversion's job is also
+-- a detected conflict), so it goes first or it would never get any wait; jobs holding the
+-- pool's GPUs are a cause outside the load, bursts a cause in the load; retries follow
+-- timeouts of waits already caused; an amplifying saturation zone describes the queue itself
+-- and takes what is left.
+prec AS (
+    SELECT * FROM (VALUES
+        ('priority_inversion', 1), ('batch_scheduling_conflict', 2),
+        ('burst_amplification', 3), ('retry_timeout_amplification', 4),
+        ('legitimate_vs_amplifying_queueing', 5)
+    ) v(pattern, precedence)
+),
+-- one total order over the findings (precedence, then the earliest finding): an attempt goes
+-- to the first detected finding of that order that covers it
+ranked AS (
+    SELECT f.*, p.precedence,
+           row_number() OVER (ORDER BY p.precedence NULLS LAST, f.start_ts NULLS LAST,
+                                       f.scope_pool NULLS LAST, f.end_ts NULLS LAST,
+                                       CAST(f.evidence AS VARCHAR) NULLS LAST) AS fid
+    FROM allf f LEFT JOIN prec p ON p.pattern = f.pattern
+),
+-- what a detected finding covers: the job patterns, the waiting attempts (as detected above;
+-- P0/P1 only for inversion) of their pool whose wait overlaps the job's run; the others, the
+-- attempts of their pool arriving in [start_ts, end_ts). Only attempts of the finding's phase.
+cover AS (
+    SELECT fid, pattern, phase, scope_pool AS pool,
+           epoch_us(start_ts) AS cs_us, epoch_us(end_ts) AS ce_us,
+           pattern IN ('priority_inversion', 'batch_scheduling_conflict') AS by_overlap
+    FROM ranked
+    WHERE detected AND precedence IS NOT NULL AND start_ts IS NOT NULL AND end_ts IS NOT NULL
+),
+ckeys AS (
+    SELECT c.fid, c.pattern, c.phase, c.pool, c.cs_us, c.ce_us, c.by_overlap,
+           unnest(range(CASE WHEN c.by_overlap THEN (c.cs_us - mw.us) // 60000000
+                             ELSE c.cs_us // 60000000 END,
+                        (c.ce_us - 1) // 60000000 + 1)) AS m
+    FROM cover c CROSS JOIN max_wait mw
+),
+-- attempts that waited, grouped by everything coverage reads (identical attempts share a
+-- row and count n times): no attempt key is needed to give each one a single finding
+wgroups AS (
+    SELECT phase, pool, priority, arrival_us, queue_wait_s,
+           arrival_us + CAST(round(queue_wait_s * 1e6) AS BIGINT) AS wait_end_us,
+           arrival_us // 60000000 AS m, count(*) AS n
+    FROM int_attempts
+    WHERE pilot = $pilot AND queue_wait_s > 0
+    GROUP BY phase, pool, priority, arrival_us, queue_wait_s
+),
+pairs AS (
+    SELECT w.phase, w.pool, w.priority, w.arrival_us, w.queue_wait_s, w.n, k.fid
+    FROM wgroups w
+    CROSS JOIN th
+    JOIN ckeys k ON k.pool = w.pool AND k.m = w.m AND k.phase = w.phase
+    WHERE CASE WHEN k.by_overlap
+               THEN w.arrival_us < k.ce_us AND w.wait_end_us > k.cs_us
+                    AND w.queue_wait_s >= th.sched_delay_target_s
+                    AND (k.pattern <> 'priority_inversion' OR w.priority IN ('P0', 'P1'))
+               ELSE w.arrival_us >= k.cs_us AND w.arrival_us < k.ce_us
+          END
+),
+best AS (
+    SELECT max(queue_wait_s * n) AS wait_s, min(fid) AS fid
+    FROM pairs
+    GROUP BY phase, pool, priority, arrival_us, queue_wait_s
+),
+attributed AS (SELECT fid, sum(wait_s) AS wait_s FROM best GROUP BY fid),
+-- the denominator: every attempt's queue wait in the phase, right-censored ones included
+phase_wait AS (
+    SELECT phase, sum(queue_wait_s) AS total_s
+    FROM int_attempts WHERE pilot = $pilot GROUP BY phase
 )
 SELECT
     $pilot AS pilot,
-    phase,
-    pattern,
-    scope_pool,
-    scope_gpus,
-    start_ts,
-    end_ts,
-    CAST(evidence AS VARCHAR) AS evidence_json,
-    severity,
-    CAST(latency_cost_s AS DOUBLE) AS latency_cost_s,
-    CAST(gpu_hours_lost AS DOUBLE) AS gpu_hours_lost,
-    detected
-FROM allf
+    r.phase,
+    r.pattern,
+    r.scope_pool,
+    r.scope_gpus,
+    r.start_ts,
+    r.end_ts,
+    CAST(r.evidence AS VARCHAR) AS evidence_json,
+    r.severity,
+    -- a queue-wait pattern's cost is its attributed wait (the detector's own measure stays
+    -- in evidence_json); other patterns keep theirs
+    CAST(CASE WHEN r.precedence IS NOT NULL THEN coalesce(a.wait_s, 0)
+              ELSE r.latency_cost_s END AS DOUBLE) AS latency_cost_s,
+    CAST(r.gpu_hours_lost AS DOUBLE) AS gpu_hours_lost,
+    r.detected,
+    CAST(CASE WHEN r.precedence IS NOT NULL THEN coalesce(a.wait_s, 0) END AS DOUBLE)
+        AS attributed_queue_wait_s,
+    CAST(CASE WHEN r.precedence IS NOT NULL
+              THEN coalesce(a.wait_s, 0) / nullif(pw.total_s, 0) END AS DOUBLE)
+        AS queue_wait_share
+FROM ranked r
+LEFT JOIN attributed a ON a.fid = r.fid
+LEFT JOIN phase_wait pw ON pw.phase = r.phase

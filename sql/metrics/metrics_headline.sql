@@ -51,7 +51,8 @@ logical_m AS (
 ),
 att AS (
     SELECT a.phase, s.segment_label AS segment, a.pool, a.priority, a.gpu,
-           a.queue_wait_s, a.sched_delay_s, a.e2e_s, a.service_s, a.status,
+           a.queue_wait_s, a.wait_censored, a.end_ts IS NULL AS left_unrecorded,
+           a.sched_delay_s, a.e2e_s, a.service_s, a.status,
            a.logical_met_sla, coalesce(bw.is_burst, false) AS in_burst
     FROM int_attempts a
     CROSS JOIN th
@@ -68,9 +69,16 @@ attempt_m AS (
              ELSE 'overall' END                                        AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool
              WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
+        -- queue wait of every attempt, right-censored ones at their wait until they left
+        -- (int_attempts); the attempts that started are a secondary view, never the headline
         quantile_cont(queue_wait_s, 0.50)                              AS wait_p50,
         quantile_cont(queue_wait_s, 0.95)                              AS wait_p95,
         max(queue_wait_s)                                              AS queue_wait_max_s,
+        quantile_cont(queue_wait_s, 0.50) FILTER (WHERE NOT wait_censored) AS wait_done_p50,
+        quantile_cont(queue_wait_s, 0.95) FILTER (WHERE NOT wait_censored) AS wait_done_p95,
+        avg(CASE WHEN wait_censored THEN 1.0 ELSE 0.0 END)             AS censored_share,
+        max(queue_wait_s) FILTER (WHERE wait_censored)                 AS censored_cap_s,
+        count(*) FILTER (WHERE wait_censored AND left_unrecorded)      AS censored_at_cap,
         quantile_cont(sched_delay_s, 0.95)                             AS sched_delay_p95_s,
         quantile_cont(queue_wait_s, 0.50) FILTER (WHERE in_burst) AS burst_wait_p50,
         quantile_cont(queue_wait_s, 0.95) FILTER (WHERE in_burst) AS burst_wait_p95,
@@ -240,6 +248,12 @@ wide AS (
         coalesce(a.wait_p50, h.queue_p50) AS queue_wait_p50_s,
         coalesce(a.wait_p95, h.queue_p95) AS queue_wait_p95_s,
         a.wait_p95 IS NULL AND h.queue_p95 IS NOT NULL             AS queue_from_hist,
+        a.wait_done_p50 AS queue_wait_completed_p50_s,
+        a.wait_done_p95 AS queue_wait_completed_p95_s,
+        a.censored_share AS queue_wait_censored_share,
+        a.censored_cap_s AS queue_wait_cap_s,
+        coalesce(a.censored_at_cap, 0)                              AS censored_at_cap,
+        coalesce(a.censored_share, 0) > 0                           AS has_censored,
         a.queue_wait_max_s, a.sched_delay_p95_s,
         a.burst_wait_p50 AS burst_queue_wait_p50_s,
         a.burst_wait_p95 AS burst_queue_wait_p95_s,
@@ -298,6 +312,8 @@ long AS (
     UNPIVOT INCLUDE NULLS (value FOR metric IN (
         p50_latency_s, p95_latency_s, p99_latency_s,
         queue_wait_p50_s, queue_wait_p95_s, queue_wait_max_s, sched_delay_p95_s,
+        queue_wait_completed_p50_s, queue_wait_completed_p95_s, queue_wait_censored_share,
+        queue_wait_cap_s,
         burst_queue_wait_p50_s, burst_queue_wait_p95_s,
         nominal_util, effective_util, hcl_pp,
         timeout_drop_rate, sla_adherence, goodput_rps, goodput_rps_per_gpu,
@@ -362,7 +378,8 @@ SELECT
             THEN 'approximate: from e2e latency histogram buckets, per server request (a retry '
                  || 'counts on its own); no per-request rows'
         WHEN l.metric IN ('queue_wait_p50_s', 'queue_wait_p95_s') AND l.queue_from_hist
-            THEN 'approximate: from queue-time histogram buckets (no per-request rows)'
+            THEN 'approximate: from queue-time histogram buckets (no per-request rows); '
+                 || 'requests that left before being scheduled are not in them'
         WHEN l.metric LIKE 'p%_latency_s' AND l.value IS NULL AND NOT l.has_requests
             THEN 'not measured: needs per-request rows or e2e latency histograms'
         WHEN l.metric IN ('queue_wait_p50_s', 'queue_wait_p95_s') AND l.value IS NULL
@@ -378,6 +395,23 @@ SELECT
             THEN 'not measured: needs per-request rows (requests)'
         WHEN l.metric = 'energy_per_good_request_j' AND NOT l.has_power
             THEN 'not measured: needs GPU power samples (power_w)'
+        WHEN l.metric IN ('queue_wait_completed_p50_s', 'queue_wait_completed_p95_s',
+                          'queue_wait_censored_share', 'queue_wait_cap_s')
+             AND NOT l.has_requests
+            THEN 'not measured: needs per-request rows (requests)'
+        WHEN l.metric = 'queue_wait_cap_s' AND l.value IS NULL
+            THEN 'no right-censored waits: every attempt started'
+        WHEN l.metric = 'queue_wait_cap_s' AND l.censored_at_cap > 0
+            THEN 'largest right-censored wait; attempts that left without starting and '
+                 || 'without a recorded end_ts count at the pilot''s longest recorded wait'
+        WHEN l.metric = 'queue_wait_cap_s'
+            THEN 'largest right-censored wait (an attempt that left without starting)'
+        WHEN l.metric IN ('queue_wait_p50_s', 'queue_wait_p95_s', 'queue_wait_max_s',
+                          'burst_queue_wait_p50_s', 'burst_queue_wait_p95_s')
+             AND l.value IS NOT NULL AND l.has_censored
+            THEN 'every attempt: those that left without starting count at their wait until '
+                 || 'they left (right-censored, so a lower bound of the wait had none left); '
+                 || 'see queue_wait_censored_share, queue_wait_cap_s'
         WHEN l.metric LIKE 'burst_queue_wait%' AND coalesce(l.burst_attempts, 0) = 0
             THEN 'no burst windows detected'
         WHEN l.metric = 'sched_delay_p95_s' AND l.value IS NULL THEN 'no dispatch_ts telemetry'

@@ -2,6 +2,9 @@
 -- how many candidates it examined and how many findings crossed the threshold; when not
 -- tested, `reason` says "not tested: needs ..." naming the telemetry that was missing (the
 -- report lists tested-but-not-found too, and only those read as "none found").
+-- For the patterns whose cost is queue wait: the wait attributed to their detected findings
+-- (each attempt's wait to at most one finding, findings.sql) and its share of the pilot's
+-- total queue wait over its phases; the shares of all patterns sum to at most 1.
 WITH have AS (
     SELECT
         (SELECT count(*) FROM int_attempts WHERE pilot = $pilot) > 0            AS req,
@@ -28,8 +31,13 @@ p AS (
     ) v(ord, pattern)
 ),
 f AS (
-    SELECT pattern, count(*) AS candidates, count(*) FILTER (WHERE detected) AS found
+    SELECT pattern, count(*) AS candidates, count(*) FILTER (WHERE detected) AS found,
+           sum(attributed_queue_wait_s) AS attributed_s
     FROM findings WHERE pilot = $pilot GROUP BY pattern
+),
+total_wait AS (
+    SELECT sum(queue_wait_s) AS total_s
+    FROM int_attempts WHERE pilot = $pilot AND phase IS NOT NULL
 ),
 -- the telemetry each pattern reads, named when absent
 r0 AS (
@@ -80,6 +88,16 @@ SELECT
                   -- zero retries may be real, or the telemetry links no retry to its request
                   WHEN r.pattern = 'retry_timeout_amplification' AND NOT r.retried
                       THEN 'tested: no retry attempts in the telemetry (attempt > 0)'
-                  ELSE 'tested: no candidate crossed its threshold' END) AS reason
+                  ELSE 'tested: no candidate crossed its threshold' END) AS reason,
+    CAST(CASE WHEN r.not_measured IS NULL AND r.pattern IN (
+                  'priority_inversion', 'batch_scheduling_conflict', 'burst_amplification',
+                  'retry_timeout_amplification', 'legitimate_vs_amplifying_queueing')
+              THEN coalesce(f.attributed_s, 0) END AS DOUBLE) AS attributed_queue_wait_s,
+    CAST(CASE WHEN r.not_measured IS NULL AND r.pattern IN (
+                  'priority_inversion', 'batch_scheduling_conflict', 'burst_amplification',
+                  'retry_timeout_amplification', 'legitimate_vs_amplifying_queueing')
+              THEN coalesce(f.attributed_s, 0) / nullif(tw.total_s, 0) END AS DOUBLE)
+        AS queue_wait_share
 FROM r LEFT JOIN f ON f.pattern = r.pattern
+CROSS JOIN total_wait tw
 ORDER BY r.ord
