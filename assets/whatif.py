@@ -4,10 +4,11 @@ Replayed from the pilot's per-request rows, or from its arrival trace with the s
 pilot.yaml declares (`whatif:`); without either the asset still succeeds: `whatif_status`
 says `not_modeled` and why, and the what-if tables hold no rows for the pilot.
 
-A sampled replay keeps the demo fast: a 15-minute representative slice of the baseline,
-two seeds per policy (`pipelines.whatif` defaults); both tables carry the replay window.
-Deployments may widen it: STABILIS_WHATIF_MINUTES (0 = whole phase), STABILIS_WHATIF_SEEDS,
-STABILIS_WHATIF_POLICIES (comma-separated policy sets).
+Whole phases, ten seeds (`pipelines.whatif` defaults): the baseline replayed under today's
+policy (calibration) and the validation phase's arrivals under today's policy and the declared
+adjustments (counterfactual), judged against the measured difference-in-differences of
+metrics_ci. STABILIS_WHATIF_MINUTES (a representative slice; 0 or unset = whole phases),
+STABILIS_WHATIF_SEEDS and STABILIS_WHATIF_POLICIES (comma-separated policy sets) override.
 """
 
 import os
@@ -20,9 +21,7 @@ from assets.checks import table_check_results, table_check_specs
 from assets.table_metadata import OWNERS, markdown_table
 from pipelines.partitions import pilot_partitions
 from pipelines.whatif import (
-    DECLARED,
     DEFAULT_MINUTES,
-    DEFAULT_POLICIES,
     DEFAULT_SEEDS,
     headline_table,
     not_modeled_run,
@@ -33,7 +32,8 @@ from pipelines.whatif import (
 
 WHATIF_TABLES = ("whatif_results", "whatif_model_error", "whatif_status")
 WHATIF_DEPS = ("requests", "jobs", "samples", "arrivals", "phases", "sla_targets",
-               "pilot_scope", "thresholds", "pilots", "metrics_before_after")
+               "pilot_scope", "thresholds", "pilots", "metrics_headline", "metrics_before_after",
+               "metrics_ci")
 
 
 def _preview(df: pl.DataFrame, digits: int = 3) -> str:
@@ -44,11 +44,11 @@ def _preview(df: pl.DataFrame, digits: int = 3) -> str:
 
 
 def _settings() -> dict:
-    minutes = float(os.environ.get("STABILIS_WHATIF_MINUTES", DEFAULT_MINUTES))
+    minutes = float(os.environ.get("STABILIS_WHATIF_MINUTES") or DEFAULT_MINUTES or 0)
     seeds = int(os.environ.get("STABILIS_WHATIF_SEEDS", len(DEFAULT_SEEDS)))
     env = os.environ.get("STABILIS_WHATIF_POLICIES")
-    policies = [p.strip() for p in env.split(",") if p.strip()] if env else [
-        *DEFAULT_POLICIES, DECLARED]
+    # None: the declared adjustments, or the exploratory sets for a pilot without them
+    policies = [p.strip() for p in env.split(",") if p.strip()] if env else None
     return {"minutes": minutes or None, "seeds": tuple(range(1, max(seeds, 1) + 1)),
             "policies": policies}
 
@@ -58,12 +58,14 @@ def _settings() -> dict:
     specs=[
         dg.AssetSpec("whatif_results", group_name="whatif", kinds={"duckdb", "python"},
                      deps=[dg.AssetKey(d) for d in WHATIF_DEPS], owners=OWNERS,
-                     description="Modeled: baseline slice replayed under each policy set, "
-                                 "measured by the metric SQL (predicted change, seed spread)."),
+                     description="Modeled: the baseline replayed under today's policy, the "
+                                 "validation arrivals under today's policy and the declared "
+                                 "adjustments, measured by the metric SQL (seed spread)."),
         dg.AssetSpec("whatif_model_error", group_name="whatif", kinds={"duckdb", "python"},
                      deps=[dg.AssetKey(d) for d in WHATIF_DEPS], owners=OWNERS,
-                     description="Model error: today's replay vs the measured slice; predicted "
-                                 "vs measured change under the declared adjustments."),
+                     description="Model error: calibration (today's baseline replay vs measured "
+                                 "levels), predicted effect vs measured DiD and its interval, "
+                                 "predicted vs measured validation levels."),
         dg.AssetSpec("whatif_status", group_name="whatif", kinds={"duckdb", "python"},
                      deps=[dg.AssetKey(d) for d in WHATIF_DEPS], owners=OWNERS,
                      description="Per pilot: modeled or not_modeled, on what basis (per-request "
@@ -86,8 +88,10 @@ def whatif_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         counts = store(con, pilot, run)
         checks = [r for t in WHATIF_TABLES for r in table_check_results(con, t, pilot)]
     r = run.results
-    window = (f"{r['replay_start'][0]} – {r['replay_end'][0]} "
-              f"({r['replay_minutes'][0]:.0f} min, seeds {r['seeds'].max()})") if r.height else ""
+    window = "; ".join(
+        f"{ph}: {g['replay_start'][0]} – {g['replay_end'][0]} ({g['replay_minutes'][0]:.0f} min, "
+        f"warm-up {g['warmup_minutes'][0]:.0f} min, seeds {g['seeds'].max()})"
+        for ph, g in sorted(r.group_by("phase"), key=lambda x: str(x[0][0])))
     err = run.model_error.filter(pl.col("segment") == "all").select(
         "comparison", "metric", "measured", "modeled", "error_rel")
     st = run.status

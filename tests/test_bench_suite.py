@@ -31,7 +31,7 @@ def test_suite_writes_every_stage(tmp_path: Path) -> None:
     assert set(run["stages"]) == set(suite.STAGES)
     failed = {s: r["error"] for s, r in run["stages"].items() if "error" in r}
     assert not failed and run["failed_stages"] == []
-    for r in [*run["stages"].values(), run["floor"]]:
+    for r in [*run["stages"].values(), run["floors_run"], *run["peers"].values()]:
         assert r["wall_s"] > 0 and r["cpu_s"] >= 0 and r["peak_rss_mib"] > 0
     # ingest stored exactly what the generator wrote (nothing quarantined)
     assert run["stages"]["ingest"]["rows"] == run["attempts"] + run["samples"] + run["jobs"]
@@ -46,21 +46,31 @@ def test_suite_writes_every_stage(tmp_path: Path) -> None:
             " FROM requests GROUP BY pool)").fetchone()[0]
         assert 8 * 2150 < observed <= 8 * 2160
         assert con.execute("SELECT count(*) FROM burst_windows").fetchone()[0] == observed
-    # every analytics model of the registry was built and timed
+    # every model of the registry was built, timed and given a floor and a ratio
     from pipelines.sql_models import MODELS
 
     names = [m.name for m in MODELS]
     assert list(run["stages"]["analytics"]["per_model"]) == names[names.index("int_pool_minutes"):]
-    floor, analytics = run["floor"], run["stages"]["analytics"]
-    assert run["analytics_floor_ratio"] == round(analytics["wall_s"] / floor["wall_s"], 2)
+    floors = run["floors_run"]["floors"]
+    groups = {"ingest", *(f"stage:{s}" for s in suite.SQL_STAGES),
+              *(f"layer:{ly}" for ly in suite.LAYERS), *(f"model:{n}" for n in names)}
+    assert set(floors) == groups and all(w > 0 for w, _ in floors.values())
+    ratio = run["floor_ratios"]["stage:analytics"]
+    assert ratio["ratio"] == round(run["stages"]["analytics"]["wall_s"]
+                                   / floors["stage:analytics"][0], 2)
+    assert run["throughput_aps"] == round(8000 / sum(
+        run["stages"][s]["wall_s"] for s in suite.PIPELINE))
+    # both peers answered the same as the SQL tables, on every peer table
+    for table, v in run["peer_vs_duckdb"].items():
+        assert v["duckdb_s"] > 0, table
+        for peer in suite.PEERS:
+            assert v[peer]["max_rel_diff"] < 1e-9, (table, peer)
+            assert v[peer]["ratio"] == round(v[peer]["compute_s"] / v["duckdb_s"], 2)
     assert doc["goals"]["at"] == "8k" and doc["goals"]["scaling"] is None
-    # the pandas peer answered the same as the SQL models, and its ratio is the timed one
-    peer, duck = run["peer_vs_duckdb"], analytics["per_model"]
-    assert run["peer"]["rows"] == 8000 and peer["max_rel_diff"] < 1e-9
-    assert peer["duckdb_s"] == round(sum(duck[m][0] for m in suite.PEER_MODELS), 3)
 
     md = (out / "bench.md").read_text()
-    for stage in (*suite.STAGES, "floor (one pass)", "**total**"):
+    for stage in (*suite.STAGES, "**total**", "**ingest..statistics**"):
         assert f"| 8k | {stage} |" in md
-    assert "| analytics / floor (wall) |" in md and "| peak RSS, any stage |" in md
-    assert "| 8k | pandas peer (not in total) |" in md and "## pandas peer" in md
+    assert "| throughput, ingest..statistics |" in md and "| peak RSS, any stage |" in md
+    assert "| 8k | stage:metrics |" in md and "| 8k | layer:topology |" in md
+    assert "| 8k | arrival_burstiness |" in md and "## Per-model profile at 8k" in md

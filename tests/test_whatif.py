@@ -16,6 +16,7 @@ from pipelines.sql_models import build_model
 from pipelines.whatif import (
     DECLARED,
     ERROR_COLUMNS,
+    ERROR_METRICS,
     RESULTS_COLUMNS,
     TODAY,
     headline_models,
@@ -37,7 +38,7 @@ def write_pilot(con: duckdb.DuckDBPyConnection, seed: int = 4, scale: float = 0.
     doc = {"timeout_ms": 30_000, "adjustments": ["inference_batch_separation",
                                                  "priority_scheduling"]}
     con.execute("INSERT INTO pilots VALUES (?, 'test', 'UTC', ?, now())", [PILOT, json.dumps(doc)])
-    for m in headline_models("metrics_before_after"):
+    for m in headline_models("metrics_did"):  # the measured DiD the effect is judged by
         build_model(con, m, PILOT)
 
 
@@ -54,7 +55,7 @@ def warehouse(tmp_path_factory) -> Path:
 def whatif(warehouse: Path):
     con = duckdb.connect(str(warehouse))
     run = run_whatif(con, PILOT, ["priority", "jsq", "burst_buffering+segmentation", DECLARED],
-                     minutes=15, seeds=(1, 2))
+                     seeds=(1, 2))  # whole phases, the default
     counts = store(con, PILOT, run)
     yield con, run, counts
     con.close()
@@ -67,9 +68,22 @@ def test_results_table_shape_and_basis(whatif):
     assert dict(run.model_error.schema) == ERROR_COLUMNS
     assert set(r["policy"]) == {TODAY, "priority", "jsq", "burst_buffering+segmentation",
                                 DECLARED}
-    assert set(r["basis"]) == {"modeled"} and set(r["seeds"]) == {2}
+    assert set(r["basis"]) == {"modeled", "modeled (simulator defaults)"}
+    assert set(r.filter(pl.col("basis") != "modeled")["metric"]) <= {
+        "nominal_util", "effective_util", "hcl_pp", "gpu_power_w", "gpu_energy_j",
+        "energy_per_good_request_j", "gpu_mem_used_bytes", "goodput_rps_per_gpu"}
+    assert set(r["seeds"]) == {2}
     assert set(r["segment"]) == {"all", "treatment", "control"}
-    assert (r["replay_minutes"] == 15).all()
+    # calibration: the baseline under today's policy; counterfactual: the validation
+    # arrivals (after a warm-up) under today's policy and every other policy
+    assert set(r.filter(pl.col("phase") == "baseline")["policy"]) == {TODAY}
+    val = r.filter(pl.col("phase") == "validation")
+    # the validation phase is replayed after a warm-up; the baseline starts as the pilot did
+    assert (val["warmup_minutes"] == 15).all()
+    assert (r.filter(pl.col("phase") == "baseline")["warmup_minutes"] == 0).all()
+    # seed spread brackets the mean
+    assert (val["change_min"] <= val["predicted_change"] + 1e-9).all()
+    assert (val["predicted_change"] <= val["change_max"] + 1e-9).all()
     # the declared policy set is the pilot's adjustments
     dec = r.filter(pl.col("policy") == DECLARED)["policies"].unique().to_list()
     assert dec == ["batch_separation+priority"]
@@ -80,18 +94,21 @@ def test_results_table_shape_and_basis(whatif):
                       "whatif_status": 1}
     st = con.execute("SELECT status, basis, reason, window_start, window_end, service_model "
                      "FROM whatif_status WHERE pilot = ?", [PILOT]).fetchall()
-    assert st == [("modeled", "per-request replay", None, r["replay_start"][0],
-                   r["replay_end"][0], None)]
+    base = r.filter(pl.col("phase") == "baseline")
+    assert st == [("modeled", "per-request replay", None, base["replay_start"][0],
+                   base["replay_end"][0], None)]
     assert con.execute("SELECT count(*) FROM whatif_results WHERE pilot = ?",
                        [PILOT]).fetchone()[0] == r.height
 
 
-def test_window_is_inside_the_baseline(whatif):
+def test_replays_cover_whole_phases(whatif):
     con, run, _ = whatif
-    b0, b1 = con.execute("SELECT start_ts, end_ts FROM phases WHERE pilot = ? "
-                         "AND phase = 'baseline'", [PILOT]).fetchone()
-    s, e = run.results["replay_start"][0], run.results["replay_end"][0]
-    assert b0 <= s < e <= b1 and e - s == timedelta(minutes=15)
+    for phase in ("baseline", "validation"):
+        b0, b1 = con.execute("SELECT start_ts, end_ts FROM phases WHERE pilot = ? "
+                             "AND phase = ?", [PILOT, phase]).fetchone()
+        r = run.results.filter(pl.col("phase") == phase)
+        assert (r["replay_start"][0], r["replay_end"][0]) == (b0, b1)  # whole phases
+        assert r["replay_minutes"][0] == (b1 - b0).total_seconds() / 60
 
 
 def test_no_derived_key_reaches_the_warehouse(whatif):
@@ -104,8 +121,9 @@ def test_no_derived_key_reaches_the_warehouse(whatif):
 
 def _value(r: pl.DataFrame, policy: str, metric: str, segment: str = "all",
            breakdown: str = "overall", bv: str = "") -> dict:
-    row = r.filter((pl.col("policy") == policy) & (pl.col("metric") == metric)
-                   & (pl.col("segment") == segment) & (pl.col("breakdown") == breakdown)
+    row = r.filter((pl.col("phase") == "validation") & (pl.col("policy") == policy)
+                   & (pl.col("metric") == metric) & (pl.col("segment") == segment)
+                   & (pl.col("breakdown") == breakdown)
                    & (pl.col("breakdown_value") == bv))
     assert row.height == 1, (policy, metric, segment, breakdown, bv)
     return row.row(0, named=True)
@@ -134,15 +152,24 @@ def test_policies_move_the_metrics_the_way_queueing_says(whatif):
 def test_model_error_rows(whatif):
     _, run, _ = whatif
     me = run.model_error
-    base = me.filter(pl.col("comparison") == "baseline_replay")
-    # replay of the same first attempts: logical requests identical, latency close
-    lr = base.filter((pl.col("segment") == "all") & (pl.col("metric") == "logical_requests"))
-    assert lr["error_rel"][0] == 0
-    p50 = base.filter((pl.col("segment") == "all") & (pl.col("metric") == "p50_latency_s"))
+    assert set(me["comparison"]) == {"calibration", "effect", "modeled_did", "validation_level"}
+    # no counts and no GPU figures are judged
+    assert set(me["metric"]) <= set(ERROR_METRICS)
+    cal = me.filter(pl.col("comparison") == "calibration")
+    assert set(cal["segment"]) == {"all", "treatment", "control"}
+    p50 = cal.filter((pl.col("segment") == "all") & (pl.col("metric") == "p50_latency_s"))
     assert abs(p50["error_rel"][0]) < 0.15
-    tc = me.filter(pl.col("comparison") == "treatment_change")
-    assert set(tc["segment"]) == {"treatment", "control"}
-    assert tc["measured"].is_not_null().all()
+    assert p50["modeled_min"][0] <= p50["modeled"][0] <= p50["modeled_max"][0]
+    eff = me.filter(pl.col("comparison").is_in(["effect", "modeled_did"]))
+    assert set(eff["segment"]) == {"treatment"} and eff["measured"].is_not_null().all()
+    # the verdict is the interval test, the sign the sign test
+    for r in eff.iter_rows(named=True):
+        if r["measured_lo"] is not None:
+            assert r["inside"] == (r["measured_lo"] <= r["modeled"] <= r["measured_hi"])
+        assert r["same_sign"] == ((r["modeled"] > 0) - (r["modeled"] < 0)
+                                  == (r["measured"] > 0) - (r["measured"] < 0))
+    assert set(me.filter(pl.col("comparison") == "validation_level")["segment"]) == {
+        "all", "treatment", "control"}
 
 
 def test_replay_is_deterministic_per_seed(whatif):
@@ -195,6 +222,7 @@ def test_trace_replay_through_the_cli(tmp_path: Path):
         "--service", "lognormal:1500,0.6", "--gpus", "12", "--minutes", "5", "--seeds", "1",
         "--policy", "priority", "--json", str(out)])
     assert res.exit_code == 0, res.output
+    assert "replaying the first 5 min of the trace" in res.output  # it says when it cuts
     doc = json.loads(out.read_text())
     pols = {r["policy"] for r in doc["results"]}
     assert pols == {TODAY, "priority"}
@@ -207,3 +235,10 @@ def test_trace_replay_parametric_service_mean():
     wl = rep.workloads(1)[0]
     assert abs(wl.service_us.mean() / 800_000 - 1) < 0.05
     assert rep.cluster.n_gpus == 16 and rep.cluster.gpus_per_node == 8
+
+
+def test_same_warehouse_and_settings_give_identical_tables(whatif):
+    con = whatif[0]
+    a, b = (run_whatif(con, PILOT, [DECLARED], seeds=(1, 2)) for _ in range(2))
+    assert a.results.height and a.model_error.height
+    assert a.results.equals(b.results) and a.model_error.equals(b.model_error)

@@ -238,10 +238,11 @@ def write_scores(con: duckdb.DuckDBPyConnection, pilot: str, scores: list[Score]
         con.execute("DROP TABLE detector_scores")
     con.execute(f"CREATE TABLE IF NOT EXISTS detector_scores ({COLUMNS})")
     con.execute("DELETE FROM detector_scores WHERE pilot = ?", [pilot])
-    con.executemany(
-        "INSERT INTO detector_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(pilot, s.pattern, s.level, s.tp, s.fp, s.fn, s.precision, s.recall,
-          s.chance_precision, s.chance_recall, s.reference) for s in scores])
+    if scores:  # a real pilot has no ground truth: its rows are only cleared
+        con.executemany(
+            "INSERT INTO detector_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(pilot, s.pattern, s.level, s.tp, s.fp, s.fn, s.precision, s.recall,
+              s.chance_precision, s.chance_recall, s.reference) for s in scores])
     con.execute("COMMIT")
 
 

@@ -26,10 +26,11 @@ _RANKED = (
     f"SELECT *, row_number() OVER (PARTITION BY request_id, attempt ORDER BY {LINE}) AS __k "
     "FROM {src}"
 )
-_STORED = (
-    "EXISTS (SELECT 1 FROM requests r WHERE r.pilot = $pilot "
-    "AND r.request_id = s.request_id AND r.attempt = s.attempt)"
-)
+# Keys already stored in this run, as a LEFT JOIN: a correlated EXISTS is planned as a delim
+# join that hashes all of the pilot's stored requests again for every file (measured 1 M:
+# ingest CPU 8.3-9.8 s -> 7.0-7.8 s). Stored keys are unique, so the join adds no rows.
+_STORED_KEYS = ("LEFT JOIN (SELECT request_id, attempt, true AS __stored FROM requests "
+                "WHERE pilot = $pilot) r USING (request_id, attempt)")
 
 
 def store_unique_requests(
@@ -43,16 +44,16 @@ def store_unique_requests(
         ranked = _RANKED.format(src=src)
         row = con.execute(
             "INSERT INTO quarantine SELECT $pilot, $source_index, $source_kind, $target_table, "
-            f"$file, {LINE}, 'request_id', $reason, NULL FROM ({ranked}) s "
-            f"WHERE s.__k > 1 OR {_STORED}",
+            f"$file, s.{LINE}, 'request_id', $reason, NULL FROM ({ranked}) s {_STORED_KEYS} "
+            "WHERE s.__k > 1 OR r.__stored IS NOT NULL",
             {**where, "reason": DUPLICATE_REASON},
         ).fetchone()
     duplicates = int(row[0]) if row else 0
     with stage() as src:
         ranked = _RANKED.format(src=src)
         con.execute(
-            f"INSERT INTO requests BY NAME SELECT * EXCLUDE ({LINE}, __k) FROM ({ranked}) s "
-            f"WHERE s.__k = 1 AND NOT {_STORED}",
+            f"INSERT INTO requests BY NAME SELECT s.* EXCLUDE ({LINE}, __k) FROM ({ranked}) s "
+            f"{_STORED_KEYS} WHERE s.__k = 1 AND r.__stored IS NULL",
             {"pilot": where["pilot"]},
         )
     return duplicates

@@ -150,7 +150,8 @@ def requests_table(
     dispatch = np.maximum(arr, st - c["lat"])
     ft = st + c["pre"]
     has_ft = started & (c["pre"] >= 0) & (ft <= en)
-    has_end = ~((c["status"] == DROPPED) & ~started)
+    # a dropped attempt ends when it left the queue (its wait is then known, right-censored)
+    has_end = ~((c["status"] == DROPPED) & ~started & (en < 0))
     retry = c["attempt"] > 0
     return pl.DataFrame({
         "request_id": ids,

@@ -111,7 +111,9 @@ def scripted_plan(cfg: SimConfig) -> ScriptedPlan | None:
         rng = stream(cfg.seed, STREAM_OSCILLATIONS, p)
         length = spec.lull_s + spec.surge_s
         n = int(rng.poisson(spec.oscillations_per_hour * hours))
-        for s in np.sort(rng.uniform(spec.quiet_s, cfg.duration_s - length, n)):
+        # a run shorter than quiet time + one episode has no room for it (tiny test scales)
+        hi = max(cfg.duration_s - length, spec.quiet_s)
+        for s in np.sort(rng.uniform(spec.quiet_s, hi, n if hi > spec.quiet_s else 0)):
             if _fits(kept, s, s + length, spec.quiet_s):
                 kept.append((s, s + length))
                 m = float(s + spec.lull_s)
@@ -119,7 +121,9 @@ def scripted_plan(cfg: SimConfig) -> ScriptedPlan | None:
                                              (m, m + spec.surge_s, spec.surge_multiplier)))
         rng = stream(cfg.seed, STREAM_SLOWDOWNS, p)
         n = int(rng.poisson(spec.slowdowns_per_hour * hours))
-        starts = np.sort(rng.uniform(spec.quiet_s, cfg.duration_s - spec.slowdown_s[1], n))
+        hi = max(cfg.duration_s - spec.slowdown_s[1], spec.quiet_s)
+        n = n if hi > spec.quiet_s else 0
+        starts = np.sort(rng.uniform(spec.quiet_s, hi, n))
         lengths, factors = rng.uniform(*spec.slowdown_s, n), rng.uniform(*spec.slowdown_factor, n)
         for s, d, f in zip(starts, lengths, factors, strict=True):
             if _fits(kept, s, s + d, spec.quiet_s):

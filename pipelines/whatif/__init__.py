@@ -14,14 +14,17 @@ from pipelines.whatif.run import (
     DEFAULT_POLICIES,
     DEFAULT_SEEDS,
     ERROR_COLUMNS,
+    ERROR_METRICS,
     HEADLINE,
     RESULTS_COLUMNS,
     TODAY,
+    WARMUP_MINUTES,
     ReplayTables,
     WhatIfRun,
     derived_key,
     headline_models,
     headline_table,
+    last_phase,
     measure,
     not_modeled_run,
     policy_map,
@@ -33,7 +36,8 @@ from pipelines.whatif.status import WhatIfStatus, prepare
 
 __all__ = [
     "DECLARED", "DEFAULT_MINUTES", "DEFAULT_POLICIES", "DEFAULT_SEEDS", "ERROR_COLUMNS",
-    "HEADLINE", "RESULTS_COLUMNS", "TODAY", "ReplayTables", "WhatIfRun", "WhatIfStatus",
+    "ERROR_METRICS", "HEADLINE", "RESULTS_COLUMNS", "TODAY", "WARMUP_MINUTES", "ReplayTables",
+    "WhatIfRun", "WhatIfStatus", "last_phase",
     "derived_key", "headline_models", "headline_table", "measure", "not_modeled_run",
     "policy_map", "prepare", "run_whatif", "simulate_replay", "store",
 ]

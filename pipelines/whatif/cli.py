@@ -1,6 +1,7 @@
 """`stabilis whatif`: replay a pilot's phase (or a trace file) under policies, print and save.
 
     stabilis whatif PILOT --policy priority --policy jsq [--phase baseline] [--minutes 30]
+        (whole phases by default: the baseline calibrated, the validation arrivals replayed)
     stabilis whatif --trace FILE --kind azure --service lognormal:900,0.8 --gpus 16 \\
         --policy burst_buffering [--json out.json]
 
@@ -26,10 +27,11 @@ console = Console()
 
 
 def _show(results: pl.DataFrame, title: str, segment: str) -> None:
-    from pipelines.whatif import HEADLINE
+    from pipelines.whatif import HEADLINE, last_phase
 
-    r = results.filter((pl.col("segment") == segment) & (pl.col("breakdown") == "overall")
-                       & pl.col("metric").is_in(HEADLINE))
+    r = last_phase(results).filter(
+        (pl.col("segment") == segment) & (pl.col("breakdown") == "overall")
+        & pl.col("metric").is_in(HEADLINE))
     table = Table(title=title)
     table.add_column("metric")
     policies = list(dict.fromkeys(r["policy"].to_list()))
@@ -66,8 +68,10 @@ def whatif(
         "--policy", help="Policy set to replay (repeat; a+b composes). Default: all.")] = None,
     phase: Annotated[str, typer.Option(help="Phase to replay.")] = "baseline",
     minutes: Annotated[float | None, typer.Option(
-        help="Replay a representative slice of this many minutes (0 = whole phase).")] = 30.0,
-    seeds: Annotated[int, typer.Option(help="Seeds per policy (spread = sd across).")] = 2,
+        help="Replay a representative slice of this many minutes of each phase (a trace: its "
+             "first minutes). Default: the whole phase or trace.")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per policy (common random numbers; the "
+                                            "spread across them is shown).")] = 10,
     trace: Annotated[Path | None, typer.Option(help="Arrival trace file instead of a pilot.")
                      ] = None,
     kind: Annotated[str, typer.Option(help="Trace format: azure | mooncake | burstgpt.")
@@ -87,9 +91,9 @@ def whatif(
         "--store", help="Write whatif_results / whatif_model_error for the pilot.")] = False,
 ) -> None:
     """Model-based what-if: replay a phase (or a trace) under policies, same metric SQL."""
-    from pipelines.whatif import DECLARED, DEFAULT_POLICIES, run_whatif, store
+    from pipelines.whatif import run_whatif, store
 
-    names = policy or [*DEFAULT_POLICIES, DECLARED]
+    names = policy or None
     seed_list = tuple(range(1, max(seeds, 1) + 1))
     mins = minutes or None
     if trace is not None:
@@ -115,21 +119,34 @@ def whatif(
             con.close()
         title = f"what-if: {pilot} {phase} ({run.status.basis}"
         title += f": {run.status.service_model})" if run.status.service_model else ")"
+    from pipelines.whatif import last_phase
+
     r = run.results
-    if r.height:
-        title += (f" — replay {r['replay_start'][0]} → {r['replay_end'][0]}, "
-                  f"{len(seed_list)} seed(s), modeled")
+    shown = last_phase(r)
+    if shown.height:
+        title += (f" — {shown['phase'][0]} replay {shown['replay_start'][0]} → "
+                  f"{shown['replay_end'][0]}, {len(seed_list)} seed(s), modeled")
     _show(r, escape(title), segment)
+    # the effect (a difference-in-differences) exists on the treatment segment only
     me = run.model_error.filter((pl.col("segment") == segment)
-                                & (pl.col("comparison") == "baseline_replay")
-                                & pl.col("measured").is_not_null())
+                                | ((pl.col("comparison") == "effect") & (segment == "all")))
     if me.height:
-        t = Table(title="model error: today's policy replayed vs measured (same window, same SQL)")
-        for c in ("metric", "measured", "modeled", "error_rel"):
-            t.add_column(c, justify="left" if c == "metric" else "right")
+        t = Table(title="model error: calibration (today's replay vs measured levels), effect "
+                        "(predicted vs measured DiD and its interval), validation levels")
+        for c in ("comparison", "segment", "metric", "measured", "interval", "modeled",
+                  "seeds min–max", "error_rel", "verdict"):
+            t.add_column(c, justify="left" if c in ("comparison", "segment", "metric")
+                         else "right")
         for row in me.iter_rows(named=True):
-            t.add_row(row["metric"], *[("" if row[c] is None else f"{row[c]:.4g}")
-                                       for c in ("measured", "modeled", "error_rel")])
+            def f(x: float | None) -> str:
+                return "" if x is None else f"{x:.4g}"
+            iv = ("" if row["measured_lo"] is None
+                  else f"[{f(row['measured_lo'])}, {f(row['measured_hi'])}]")
+            verdict = ("" if row["inside"] is None
+                       else "inside" if row["inside"] else "outside")
+            t.add_row(row["comparison"], row["segment"], row["metric"], f(row["measured"]), iv,
+                      f(row["modeled"]), f"{f(row['modeled_min'])}–{f(row['modeled_max'])}",
+                      f(row["error_rel"]), verdict)
         console.print(t)
     console.print(f"{run.attempts:,} attempts simulated; "
                   + ", ".join(f"{k} {v:.1f}" for k, v in run.timings.items()))
@@ -143,14 +160,20 @@ def whatif(
 
 
 def _trace_run(trace: Path, kind: str, service: str, gpus: int, timeout_ms: float | None,
-               sla_ms: float, names: list[str], seeds: tuple[int, ...], minutes: float | None):
+               sla_ms: float, names: list[str] | None, seeds: tuple[int, ...],
+               minutes: float | None):
     from pipelines.config import DEFAULT_THRESHOLDS, PRIORITIES
-    from pipelines.whatif import DECLARED, run_whatif
+    from pipelines.whatif import DECLARED, DEFAULT_POLICIES, run_whatif
     from pipelines.whatif.replay import read_trace, trace_replay
 
     try:
         df = read_trace(str(trace), kind)
         rep = trace_replay(df, service, gpus, timeout_ms, minutes=minutes)
+        length = (df["ts"].max() - df["ts"].min()).total_seconds() / 60 if df.height else 0.0
+        if minutes is not None and minutes < length:
+            console.print(f"note: replaying the first {minutes:g} min of the trace "
+                          f"({length:.1f} min long); drop --minutes to replay it whole",
+                          highlight=False)
     except (ValueError, OSError, pl.exceptions.PolarsError) as e:
         console.print(f"[red]{escape(str(e))}[/red]", highlight=False)
         raise typer.Exit(2) from None
@@ -163,7 +186,7 @@ def _trace_run(trace: Path, kind: str, service: str, gpus: int, timeout_ms: floa
         "thresholds": pl.DataFrame({"name": list(DEFAULT_THRESHOLDS),
                                     "value": [float(v) for v in DEFAULT_THRESHOLDS.values()]}),
     }
-    names = [n for n in names if n != DECLARED]
+    names = [n for n in (names or DEFAULT_POLICIES) if n != DECLARED]
     with console.status(f"replaying {trace.name} …"):
         return run_whatif(None, "trace", names, seeds=seeds, rep=rep, config=config)
 

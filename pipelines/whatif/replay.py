@@ -58,6 +58,7 @@ from pipelines.simulator.scenarios import DEMO_SERVICES
 from pipelines.simulator.workload import STREAM_REPLAY, stream
 
 SIZE_BUCKETS = 4
+WARMUP_MINUTES = 15.0  # arrivals replayed before a measured window so its queues are warm
 DEFAULT_GPN = 8
 # whatif_status.basis: a replay of observed requests, or of a trace with a declared model
 PER_REQUEST = "per-request replay"
@@ -156,7 +157,7 @@ def fit_donors(ok: pl.DataFrame) -> ServiceDonors:
         e = np.unique(np.quantile(tok, np.linspace(0, 1, SIZE_BUCKETS + 1)[1:-1]))
         edges[(pool, cls)] = e
         parts.append(g.with_columns(bucket=pl.Series(np.searchsorted(e, tok, "right"))))
-    df = pl.concat(parts).sort("pool", "model_class", "bucket")
+    df = pl.concat(parts).sort("pool", "model_class", "bucket", maintain_order=True)
     svc = df["service_us"].to_numpy().astype(np.int64)
     pre = df["prefill_us"].fill_null(-1).to_numpy().astype(np.int64)
     cells: dict[tuple, tuple[int, int]] = {}
@@ -197,6 +198,12 @@ class ReplayInput:
     notes: list[str] = field(default_factory=list)
     basis: str = PER_REQUEST  # whatif_status.basis: what the replay was built from
     service_model: str | None = None  # a declared service model, in words
+    # start of the measured window: a warm-up [start, measure_start) fills the queues first
+    measure_start: datetime | None = None
+
+    @property
+    def phase_start(self) -> datetime:
+        return self.measure_start or self.start
 
     @property
     def observed(self) -> bool:
@@ -288,16 +295,24 @@ def pilot_config(con: duckdb.DuckDBPyConnection, pilot: str) -> dict:
 
 def fit_client(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime, end: datetime,
                timeout_ms: float | None) -> ClientSpec:
-    """Client behaviour seen in [start, end): abandonment, retries, failures, dispatch."""
+    """Client behaviour seen in [start, end): timeout, abandonment, retries, failures, dispatch.
+
+    An attempt that failed (timeout, dropped) failed at its `end_ts`: for a dropped attempt
+    that is when it left the queue (TELEMETRY.md lets it be NULL: such an attempt counts for
+    the retry probability but not for the backoff, whose start is unknown). The timeout is
+    pilot.yaml's `timeout_ms`, else the median time from arrival to end of the attempts that
+    timed out; the abandonment limit the median wait of attempts dropped before starting
+    (else the longest started wait, when drops exist)."""
     q = con.execute(
         """
         WITH r AS (
-            SELECT *, epoch_us(start_ts) - epoch_us(arrival_ts) AS wait_us
+            SELECT *, epoch_us(start_ts) - epoch_us(arrival_ts) AS wait_us,
+                   epoch_us(end_ts) - epoch_us(arrival_ts) AS held_us
             FROM requests WHERE pilot = $p AND arrival_ts >= $s AND arrival_ts < $e
         ),
         fails AS (
-            SELECT request_id, coalesce(parent_request_id, request_id) AS root, attempt,
-                   coalesce(epoch_us(end_ts), epoch_us(arrival_ts)) AS fail_us
+            SELECT coalesce(parent_request_id, request_id) AS root, attempt,
+                   epoch_us(end_ts) AS fail_us
             FROM r WHERE status IN ('timeout', 'dropped')
         ),
         retries AS (
@@ -307,13 +322,15 @@ def fit_client(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime, end:
         SELECT
             max(wait_us) FILTER (WHERE start_ts IS NOT NULL),
             count(*) FILTER (WHERE status = 'dropped' AND start_ts IS NULL),
+            median(held_us) FILTER (WHERE status = 'dropped' AND start_ts IS NULL),
+            median(held_us) FILTER (WHERE status = 'timeout'),
             max(attempt),
             (SELECT count(*) FROM fails),
             (SELECT count(*) FROM retries),
             (SELECT count(*) FROM fails f WHERE f.attempt = (SELECT max(attempt) FROM r)),
             (SELECT avg(x.arr_us - f.fail_us) FROM retries x
                JOIN fails f ON f.root = x.root AND f.attempt = x.attempt - 1
-              WHERE x.attempt = 1),
+              WHERE x.attempt = 1 AND f.fail_us IS NOT NULL),
             avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END)
                 FILTER (WHERE start_ts IS NOT NULL),
             avg(CASE WHEN status = 'cancelled' THEN 1.0 ELSE 0.0 END)
@@ -321,11 +338,16 @@ def fit_client(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime, end:
             avg(epoch_us(start_ts) - epoch_us(dispatch_ts)) FILTER (WHERE dispatch_ts IS NOT NULL)
         FROM r
         """, {"p": pilot, "s": start, "e": end}).fetchone()
-    (max_wait, drops, max_att, fails, retries, fails_at_cap, backoff_us, err, canc,
-     disp_us) = q
+    (max_wait, drops, drop_wait_us, timeout_held_us, max_att, fails, retries, fails_at_cap,
+     backoff_us, err, canc, disp_us) = q
     eligible = max((fails or 0) - (fails_at_cap or 0), 0)
-    # dropped attempts leave no end time; an abandonment limit shows as the longest wait
-    max_queue_ms = (math.ceil(max_wait / 1000) if drops and max_wait else None)
+    if drop_wait_us is not None:
+        max_queue_ms: float | None = round(drop_wait_us / 1000, 3)
+    else:  # drops without a drop time: the limit shows as the longest started wait
+        max_queue_ms = math.ceil(max_wait / 1000) if drops and max_wait else None
+    if timeout_ms is None and timeout_held_us is not None:
+        timeout_ms = round(timeout_held_us / 1000, 3)
+    # first retries: backoff x U(0.5, 1.5) jitter (mean 1), so the mean gap is the backoff
     return ClientSpec(
         timeout_ms=timeout_ms,
         max_queue_ms=max_queue_ms,
@@ -394,7 +416,7 @@ def observed_jobs(con: duckdb.DuckDBPyConnection, pilot: str, pools: list[str],
         FROM jobs
         WHERE pilot = $p AND start_ts IS NOT NULL AND end_ts IS NOT NULL AND gpus > 0
           AND end_ts > $s AND coalesce(submit_ts, start_ts) < $e
-        ORDER BY submit_us, pool
+        ORDER BY submit_us, pool, kind, state, priority, gpus, duration_us
         """, {"p": pilot, "s": start, "e": end}).pl()
     out = []
     for pool in pools:
@@ -419,14 +441,18 @@ def reserved_nodes(jobs: PoolJobs, nodes: int, gpn: int, seconds: float) -> int:
 
 
 def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseline",
-                minutes: float | None = 30.0, arrivals: pl.DataFrame | None = None
-                ) -> ReplayInput:
-    """Build the replay input of `pilot`'s `phase` (a `minutes` slice of it).
+                minutes: float | None = None, arrivals: pl.DataFrame | None = None,
+                warmup_minutes: float = 0.0) -> ReplayInput:
+    """Build the replay input of `pilot`'s `phase` (whole, or a `minutes` slice of it).
 
-    `arrivals` (columns ts, input_tokens, output_tokens[, pool, priority, model_class]) replaces
-    the observed first attempts, e.g. the pilot's `arrivals` trace table."""
+    `warmup_minutes`: the arrivals of that many minutes before the window are replayed too,
+    so the measured window starts with the queues the workload builds, not empty ones (only
+    [measure_start, end) is measured). `arrivals` (columns ts, input_tokens, output_tokens[,
+    pool, priority, model_class]) replaces the observed first attempts, e.g. the pilot's
+    `arrivals` trace table."""
     p_start, p_end = phase_bounds(con, pilot, phase)
-    start, end = choose_window(con, pilot, p_start, p_end, minutes)
+    measure_start, end = choose_window(con, pilot, p_start, p_end, minutes)
+    start = measure_start - timedelta(minutes=warmup_minutes)
     cfg = pilot_config(con, pilot)
     base = epoch(start)
     if arrivals is None:
@@ -436,7 +462,7 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
                    input_tokens, output_tokens
             FROM requests
             WHERE pilot = $p AND attempt = 0 AND arrival_ts >= $s AND arrival_ts < $e
-            ORDER BY arrival_ts
+            ORDER BY arrival_us, pool, priority, model_class, input_tokens, output_tokens
             """, {"p": pilot, "s": start, "e": end, "b": base}).pl()
     else:
         arr = normalise_arrivals(arrivals, start, end)
@@ -457,6 +483,8 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
         WHERE pilot = $p AND start_ts IS NOT NULL AND end_ts > start_ts
           AND (status = 'ok' OR (status = 'timeout' AND $t > 0))
           AND arrival_ts >= $s AND arrival_ts < $e
+        ORDER BY ALL  -- a total order: the donor arrays (and so every draw) never depend on
+                      -- the scan order
         """, {"p": pilot, "s": p_start, "e": p_end, "t": timeout_us}).pl()
     pools = sorted(set(arr["pool"].unique().to_list())
                    | set(con.execute("SELECT DISTINCT pool FROM requests WHERE pilot = ?",
@@ -485,7 +513,8 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
         pilot=pilot, phase=phase, start=start, end=end, arrivals=arr,
         donors=fit_donors(ok), cluster=cluster, pool_specs=tuple(specs), jobs=jobs,
         client=client, treatment_pools=treat,
-        adjustments=tuple(cfg.get("adjustments") or ()), notes=notes)
+        adjustments=tuple(cfg.get("adjustments") or ()), notes=notes,
+        measure_start=measure_start)
 
 
 def scope_pools(con: duckdb.DuckDBPyConnection, pilot: str, pools: list[str],

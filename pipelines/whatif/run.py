@@ -49,36 +49,55 @@ from pipelines.simulator.runner import run_workloads
 from pipelines.simulator.tables import HIDDEN_JOB_COLUMNS, jobs_table, requests_table, samples_table
 from pipelines.sql_models import MODELS, SqlModel, build_model
 from pipelines.warehouse import ensure_schema, read_sql
-from pipelines.whatif.replay import NoReplayInput, ReplayInput
+from pipelines.whatif.replay import WARMUP_MINUTES, NoReplayInput, ReplayInput, load_replay
 from pipelines.whatif.status import WhatIfStatus, modeled, prepare
 
 TODAY = "fifo_shared"
 DECLARED = "declared"  # the pilot's own adjustments on its treatment pools
-# Policy sets replayed by default, each on every pool (composed sets are allowed: "a+b").
-# One per adjustment of METRICS.md; power_of_two and random_routing are opt-in
-# (STABILIS_WHATIF_POLICIES) to keep the demo inside its time budget.
+VALIDATION = "validation"
+# Exploratory policy sets (each on every pool; "a+b" composes), replayed by default only for a
+# pilot without declared adjustments; with them, the default is the declared set alone (the
+# one a measurement can judge). power_of_two and random_routing are opt-in.
 DEFAULT_POLICIES: tuple[str, ...] = (
     "batch_separation", "priority", "burst_buffering", "segmentation", "jsq",
 )
-DEFAULT_MINUTES = 15.0
-DEFAULT_SEEDS: tuple[int, ...] = (1, 2)
+DEFAULT_MINUTES: float | None = None  # whole phases
+DEFAULT_SEEDS: tuple[int, ...] = tuple(range(1, 11))
 SEGMENTS = ("all", "treatment", "control")
 CONFIG_TABLES = ("phases", "sla_targets", "pilot_scope", "thresholds", "pilots")
+# What the error table judges: levels and effects of latency, queueing, SLA and the client's
+# outcomes. No counts (they follow from the arrivals replayed) and no GPU figures: those come
+# from the simulator's default per-class efficiencies, not fitted to the pilot's GPU samples.
+ERROR_METRICS: tuple[str, ...] = (
+    "p50_latency_s", "p95_latency_s", "p99_latency_s", "queue_wait_p50_s", "queue_wait_p95_s",
+    "timeout_drop_rate", "sla_adherence", "goodput_rps", "retry_amplification",
+)
+SIM_DEFAULT_METRICS = frozenset({
+    "nominal_util", "effective_util", "hcl_pp", "gpu_power_w", "gpu_energy_j",
+    "energy_per_good_request_j", "gpu_mem_used_bytes", "goodput_rps_per_gpu",
+})
+MODELED, SIM_DEFAULTS = "modeled", "modeled (simulator defaults)"
 
 RESULTS_COLUMNS = {
     "pilot": pl.String, "policy": pl.String, "policies": pl.String, "phase": pl.String,
     "segment": pl.String, "breakdown": pl.String, "breakdown_value": pl.String,
     "metric": pl.String, "unit": pl.String, "measured_value": pl.Float64,
     "baseline_value": pl.Float64, "predicted_value": pl.Float64,
-    "predicted_change": pl.Float64, "rel_change": pl.Float64, "spread": pl.Float64,
+    "predicted_min": pl.Float64, "predicted_max": pl.Float64,
+    "predicted_change": pl.Float64, "change_min": pl.Float64, "change_median": pl.Float64,
+    "change_max": pl.Float64, "rel_change": pl.Float64, "spread": pl.Float64,
     "seeds": pl.Int32, "basis": pl.String, "replay_start": pl.Datetime("us"),
     "replay_end": pl.Datetime("us"), "replay_minutes": pl.Float64,
+    "warmup_minutes": pl.Float64,
 }
 ERROR_COLUMNS = {
     "pilot": pl.String, "comparison": pl.String, "segment": pl.String, "metric": pl.String,
-    "unit": pl.String, "measured": pl.Float64, "modeled": pl.Float64,
-    "error_abs": pl.Float64, "error_rel": pl.Float64, "spread": pl.Float64,
-    "replay_start": pl.Datetime("us"), "replay_end": pl.Datetime("us"),
+    "unit": pl.String, "measured": pl.Float64, "measured_lo": pl.Float64,
+    "measured_hi": pl.Float64, "modeled": pl.Float64, "modeled_min": pl.Float64,
+    "modeled_median": pl.Float64, "modeled_max": pl.Float64, "error_abs": pl.Float64,
+    "error_rel": pl.Float64, "inside": pl.Boolean, "same_sign": pl.Boolean,
+    "spread": pl.Float64, "seeds": pl.Int32, "replay_start": pl.Datetime("us"),
+    "replay_end": pl.Datetime("us"),
 }
 
 
@@ -120,7 +139,7 @@ def simulate_replay(rep: ReplayInput, policies: dict[str, frozenset[Policy]], se
 
 def observed_tables(con: duckdb.DuckDBPyConnection, rep: ReplayInput) -> ReplayTables:
     """The pilot's own rows for the replay window (logical requests first arriving in it)."""
-    p = {"p": rep.pilot, "s": rep.start, "e": rep.end}
+    p = {"p": rep.pilot, "s": rep.phase_start, "e": rep.end}
     # retries arrive after their first attempt: one time-bounded scan, then keep the
     # attempts whose logical request starts in the window
     req = con.execute(
@@ -173,7 +192,9 @@ def write_derived(con: duckdb.DuckDBPyConnection, rep: ReplayInput, key: str,
     _insert(con, "requests", tables.requests, key)
     _insert(con, "jobs", tables.jobs, key)
     _insert(con, "samples", tables.samples, key)
-    con.execute("INSERT INTO phases VALUES (?, ?, ?, ?)", [key, rep.phase, rep.start, rep.end])
+    # the warm-up is replayed but lies outside the phase, so no metric counts it
+    con.execute("INSERT INTO phases VALUES (?, ?, ?, ?)",
+                [key, rep.phase, rep.phase_start, rep.end])
     for t, df in config.items():
         _insert(con, t, df, key)
 
@@ -216,87 +237,156 @@ class WhatIfRun:
 
 
 KEY = ["segment", "breakdown", "breakdown_value", "metric"]
+EMPTY_MEASURED = {"segment": pl.String, "breakdown": pl.String, "breakdown_value": pl.String,
+                  "metric": pl.String, "unit": pl.String, "measured_value": pl.Float64}
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = ?", [table]).fetchone()[0])
+
+
+def whole_phase(con: duckdb.DuckDBPyConnection, rep: ReplayInput) -> bool:
+    """Whether the replay measures exactly the pilot's phase (then the warehouse's own
+    metrics_headline rows are the measured side)."""
+    row = con.execute("SELECT start_ts, end_ts FROM phases WHERE pilot = ? AND phase = ?",
+                      [rep.pilot, rep.phase]).fetchone()
+    return row is not None and (row[0], row[1]) == (rep.phase_start, rep.end)
+
+
+def measured_levels(con: duckdb.DuckDBPyConnection, pilot: str, phase: str) -> pl.DataFrame:
+    """The pilot's measured headline rows of `phase` (overall and per priority)."""
+    if not _has_table(con, "metrics_headline"):
+        return pl.DataFrame(schema=EMPTY_MEASURED)
+    return con.execute(
+        """
+        SELECT segment, breakdown, coalesce(breakdown_value, '') AS breakdown_value, metric,
+               unit, value AS measured_value
+        FROM metrics_headline
+        WHERE pilot = ? AND phase = ? AND breakdown IN ('overall', 'priority')
+        ORDER BY ALL
+        """, [pilot, phase]).pl()
+
+
+def has_validation(con: duckdb.DuckDBPyConnection, pilot: str) -> bool:
+    """A validation phase with first attempts: the counterfactual has arrivals to replay."""
+    return bool(con.execute(
+        """
+        SELECT count(*) FROM phases p JOIN requests r
+          ON r.pilot = p.pilot AND r.attempt = 0
+         AND r.arrival_ts >= p.start_ts AND r.arrival_ts < p.end_ts
+        WHERE p.pilot = ? AND p.phase = ?
+        """, [pilot, VALIDATION]).fetchone()[0])
 
 
 def run_whatif(
     con: duckdb.DuckDBPyConnection | None,
     pilot: str,
-    policies: Iterable[str] = (*DEFAULT_POLICIES, DECLARED),
+    policies: Iterable[str] | None = None,
     phase: str = "baseline",
     minutes: float | None = DEFAULT_MINUTES,
     seeds: Iterable[int] = DEFAULT_SEEDS,
     keep_dir: str | None = None,
     rep: ReplayInput | None = None,
     config: dict[str, pl.DataFrame] | None = None,
+    warmup_minutes: float = WARMUP_MINUTES,
+    workers: int = 2,
 ) -> WhatIfRun:
-    """Replay `phase` of `pilot` under today's policy and each of `policies`, measure every
-    replay with the metric SQL, and return (not write) the two what-if tables.
+    """Replay `pilot`'s phases and measure every replay with the metric SQL; return (not
+    write) the what-if tables.
 
-    Without a warehouse (`con` None: a trace replay) `rep` and `config` must be given; without
-    observed requests (`rep.observed` false: a trace replay) nothing is measured to compare
-    with. Simulation (Python) and measurement (DuckDB, which
-    releases the GIL) of consecutive replays overlap in a one-worker thread pool."""
+    A pilot with per-request rows and a validation phase gets (METRICS.md, What-if):
+    - calibration: `phase` (the baseline), whole unless `minutes`, under today's policy;
+    - counterfactual: the validation phase's own arrivals (after `warmup_minutes` of the
+      arrivals before it) under today's policy and under each of `policies` (default: the
+      declared adjustments), every seed drawing the same service times and client decisions
+      under every policy (common random numbers).
+    Otherwise (a trace, a declared service model, no validation phase) `phase` is replayed
+    under today's policy and `policies`. Without a warehouse (`con` None: a trace replay)
+    `rep` and `config` must be given. Simulation (Python) and measurement (DuckDB, which
+    releases the GIL) overlap in a pool of `workers` threads."""
     t0 = time.perf_counter()
     seeds = tuple(seeds)
     if rep is None:
         if con is None:
             raise ValueError("a replay input or a warehouse connection is needed")
-        prepared, status = prepare(con, pilot, phase, minutes)
+        prepared, _ = prepare(con, pilot, phase, minutes, warmup_minutes)
         if prepared is None:
-            raise NoReplayInput(status.reason or "not modeled")
+            raise NoReplayInput(_.reason or "not modeled")
         rep = prepared
     if config is None:
         if con is None:
             raise ValueError("config rows or a warehouse connection are needed")
         config = config_rows(con, pilot)
-    timings = {"load_s": time.perf_counter() - t0, "simulate_s": 0.0}
-    attempts = 0
+    if policies is None:
+        policies = (DECLARED,) if rep.adjustments else DEFAULT_POLICIES
     names = [TODAY, *[p for p in dict.fromkeys(policies) if p != TODAY]]
     if DECLARED in names and not rep.adjustments:
         names.remove(DECLARED)
+    groups: list[tuple[ReplayInput, list[str]]] = [(rep, names)]
+    if (con is not None and rep.observed and phase != VALIDATION
+            and has_validation(con, pilot)):
+        rep_v = load_replay(con, pilot, VALIDATION, minutes, warmup_minutes=warmup_minutes)
+        groups = [(rep, [TODAY]), (rep_v, names)]
+    timings = {"load_s": time.perf_counter() - t0, "simulate_s": 0.0}
+    attempts = 0
 
-    def measured_key(key: str, tables: ReplayTables) -> pl.DataFrame:
+    def measured_key(key: str, r: ReplayInput, tables: ReplayTables) -> pl.DataFrame:
         path = None if keep_dir is None else str(Path(keep_dir) / f"{key}.duckdb")
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).unlink(missing_ok=True)
         sc = scratch(path)
         try:
-            write_derived(sc, rep, key, tables, config)
-            return measure(sc, key, rep.phase)
+            write_derived(sc, r, key, tables, config)
+            return measure(sc, key, r.phase)
         finally:
             sc.close()
 
-    futures: dict[tuple[str, int], Future[pl.DataFrame]] = {}
-    drawn = {seed: rep.workloads(seed) for seed in seeds}  # common random numbers
-    with ThreadPoolExecutor(max_workers=1) as workers:
-        if con is not None and rep.observed:
-            futures[("observed", 0)] = workers.submit(
-                measured_key, derived_key(pilot, "observed"), observed_tables(con, rep))
-        for name in names:
-            pm = policy_map(rep, name)
+    futures: dict[tuple[int, str, int], Future[pl.DataFrame]] = {}
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        pending: list[Future[pl.DataFrame]] = []
+        for g, (r, group_names) in enumerate(groups):
+            if con is not None and r.observed and not whole_phase(con, r):
+                futures[(g, "observed", 0)] = pool.submit(
+                    measured_key, derived_key(pilot, f"observed-{r.phase}"), r,
+                    observed_tables(con, r))
             for seed in seeds:
-                t = time.perf_counter()
-                tables = simulate_replay(rep, pm, seed, drawn[seed])
-                attempts += tables.attempts
-                timings["simulate_s"] += time.perf_counter() - t
-                futures[(name, seed)] = workers.submit(
-                    measured_key, derived_key(pilot, name, seed), tables)
+                drawn = r.workloads(seed)  # common random numbers across the policies
+                for name in group_names:
+                    t = time.perf_counter()
+                    tables = simulate_replay(r, policy_map(r, name), seed, drawn)
+                    attempts += tables.attempts
+                    timings["simulate_s"] += time.perf_counter() - t
+                    # bounded backlog: replays wait in memory only while a worker is busy
+                    while sum(not f.done() for f in pending) > max(workers, 1):
+                        next(f for f in pending if not f.done()).result()
+                    f = pool.submit(measured_key, derived_key(pilot, f"{r.phase}-{name}", seed),
+                                    r, tables)
+                    pending.append(f)
+                    futures[(g, name, seed)] = f
         done = {k: f.result() for k, f in futures.items()}
-    per: dict[str, list[pl.DataFrame]] = {}
-    for (name, seed), df in done.items():
-        if name != "observed":
-            per.setdefault(name, []).append(df.with_columns(seed=pl.lit(seed)))
-    measured = (done[("observed", 0)] if ("observed", 0) in done
-                else pl.DataFrame(schema={"segment": pl.String, "breakdown": pl.String,
-                                          "breakdown_value": pl.String, "metric": pl.String,
-                                          "unit": pl.String, "value": pl.Float64})
-                ).rename({"value": "measured_value"})
     timings["simulate_and_measure_s"] = time.perf_counter() - t0 - timings["load_s"]
-    results = _results(rep, names, per, measured, seeds)
-    error = _model_error(con, rep, results, per)
+    frames, per_all = [], []
+    for g, (r, group_names) in enumerate(groups):
+        per: dict[str, list[pl.DataFrame]] = {}
+        for (gg, name, seed), df in sorted(done.items(), key=lambda kv: kv[0][1:]):
+            if gg == g and name != "observed":
+                per.setdefault(name, []).append(df.with_columns(seed=pl.lit(seed)))
+        if (g, "observed", 0) in done:
+            measured = done[(g, "observed", 0)].rename({"value": "measured_value"})
+        elif con is not None and r.observed:
+            measured = measured_levels(con, pilot, r.phase)
+        else:
+            measured = pl.DataFrame(schema=EMPTY_MEASURED)
+        frames.append(_results(r, group_names, per, measured, seeds))
+        per_all.append((r, per))
+    results = pl.concat(frames).sort(
+        "phase", "policy", "segment", "breakdown", "breakdown_value", "metric")
+    error = _model_error(con, pilot, results, per_all)
     timings["total_s"] = time.perf_counter() - t0
-    return WhatIfRun(results, error, timings, attempts, rep.notes, modeled(rep))
+    notes = list(dict.fromkeys(n for r, _ in groups for n in r.notes))
+    return WhatIfRun(results, error, timings, attempts, notes, modeled(rep))
 
 
 def _results(rep: ReplayInput, names: list[str], per: dict[str, list[pl.DataFrame]],
@@ -311,7 +401,12 @@ def _results(rep: ReplayInput, names: list[str], per: dict[str, list[pl.DataFram
             pl.col("unit").first(),
             baseline_value=pl.col("base").mean(),
             predicted_value=pl.col("pred").mean(),
+            predicted_min=pl.col("pred").min(),
+            predicted_max=pl.col("pred").max(),
             predicted_change=pl.col("diff").mean(),
+            change_min=pl.col("diff").min(),
+            change_median=pl.col("diff").median(),
+            change_max=pl.col("diff").max(),
             spread=pl.col("diff").std(),
             seeds=pl.col("seed").n_unique().cast(pl.Int32),
         )
@@ -320,49 +415,143 @@ def _results(rep: ReplayInput, names: list[str], per: dict[str, list[pl.DataFram
         frames.append(agg.with_columns(policy=pl.lit(name), policies=pl.lit(label)))
     out = pl.concat(frames).join(measured.drop("unit"), on=KEY, how="left")
     return out.with_columns(
-        pilot=pl.lit(rep.pilot), phase=pl.lit(rep.phase), basis=pl.lit("modeled"),
+        pilot=pl.lit(rep.pilot), phase=pl.lit(rep.phase),
+        basis=pl.when(pl.col("metric").is_in(list(SIM_DEFAULT_METRICS)))
+        .then(pl.lit(SIM_DEFAULTS)).otherwise(pl.lit(MODELED)),
         rel_change=pl.col("predicted_change") / pl.col("baseline_value").abs().replace(0, None),
-        replay_start=pl.lit(rep.start).cast(pl.Datetime("us")),
+        replay_start=pl.lit(rep.phase_start).cast(pl.Datetime("us")),
         replay_end=pl.lit(rep.end).cast(pl.Datetime("us")),
-        replay_minutes=pl.lit(rep.duration_s / 60),
-    ).select(list(RESULTS_COLUMNS)).cast(RESULTS_COLUMNS).sort(
-        "policy", "segment", "breakdown", "breakdown_value", "metric")
+        replay_minutes=pl.lit((rep.end - rep.phase_start).total_seconds() / 60),
+        warmup_minutes=pl.lit((rep.phase_start - rep.start).total_seconds() / 60),
+    ).select(list(RESULTS_COLUMNS)).cast(RESULTS_COLUMNS)
 
 
-def _model_error(con: duckdb.DuckDBPyConnection | None, rep: ReplayInput,
-                 results: pl.DataFrame, per: dict[str, list[pl.DataFrame]]) -> pl.DataFrame:
-    today = results.filter((pl.col("policy") == TODAY) & (pl.col("breakdown") == "overall")
-                           & pl.lit(rep.observed))  # no measured side: no baseline rows
-    base_rows = today.select(
-        comparison=pl.lit("baseline_replay"), segment="segment", metric="metric", unit="unit",
-        measured="measured_value", modeled="baseline_value",
-        spread=pl.lit(None, pl.Float64))
-    sd = pl.concat(per[TODAY]).filter(pl.col("breakdown") == "overall").group_by(
-        "segment", "metric").agg(sd=pl.col("value").std())
-    base_rows = base_rows.join(sd, on=["segment", "metric"], how="left").with_columns(
-        spread=pl.col("sd")).drop("sd")
-    frames = [base_rows]
-    has_ba = con is not None and con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_name = 'metrics_before_after'").fetchone()[0]
-    if has_ba and DECLARED in per:
-        assert con is not None
-        # a metric the pilot does not measure (NULL change) has nothing to compare with
-        ba = con.execute("SELECT segment, metric, abs_change FROM metrics_before_after "
-                         "WHERE pilot = ? AND abs_change IS NOT NULL", [rep.pilot]).pl()
-        dec = results.filter((pl.col("policy") == DECLARED) & (pl.col("breakdown") == "overall")
-                             & pl.col("segment").is_in(["treatment", "control"]))
-        frames.append(dec.join(ba, on=["segment", "metric"], how="inner").select(
-            comparison=pl.lit("treatment_change"), segment="segment", metric="metric",
-            unit="unit", measured="abs_change", modeled="predicted_change", spread="spread"))
-    out = pl.concat(frames, how="vertical_relaxed")
+def _seed_stats(df: pl.DataFrame, value: str) -> list[pl.Expr]:
+    return [pl.col(value).mean().alias("modeled"), pl.col(value).min().alias("modeled_min"),
+            pl.col(value).median().alias("modeled_median"),
+            pl.col(value).max().alias("modeled_max"), pl.col(value).std().alias("spread"),
+            pl.col("seed").n_unique().cast(pl.Int32).alias("seeds")]
+
+
+def _levels(per: dict[str, list[pl.DataFrame]], name: str, segments: Iterable[str]
+            ) -> pl.DataFrame:
+    """Per segment x metric: the seeds' levels of one policy (overall, judged metrics)."""
+    d = pl.concat(per[name]).filter(
+        (pl.col("breakdown") == "overall") & pl.col("metric").is_in(list(ERROR_METRICS))
+        & pl.col("segment").is_in(list(segments)))
+    return d.group_by("segment", "metric").agg(pl.col("unit").first(),
+                                               *_seed_stats(d, "value"))
+
+
+def _measured_did(con: duckdb.DuckDBPyConnection, pilot: str) -> pl.DataFrame:
+    """The measured difference-in-differences and its bootstrap interval (metrics_ci; the
+    point estimate alone from metrics_did when the statistics layer has not run)."""
+    if _has_table(con, "metrics_ci"):
+        d = con.execute("SELECT metric, did AS measured, did_lo AS measured_lo, "
+                        "did_hi AS measured_hi FROM metrics_ci WHERE pilot = ? "
+                        "AND segment = 'treatment' AND did IS NOT NULL", [pilot]).pl()
+        if d.height:
+            return d
+    if _has_table(con, "metrics_did"):
+        return con.execute("SELECT metric, did AS measured, NULL::DOUBLE AS measured_lo, "
+                           "NULL::DOUBLE AS measured_hi FROM metrics_did WHERE pilot = ? "
+                           "AND did IS NOT NULL", [pilot]).pl()
+    return pl.DataFrame(schema={"metric": pl.String, "measured": pl.Float64,
+                                "measured_lo": pl.Float64, "measured_hi": pl.Float64})
+
+
+def _modeled_did(baseline: dict[str, list[pl.DataFrame]],
+                 validation: dict[str, list[pl.DataFrame]]) -> pl.DataFrame:
+    """The measured DiD's own construction on replayed levels, per seed: (declared validation
+    - today's baseline) on the treatment segment minus the same on the control segment. It
+    differs from the `effect` by what the phases' workloads changed besides the policy (the
+    DiD's parallel-trends assumption)."""
+    key = ["segment", "metric", "seed"]
+
+    def lv(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
+        return pl.concat(frames).filter(
+            (pl.col("breakdown") == "overall") & pl.col("metric").is_in(list(ERROR_METRICS))
+        ).select(*key, "unit", pl.col("value").alias(name))
+
+    ch = lv(validation[DECLARED], "v").join(lv(baseline[TODAY], "b").drop("unit"), on=key
+                                            ).with_columns(ch=pl.col("v") - pl.col("b"))
+    d = ch.filter(pl.col("segment") == "treatment").join(
+        ch.filter(pl.col("segment") == "control").select("metric", "seed", c="ch"),
+        on=["metric", "seed"]).with_columns(did=pl.col("ch") - pl.col("c"))
+    return d.group_by("segment", "metric").agg(pl.col("unit").first(), *_seed_stats(d, "did"))
+
+
+def _model_error(con: duckdb.DuckDBPyConnection | None, pilot: str, results: pl.DataFrame,
+                 groups: list[tuple[ReplayInput, dict[str, list[pl.DataFrame]]]]
+                 ) -> pl.DataFrame:
+    """`calibration`: today's replay of the calibrated phase vs its measured levels;
+    `effect`: the predicted difference-in-differences (declared - today on the validation
+    arrivals, treatment minus control, per seed) vs the measured one and its interval;
+    `modeled_did`: the DiD computed like the measured one from replayed levels of both phases
+    (see `_modeled_did`), vs the measured one and its interval;
+    `validation_level`: the declared replay of the validation phase vs its measured levels."""
+    frames: list[pl.DataFrame] = []
+    measured = results.filter(pl.col("breakdown") == "overall").select(
+        "phase", "segment", "metric", measured="measured_value").unique(
+        ["phase", "segment", "metric"], keep="first")
+    window = {r.phase: (r.phase_start, r.end) for r, _ in groups}
+    calibrated: dict[str, list[pl.DataFrame]] | None = None
+    for r, per in groups:
+        if not r.observed:
+            continue
+        meas = measured.filter(pl.col("phase") == r.phase).drop("phase")
+        if r.phase != VALIDATION:
+            calibrated = per
+            frames.append(_levels(per, TODAY, SEGMENTS).join(
+                meas, on=["segment", "metric"], how="inner").with_columns(
+                comparison=pl.lit("calibration"), phase=pl.lit(r.phase)))
+            continue
+        if DECLARED not in per:
+            continue
+        frames.append(_levels(per, DECLARED, SEGMENTS).join(
+            meas, on=["segment", "metric"], how="inner").with_columns(
+            comparison=pl.lit("validation_level"), phase=pl.lit(r.phase)))
+        if con is None:
+            continue
+        key = ["segment", "metric", "seed"]
+        d = pl.concat(per[DECLARED]).filter(pl.col("breakdown") == "overall").select(
+            *key, "unit", dec="value").join(
+            pl.concat(per[TODAY]).filter(pl.col("breakdown") == "overall").select(
+                *key, today="value"), on=key).with_columns(diff=pl.col("dec") - pl.col("today"))
+        did = d.filter(pl.col("segment") == "treatment").join(
+            d.filter(pl.col("segment") == "control").select("metric", "seed", ctrl="diff"),
+            on=["metric", "seed"]).with_columns(did=pl.col("diff") - pl.col("ctrl")).filter(
+            pl.col("metric").is_in(list(ERROR_METRICS)))
+        eff = did.group_by("segment", "metric").agg(pl.col("unit").first(),
+                                                    *_seed_stats(did, "did"))
+        measured_did = _measured_did(con, pilot)
+        frames.append(eff.join(measured_did, on="metric", how="inner")
+                      .with_columns(comparison=pl.lit("effect"), phase=pl.lit(r.phase)))
+        if calibrated is not None:
+            frames.append(_modeled_did(calibrated, per).join(measured_did, on="metric",
+                                                             how="inner")
+                          .with_columns(comparison=pl.lit("modeled_did"),
+                                        phase=pl.lit(r.phase)))
+    if not frames:
+        return pl.DataFrame(schema=ERROR_COLUMNS)
+    out = pl.concat(frames, how="diagonal_relaxed")
+    for c in ("measured_lo", "measured_hi"):
+        if c not in out.columns:
+            out = out.with_columns(pl.lit(None, pl.Float64).alias(c))
+    starts = {p: w[0] for p, w in window.items()}
+    ends = {p: w[1] for p, w in window.items()}
     return out.with_columns(
-        pilot=pl.lit(rep.pilot),
+        pilot=pl.lit(pilot),
         error_abs=pl.col("modeled") - pl.col("measured"),
         error_rel=(pl.col("modeled") - pl.col("measured"))
         / pl.col("measured").abs().replace(0, None),
-        replay_start=pl.lit(rep.start).cast(pl.Datetime("us")),
-        replay_end=pl.lit(rep.end).cast(pl.Datetime("us")),
+        inside=pl.when(pl.col("measured_lo").is_not_null() & pl.col("measured_hi").is_not_null())
+        .then((pl.col("modeled") >= pl.col("measured_lo"))
+              & (pl.col("modeled") <= pl.col("measured_hi"))),
+        same_sign=pl.when(pl.col("comparison").is_in(["effect", "modeled_did"]))
+        .then(pl.col("modeled").sign() == pl.col("measured").sign()),
+        replay_start=pl.col("phase").replace_strict(starts, return_dtype=pl.Datetime("us")),
+        replay_end=pl.col("phase").replace_strict(ends, return_dtype=pl.Datetime("us")),
     ).select(list(ERROR_COLUMNS)).cast(ERROR_COLUMNS).sort("comparison", "segment", "metric")
 
 
@@ -384,6 +573,11 @@ def store(con: duckdb.DuckDBPyConnection, pilot: str, run: WhatIfRun) -> dict[st
                           ("whatif_status", run.status.frame())):
             con.register("__w", df)
             try:
+                have = [c for (c,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                    "ORDER BY ordinal_position", [table]).fetchall()]
+                if have and have != df.columns:  # an older shape: its rows are rebuildable
+                    con.execute(f"DROP TABLE {table}")
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM __w LIMIT 0")
                 con.execute(f"DELETE FROM {table} WHERE pilot = ?", [pilot])
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM __w")
@@ -402,10 +596,21 @@ HEADLINE = ("p50_latency_s", "p95_latency_s", "p99_latency_s", "queue_wait_p95_s
             "effective_util", "hcl_pp")
 
 
+def last_phase(results: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the replay the policies were compared on (the counterfactual, when the
+    pilot has a validation phase; else the one phase replayed)."""
+    if results.height == 0:
+        return results
+    phases = results["phase"].unique().to_list()
+    return results.filter(pl.col("phase") == (VALIDATION if VALIDATION in phases
+                                              else phases[0]))
+
+
 def headline_table(results: pl.DataFrame, segment: str = "all") -> pl.DataFrame:
     """Wide view for printing: one row per policy, headline metrics as predicted values."""
-    r = results.filter((pl.col("segment") == segment) & (pl.col("breakdown") == "overall")
-                       & pl.col("metric").is_in(HEADLINE))
+    r = last_phase(results).filter(
+        (pl.col("segment") == segment) & (pl.col("breakdown") == "overall")
+        & pl.col("metric").is_in(HEADLINE))
     if r.height == 0:
         return pl.DataFrame()
     wide = r.pivot(on="metric", index="policy", values="predicted_value")

@@ -19,6 +19,7 @@ import polars as pl
 from pipelines.config import WhatIfModel
 from pipelines.whatif.declared import load_declared_replay
 from pipelines.whatif.replay import (
+    WARMUP_MINUTES,
     NoReplayInput,
     ReplayInput,
     load_replay,
@@ -56,7 +57,7 @@ class WhatIfStatus:
 
 
 def modeled(rep: ReplayInput) -> WhatIfStatus:
-    return WhatIfStatus(rep.pilot, MODELED, rep.basis, None, rep.start, rep.end,
+    return WhatIfStatus(rep.pilot, MODELED, rep.basis, None, rep.phase_start, rep.end,
                         rep.service_model)
 
 
@@ -74,8 +75,11 @@ def declared_model(con: duckdb.DuckDBPyConnection, pilot: str) -> WhatIfModel | 
 
 
 def prepare(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseline",
-            minutes: float | None = 30.0) -> tuple[ReplayInput | None, WhatIfStatus]:
-    """The replay input and the status it gives, or (None, a not_modeled status)."""
+            minutes: float | None = None, warmup_minutes: float = WARMUP_MINUTES
+            ) -> tuple[ReplayInput | None, WhatIfStatus]:
+    """The replay input and the status it gives, or (None, a not_modeled status). A slice
+    (`minutes`) of per-request rows is replayed after `warmup_minutes` of the arrivals before
+    it; a whole phase starts as the pilot did."""
     start, end = phase_bounds(con, pilot, phase)
     n_req, n_arr = con.execute(
         """
@@ -87,7 +91,8 @@ def prepare(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseline",
     reason = NEEDS_INPUT
     if n_req:
         try:
-            rep = load_replay(con, pilot, phase, minutes)
+            rep = load_replay(con, pilot, phase, minutes,
+                              warmup_minutes=warmup_minutes if minutes else 0.0)
             return rep, modeled(rep)
         except NoReplayInput as e:
             reason = (f"not modeled: the per-request rows of the {phase} phase cannot be "

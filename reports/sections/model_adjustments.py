@@ -88,32 +88,54 @@ def _error_tables(err: pl.DataFrame) -> list[Part]:
                  f"Modeled, min to max over {seeds_txt}", "Error"], rows,
                 basis="measured, modeled", num_cols=(2, 3, 4, 5))]))
     eff = rows_of("effect", ("treatment",))
+    mdid = {r["metric"]: r for r in rows_of("modeled_did", ("treatment",))}
     if eff:
         inside = sum(1 for r in eff if r.get("inside"))
         judged = sum(1 for r in eff if r.get("inside") is not None)
         signs = sum(1 for r in eff if r.get("same_sign"))
+        m_inside = sum(1 for r in mdid.values() if r.get("inside"))
+        m_judged = sum(1 for r in mdid.values() if r.get("inside") is not None)
+
+        def verdict(r: dict[str, Any] | None) -> str:
+            if r is None or r.get("inside") is None:
+                return "—"
+            return "inside" if r["inside"] else "outside"
+
         rows = []
         for r in eff:
             u = r["unit"]
-            verdict = ("—" if r.get("inside") is None
-                       else "inside" if r["inside"] else "outside")
+            m = mdid.get(r["metric"])
             rows.append([_label(r["metric"]), fmt.change(r["measured"], u),
                          fmt.change_interval(r.get("measured_lo"), r.get("measured_hi"), u)
                          or "—", fmt.change(r["modeled"], u), _seed_range(r, u, change=True),
-                         verdict, "yes" if r.get("same_sign") else "no"])
-        parts.append(Part("Predicted effect against the measured difference-in-differences", [
+                         verdict(r), "yes" if r.get("same_sign") else "no",
+                         "—" if m is None else fmt.change(m["modeled"], u), verdict(m)])
+        text = [
             "The validation phase's own arrivals, whole (after a warm-up of the arrivals just "
             "before it), replayed under today's policy and under the declared adjustments with "
             "the same random draws per seed (common random numbers). The predicted effect is "
             "(adjusted − today) on the treatment segment minus the same on the control "
-            f"segment (modeled); the measured one is the difference-in-differences with its "
+            "segment (modeled); the measured one is the difference-in-differences with its "
             f"95 % block-bootstrap interval (metrics_ci). {inside} of {judged} predicted "
             f"effects fall inside the measured interval; {signs} of {len(eff)} have the "
-            "measured sign."], tables=[Table(
-                "Predicted vs measured effect (whatif_model_error, comparison effect)",
-                ["Metric", "Measured DiD", "95 % interval", "Predicted (mean)",
-                 f"Predicted, min to max over {seeds_txt}", "Verdict", "Same sign"], rows,
-                basis="measured, modeled", num_cols=(1, 2, 3, 4), nowrap_cols=(5, 6))]))
+            "measured sign."]
+        if mdid:
+            text.append(
+                "“Modeled DiD” builds the measured estimator from replayed levels instead: "
+                "(adjusted validation − today's baseline) on treatment minus the same on "
+                f"control; {m_inside} of {m_judged} fall inside the measured interval. Where "
+                "the two predictions differ, the phases' workloads changed besides the policy "
+                "and the measured DiD's parallel-trends assumption does not hold: the "
+                "difference is the model's estimate of that bias (modeled).")
+        parts.append(Part("Predicted effect against the measured difference-in-differences",
+                          text, tables=[Table(
+                "Predicted vs measured effect (whatif_model_error, comparisons effect and "
+                "modeled_did)",
+                ["Metric", "Measured DiD", "95 % interval", "Predicted effect (mean)",
+                 f"Predicted, min to max over {seeds_txt}", "Verdict", "Same sign",
+                 "Modeled DiD", "Verdict"], rows,
+                basis="measured, modeled", num_cols=(1, 2, 3, 4, 7),
+                nowrap_cols=(5, 6, 8))]))
     lev = rows_of("validation_level", ("all", "treatment", "control"))
     if lev:
         rows = [[str(r["segment"]), _label(r["metric"]), fmt.value(r["measured"], r["unit"]),
