@@ -412,6 +412,52 @@ def pilots_remove(
                        + ("removed" if partition else "was not registered")))
 
 
+@app.command()
+def reveal(
+    pilot: Annotated[str, typer.Argument(help="Pilot slug (folder under landing) or a folder "
+                                              "holding its pilot.yaml.")],
+    values: Annotated[list[str] | None, typer.Argument(
+        help="Raw identifiers you already hold (node names, job ids, ...).")] = None,
+    from_file: Annotated[Path | None, typer.Option(
+        "--from-file", help="Also read one raw identifier per line from FILE ('-': stdin).")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="Token kind (node, gpu, job, req, ...); default: every kind.")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Print only the raw values whose token is this one.")] = None,
+) -> None:
+    """Print which token each raw identifier became, with the pilot's secret (read from the
+    variable pilot.yaml names). Nothing is written; the secret is never printed."""
+    from pipelines.config import PILOT_FILE, PilotConfigError, load_pilot
+    from pipelines.reveal import kinds_for, pilot_anonymizer, read_values
+    from pipelines.reveal import reveal as reveal_pairs
+
+    folder = Path(pilot)
+    if not (folder / PILOT_FILE).is_file():
+        _check_landing(pilot)
+        folder = data_dir() / "landing" / pilot
+    try:
+        cfg = load_pilot(folder)
+    except PilotConfigError as e:
+        raise _fail(f"pilot {pilot}: pilot.yaml: {'; '.join(e.problems)}", 2) from None
+    with _one_line_errors(cfg.pilot):
+        kinds = kinds_for(kind, token)
+        lines: list[str] = []
+        if from_file is not None:
+            lines = (sys.stdin.read() if str(from_file) == "-"
+                     else from_file.read_text(encoding="utf-8")).splitlines()
+        pairs = reveal_pairs(pilot_anonymizer(cfg), read_values(values or [], lines), kinds,
+                             token)
+    if token is not None and not pairs:
+        raise _fail(f"pilot {cfg.pilot}: no value given has token {token}")
+    table = Table(title=Text(f"pilot {cfg.pilot}: raw value → token"))
+    for col in ("kind", "raw value", "token"):
+        table.add_column(col)
+    for p in pairs:
+        table.add_row(p.kind, Text(p.value), p.token)
+    console.print(table)
+
+
 # `stabilis whatif` lives in pipelines/whatif/cli.py (owned with the what-if simulator).
 from pipelines.whatif.cli import register as _register_whatif  # noqa: E402
 

@@ -521,7 +521,7 @@ def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart
                       "(histogram-approximate for quantiles); each panel has its own scale.")
 
 
-def before_after_chart(rows: list[dict[str, Any]], columns: int = 4) -> str:
+def before_after_chart(rows: list[dict[str, Any]], columns: int = 2) -> str:
     """Section 0's compact before/after chart: one small panel per key metric, baseline →
     validation per segment with 95 % intervals, and the difference-in-differences interval
     written at the top of the panel (bold when it excludes zero). Returns SVG, or "" when no
@@ -533,7 +533,8 @@ def before_after_chart(rows: list[dict[str, Any]], columns: int = 4) -> str:
       baseline, validation: float | None
       baseline_lo, baseline_hi, validation_lo, validation_hi: float | None (optional)
       did_text: str          optional, on one row of the metric, e.g. "DiD −7.3 s
-                             [−11.8, +0.2]" (about 24 characters fit; longer is cut with …)
+                             [−11.8, +0.2]" (about 24 characters fit per 140 px of panel
+                             width — ~45 at the default two columns; longer is cut with …)
       did_significant: bool  optional, with did_text: the interval excludes zero
     Panels follow the order of first appearance; segments the order treatment, control, all.
     """
@@ -556,7 +557,9 @@ def before_after_chart(rows: list[dict[str, Any]], columns: int = 4) -> str:
               "sig": bool(r.get("did_significant"))}
              for r in rows if r.get("did_text") and str(r["metric"]) in order]
     segs = [s for s in SEGMENT_COLORS if s in {v["seg"] for v in vals if "seg" in v}]
-    chart = _phase_pairs(vals, segs, order, columns=min(columns, len(order)), width=140,
+    cols = min(columns, len(order))
+    # panels share ~600 px: two per row leave room for a whole DiD interval on one line
+    chart = _phase_pairs(vals, segs, order, columns=cols, width=max(140, 600 // cols - 20),
                          height=80, did=True)
     return _svg(chart, {"pairs": vals})
 

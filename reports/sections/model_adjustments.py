@@ -10,6 +10,7 @@ import polars as pl
 
 from pipelines.metric_catalog import BY_NAME, Metric
 from reports import fmt
+from reports.evidence import policy_name
 from reports.sections.common import (
     Reader,
     not_in_run,
@@ -183,7 +184,7 @@ def whatif(w: Reader) -> list[Part]:
     for pol in res["policy"].unique(maintain_order=True).to_list():
         label = next((r.get("policies") for (p_, _), r in by.items() if p_ == pol
                       and r.get("policies")), None) or str(pol)
-        rows.append([label.replace("_", " "), *(_predicted_text(by.get((pol, m.name)), m)
+        rows.append([policy_name(label), *(_predicted_text(by.get((pol, m.name)), m)
                                                 for m in metrics)])
     from_zero = any(c.endswith(FROM_ZERO) for r in rows for c in r[1:])
     sim_default = [m.label for m in metrics
