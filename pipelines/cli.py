@@ -428,8 +428,8 @@ def reveal(
 ) -> None:
     """Print which token each raw identifier became, with the pilot's secret (read from the
     variable pilot.yaml names). Nothing is written; the secret is never printed."""
-    from pipelines.config import PILOT_FILE, PilotConfigError, load_pilot
-    from pipelines.reveal import kinds_for, pilot_anonymizer, read_values
+    from pipelines.config import PILOT_FILE, PilotConfigError
+    from pipelines.reveal import kinds_for, pilot_anonymizer, pilot_secret_env, read_values
     from pipelines.reveal import reveal as reveal_pairs
 
     folder = Path(pilot)
@@ -437,20 +437,20 @@ def reveal(
         _check_landing(pilot)
         folder = data_dir() / "landing" / pilot
     try:
-        cfg = load_pilot(folder)
+        name, secret_env = pilot_secret_env(folder)
     except PilotConfigError as e:
         raise _fail(f"pilot {pilot}: pilot.yaml: {'; '.join(e.problems)}", 2) from None
-    with _one_line_errors(cfg.pilot):
+    with _one_line_errors(name):
         kinds = kinds_for(kind, token)
         lines: list[str] = []
         if from_file is not None:
             lines = (sys.stdin.read() if str(from_file) == "-"
                      else from_file.read_text(encoding="utf-8")).splitlines()
-        pairs = reveal_pairs(pilot_anonymizer(cfg), read_values(values or [], lines), kinds,
-                             token)
+        pairs = reveal_pairs(pilot_anonymizer(secret_env), read_values(values or [], lines),
+                             kinds, token)
     if token is not None and not pairs:
-        raise _fail(f"pilot {cfg.pilot}: no value given has token {token}")
-    table = Table(title=Text(f"pilot {cfg.pilot}: raw value → token"))
+        raise _fail(f"pilot {name}: no value given has token {token}")
+    table = Table(title=Text(f"pilot {name}: raw value → token"))
     for col in ("kind", "raw value", "token"):
         table.add_column(col)
     for p in pairs:

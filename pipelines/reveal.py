@@ -10,8 +10,10 @@ pairs, on the operator's own terminal.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipelines.anonymize import (
     KINDS,
@@ -20,7 +22,9 @@ from pipelines.anonymize import (
     looks_like_token,
     secret_from_env,
 )
-from pipelines.config import PilotConfig
+from pipelines.config import PILOT_FILE, PilotConfigError, load_pilot
+
+_MISSING_FILES = re.compile(r"^sources\[\d+\]\.path: no file matches ")
 
 
 class RevealError(ValueError):
@@ -34,17 +38,38 @@ class Pair:
     token: str
 
 
-def pilot_anonymizer(cfg: PilotConfig) -> Anonymizer:
-    """The pilot's Anonymizer, from the variable its pilot.yaml names (as ingest builds it)."""
-    env = cfg.anonymization.secret_env
+def pilot_secret_env(folder: Path) -> tuple[str, str]:
+    """(pilot, the variable holding its secret) from `folder`/pilot.yaml, validated as ingest
+    validates it, except that its sources' files need not be here: an operator may hold the
+    pilot.yaml without the telemetry it pointed at."""
     try:
-        return Anonymizer(secret_from_env(env))
+        cfg = load_pilot(folder)
+        return cfg.pilot, cfg.anonymization.secret_env
+    except PilotConfigError as e:
+        if not all(_MISSING_FILES.search(p) for p in e.problems):
+            raise
+    # every other key validated above; read only the two that matter here, with the same rules
+    from pipelines.config import _read_yaml, _Validator
+
+    raw = _read_yaml((folder / PILOT_FILE).read_text(encoding="utf-8"))
+    v = _Validator(raw, folder.resolve())
+    pilot, env = v._pilot(raw.get("pilot")), v._anonymization(raw.get("anonymization", {}))
+    return str(pilot), env.secret_env
+
+
+def pilot_anonymizer(env: str) -> Anonymizer:
+    """The pilot's Anonymizer, from the variable its pilot.yaml names (as ingest builds it)."""
+    try:
+        secret = secret_from_env(env)
     except AnonymizationError:
+        secret = None  # raised outside the handler: the CLI's one line reports the root cause
+    if secret is None:
         raise RevealError(
             f"anonymization secret missing: environment variable {env!r} (pilot.yaml "
             "anonymization.secret_env) is unset or empty; set it to the pilot's secret to "
             "reveal its tokens"
-        ) from None
+        )
+    return Anonymizer(secret)
 
 
 def read_values(args: Iterable[str], lines: Iterable[str] = ()) -> list[str]:

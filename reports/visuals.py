@@ -38,6 +38,7 @@ from reports.charts import (
     to_svg,
 )
 from reports.coverage import Coverage
+from reports.sections.common import is_significant
 
 _ARIA = re.compile(r'<(path|rect|line|text|g)\b([^>]*?)\saria-label="([^"]*)"([^>]*?)/>')
 
@@ -510,7 +511,8 @@ def coherence(ci: dict[tuple[str, str], dict[str, Any]], control: bool) -> Chart
     chart = _phase_pairs(vals, list(segs), order, columns=4)
     seg = "treatment" if control else "all"
     key = "did_significant" if control else "significant"
-    sig = [m.label for m in HEADLINE if (ci.get((seg, m.name)) or {}).get(key)]
+    # the same rule as the text: significant only where the PRINTED interval excludes zero
+    sig = [m.label for m in HEADLINE if is_significant(ci.get((seg, m.name)), m, key)]
     tested = [m for m in HEADLINE if (ci.get((seg, m.name)) or {}).get(key) is not None]
     reading = (f"{len(sig)} of {len(tested)} headline metrics with intervals changed "
                + ("beyond the control (DiD interval excludes zero)" if control else
