@@ -27,6 +27,7 @@ from reports.coverage import Coverage
 from reports.environment import Environment, environment
 from reports.findings_rules import rule_findings
 from reports.headline import Results, before_after, has_control, headline_table, results
+from reports.power import power_table
 from reports.thresholds import read_thresholds
 from reports.types import Finding, Part, Section, Table
 from reports.verdict import Verdict, build_verdict
@@ -88,6 +89,7 @@ class ReportModel:
     index_defs: Table | None = None  # appendix A: indices and abbreviations
     figures: dict[str, list[Chart]] = field(default_factory=dict)  # section anchor -> visuals
     detector_scores: Table | None = None  # appendix B: simulated pilots only
+    power: Table | None = None  # section 8: validation length needed to detect a change
     detector_scores_text: str = ""
 
 
@@ -402,6 +404,7 @@ def build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: st
         charts=chart_list, metric_defs=_metric_defs(), thresholds=th_table,
         index_defs=_index_defs(),
         detector_scores=sections.detector_scores_table(w),
+        power=power_table(ci) if ci else None,
         detector_scores_text=sections.DETECTOR_SCORES_TEXT,
         methodology=_methodology(th, chart_notes, ci, bool(summaries),
                                  w.has("energy_latency_corr")),
