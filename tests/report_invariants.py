@@ -316,9 +316,10 @@ def count_problems(model: object) -> list[str]:
             if len(t.rows) != want or n > total:
                 bad.append(f"caption {t.caption!r} but the table has {len(t.rows)} rows")
     bad += _quoted_total_problems(model)
+    all_texts, all_tables = texts(model), tables(model)
     ex = getattr(model, "executive", None)
     n_headline = len(ex.headline.rows) if ex is not None else None
-    for path, text in texts(model):
+    for path, text in all_texts:
         for m in re.finditer(r"Of (\d+) headline metrics, (\d+) improved[^;]*; (\d+) worsened"
                              r"(?:; (\d+) showed no significant change)?", text):
             parts = sum(int(g) for g in m.groups()[1:] if g)
@@ -327,6 +328,17 @@ def count_problems(model: object) -> list[str]:
             if n_headline is None or not parts <= n_headline <= int(m[1]):
                 bad.append(f"{path}: {_flat(m[0])!r} against {n_headline} rows in the "
                            "headline table")
+    # "N of M report items are not measured (names; section 11)" against section 11's table
+    missing = next((t for t in all_tables if t.caption.startswith("Missing telemetry")), None)
+    if missing is not None and "Would measure" in missing.columns:
+        col = missing.columns.index("Would measure")
+        in_table = {n for r in missing.rows for n in _names(r[col])}
+        for path, text in all_texts:
+            for m in re.finditer(r"(?<![\w.])\d+ of \d+ report items are not measured \(", text):
+                named = set(_paren_list(text, m.end()))
+                if named != in_table:
+                    bad.append(f"{path}: names {sorted(named)}, section 11's table "
+                               f"{sorted(in_table)}")
     # the executive findings: the note's count of shown findings, and each finding's count
     # against its evidence table (listed rows + "N further findings not listed")
     if ex is not None:
@@ -334,7 +346,7 @@ def count_problems(model: object) -> list[str]:
         if m and int(m[1]) != len(ex.findings):
             bad.append(f"findings note says {m[1]} shown, {len(ex.findings)} are: "
                        f"{ex.findings_note!r}")
-        evidence = {t.caption.removeprefix("Evidence: "): t for t in tables(model)
+        evidence = {t.caption.removeprefix("Evidence: "): t for t in all_tables
                     if t.caption.startswith("Evidence: ")}
         for f in ex.findings:
             m = re.match(r"(\d+) findings", f.sentence)
