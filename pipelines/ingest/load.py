@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from pipelines.anonymize import COLUMN_KINDS, Anonymizer, secret_from_env
-from pipelines.config import PilotConfig
+from pipelines.config import LIVE_KINDS, PilotConfig
 from pipelines.ingest.base import (
     DEFAULT_CHUNK_ROWS,
     LINE,
@@ -160,6 +160,8 @@ def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) 
             reason = (
                 f"source kind {src.kind!r} is not supported yet"
                 if adapter is None
+                else f"no snapshot in {src.path}/ yet: run `stabilis pull {cfg.pilot}`"
+                if src.kind in LIVE_KINDS
                 else f"no file matches {src.path!r}"
             )
             _fail(con, cfg, summary, i, src.path, reason)
