@@ -35,6 +35,18 @@ def test_episode_precision_recall_use_one_reference():
     assert s.tp == 2  # 2000 is still 900 s from 1100
 
 
+def test_dont_care_events_count_in_neither_precision_nor_recall():
+    ref = frame([("a", 100, 200)])
+    marginal = frame([("a", 1000, 1100)])
+    det = frame([("a", 150, 250), ("a", 1050, 1060), ("a", 2000, 2100)])
+    s = score_detector("x", det, ref, "episode", SPAN, ref.head(0), "ref", 0, ignore=marginal)
+    # the detection of the marginal event is dropped; the one at 2000 stays a false positive
+    assert (s.tp, s.fp, s.fn) == (1, 1, 0)
+    assert s.precision == pytest.approx(0.5) and s.recall == 1.0
+    plain = score_detector("x", det, ref, "episode", SPAN, ref.head(0), "ref", 0)
+    assert (plain.tp, plain.fp) == (1, 2)
+
+
 def test_chance_baseline_is_low_for_a_perfect_detector_of_rare_events():
     ref = frame([("a", t, t + 60) for t in range(0, 3600, 600)])
     s = score_detector("x", ref, ref, "episode", SPAN, ref.head(0), "ref", 0)

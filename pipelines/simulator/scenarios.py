@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime
 
 from pipelines.simulator.model import (
@@ -35,6 +36,9 @@ DEMO_POOLS: tuple[tuple[str, int, dict[str, float], float, int, float], ...] = (
     ("pool-e", 4, {"other": 0.6, "prediction": 0.4}, 2.0, 1, 0.5),
 )
 DEMO_TREATMENT_POOLS: tuple[str, ...] = ("pool-c", "pool-d")
+# Energy-latency mismatch ground truth: a control pool's GPUs draw a fixed ~560 W whatever the
+# load for its whole baseline phase (clocks pinned); the detector judges pool x phase units.
+DEMO_POWER_HOLD: tuple[str, float] = ("pool-e", 560.0)
 DEMO_START = datetime(2026, 3, 2)
 DEMO_DURATION_S = 6 * 3600.0  # baseline 4 h + validation 2 h
 # Compressed pilot: one 24 h daily cycle is played in duration / 3 (2 h at scale 1), so the
@@ -46,9 +50,13 @@ DEMO_JOBS = JobSpec(duration_median_s=420.0, duration_sigma=0.6, duration_range_
 # Graded bursts (weak ones are not bursts by burst_factor, strong ones overload the pool),
 # scripted idle->overload oscillations and service slowdowns (timeouts, retries).
 # Episodes of a pool are kept >= 16 min apart, so each has a calm trailing window.
+# Strengths are moderate (bursts x1.2-2.5, oscillation surges x3 for 90 s, slowdowns x2.5-4
+# for 1-2 min) so that abandonment stays a few % and the queue-wait P95 stays below the 15 s
+# cap: the strongest episodes still overload their pool, the weakest do not.
 DEMO_EPISODES = ScriptedEpisodes(
-    per_hour=3.0, duration_s=(60, 180), multiplier=(1.3, 4.0), cascade_prob=0.15,
-    oscillations_per_hour=0.4, slowdowns_per_hour=0.3, quiet_s=960.0,
+    per_hour=3.0, duration_s=(60, 180), multiplier=(1.2, 2.5), cascade_prob=0.15,
+    oscillations_per_hour=0.4, surge_multiplier=3.0, surge_s=90.0, slowdowns_per_hour=0.3,
+    slowdown_s=(60.0, 120.0), slowdown_factor=(2.5, 4.0), quiet_s=960.0,
 )
 DEMO_CLIENT = ClientSpec(
     timeout_ms=30_000, max_queue_ms=15_000, retry_prob=0.7, backoff_ms=2_000,
@@ -96,6 +104,8 @@ def demo_config(seed: int = 7, scale: float = 1.0) -> SimConfig:
     fifo = frozenset({Policy.FIFO_SHARED})
     policy = {p: (PolicyWindow(0.0, fifo), PolicyWindow(validation, treat))
               for p in DEMO_TREATMENT_POOLS}
+    hold_pool, hold_w = DEMO_POWER_HOLD
+    episodes = replace(DEMO_EPISODES, power_holds=((hold_pool, 0.0, validation, hold_w),))
     return SimConfig(
         start=DEMO_START,
         duration_s=duration,
@@ -103,7 +113,7 @@ def demo_config(seed: int = 7, scale: float = 1.0) -> SimConfig:
         services=DEMO_SERVICES,
         arrivals=ArrivalSpec(
             burstiness=0.7, daily_amplitude=0.25, day_period_s=duration / 3,
-            bursts=DEMO_EPISODES,
+            bursts=episodes,
         ),
         client=DEMO_CLIENT,
         jobs=DEMO_JOBS,

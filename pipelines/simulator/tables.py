@@ -20,8 +20,8 @@ from pipelines.simulator.model import (
     SimConfig,
 )
 from pipelines.simulator.policies import policy_set
-from pipelines.simulator.telemetry import Intervals, gpu_series, queue_waiting
-from pipelines.simulator.workload import STREAM_IDS, STREAM_TELEMETRY, stream
+from pipelines.simulator.telemetry import Intervals, gpu_series, hold_power, queue_waiting
+from pipelines.simulator.workload import STREAM_IDS, STREAM_TELEMETRY, power_holds, stream
 
 TS = pl.Datetime("us")
 
@@ -258,6 +258,10 @@ def samples_table(
                     np.array(je, dtype=np.int64), np.array(ju), np.array(jsm))
     g = cluster.n_gpus
     util, sm, power = gpu_series(req, job, g, win, nw, rng)
+    for p, s, e, watts in power_holds(cfg):  # injected power-latency decoupling
+        lo, hi = cluster.pool_offset[p], cluster.pool_offset[p + 1]
+        w0, w1 = int(s * US) // win, min(-(-int(e * US) // win), nw)
+        power[lo:hi, w0:w1] = hold_power(power[lo:hi, w0:w1], watts, rng)
     q = queue_waiting(np.concatenate(qp), np.concatenate(qa), np.concatenate(qe),
                       len(cfg.pools), win, nw)
 

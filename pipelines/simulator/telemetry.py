@@ -86,6 +86,11 @@ def gpu_series(
     return util, sm, np.clip(power, IDLE_W * 0.85, MAX_W)
 
 
+def hold_power(power: np.ndarray, watts: float, rng: np.random.Generator) -> np.ndarray:
+    """Power of GPUs held at `watts` whatever their load (a block of the power array)."""
+    return np.clip(watts + rng.normal(0.0, 3.0, power.shape), IDLE_W * 0.85, MAX_W)
+
+
 def queue_waiting(
     pool: np.ndarray,
     arrival_us: np.ndarray,

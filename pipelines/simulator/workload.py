@@ -77,6 +77,9 @@ class ScriptedEpisodes(BurstSpec):
     slowdown_s: tuple[float, float] = (120.0, 180.0)
     slowdown_factor: tuple[float, float] = (6.0, 10.0)
     quiet_s: float = 960.0
+    # (pool, start_s, end_s, watts): the pool's GPUs draw ~watts whatever their load (clocks
+    # pinned, power management off): power decoupled from latency (energy-latency mismatch)
+    power_holds: tuple[tuple[str, float, float, float], ...] = ()
 
 
 Episode = tuple[float, float, float]  # (start_s, end_s, magnitude)
@@ -147,6 +150,15 @@ def scripted_oscillations(cfg: SimConfig) -> list[list[tuple[Episode, Episode]]]
 def scripted_slowdowns(cfg: SimConfig) -> list[list[Episode]]:
     plan = scripted_plan(cfg)
     return plan.slowdowns if plan else [[] for _ in cfg.pools]
+
+
+def power_holds(cfg: SimConfig) -> list[tuple[int, float, float, float]]:
+    """The scripted power holds as (pool index, start_s, end_s, watts), pools that exist."""
+    spec = cfg.arrivals.bursts
+    if not isinstance(spec, ScriptedEpisodes):
+        return []
+    index = {p.name: i for i, p in enumerate(cfg.pools)}
+    return [(index[name], s, e, w) for name, s, e, w in spec.power_holds if name in index]
 
 
 def generate_bursts(cfg: SimConfig) -> list[list[Burst]]:
