@@ -75,6 +75,10 @@ def _classify(ci: dict, seg: str, key: str) -> dict[str, list[str]]:
     return out
 
 
+def _n_metrics(n: int) -> str:
+    return f"{n} headline metric" + ("" if n == 1 else "s")
+
+
 def _names(labels: list[str]) -> str:
     return ", ".join(labels) if labels else "none"
 
@@ -107,7 +111,7 @@ def _treatment(ci: dict, scope: str) -> tuple[SegmentVerdict, dict[str, list[str
                   f"improved ({_names(beyond['improved'])}) and {len(beyond['worsened'])} "
                   f"worsened ({_names(beyond['worsened'])})")
     elif beyond["worsened"]:
-        answer = (f"No: {len(beyond['worsened'])} headline metrics worsened beyond the control "
+        answer = (f"No: {_n_metrics(len(beyond['worsened']))} worsened beyond the control "
                   f"({_names(beyond['worsened'])}) and none improved")
     else:
         answer = ("Not shown: no headline metric changed beyond the control's own change "
@@ -118,8 +122,9 @@ def _treatment(ci: dict, scope: str) -> tuple[SegmentVerdict, dict[str, list[str
     if key_only_within:
         answer += (f". {_names(key_only_within)} improved within the treatment segment, but "
                    "not beyond the control (difference-in-differences interval includes zero)")
-    seg_answer = (f"Within the segment (baseline → validation), {len(within['improved'])} "
-                  f"headline metrics improved ({_names(within['improved'])}) and "
+    seg_answer = (f"Within the segment (baseline → validation), "
+                  f"{_n_metrics(len(within['improved']))} improved "
+                  f"({_names(within['improved'])}) and "
                   f"{len(within['worsened'])} worsened"
                   + (f" ({_names(within['worsened'])})" if within["worsened"] else "") + ".")
     return SegmentVerdict("treatment", f"{SEGMENT_WORDS['treatment']} ({scope})", seg_answer,
@@ -143,7 +148,7 @@ def _all_only(ci: dict) -> SegmentVerdict:
     c = _classify(ci, "all", "significant")
     details = [_metric_phrase(r, BY_NAME[n]) + "." for n in KEY_METRICS
                if (r := ci.get(("all", n))) is not None and r.get("change") is not None]
-    answer = (f"{len(c['improved'])} headline metrics improved ({_names(c['improved'])}) and "
+    answer = (f"{_n_metrics(len(c['improved']))} improved ({_names(c['improved'])}) and "
               f"{len(c['worsened'])} worsened ({_names(c['worsened'])}) between the phases; "
               "without a control segment the change is not separated from other causes "
               "(load, release, time of day).")

@@ -14,6 +14,7 @@ from pypdf import PdfReader
 from reports import fmt
 from reports.charts import heat_grid
 from reports.conclusion import conclude
+from reports.evidence import policy_name
 from reports.findings_rules import rule_findings
 from reports.model import ReportModel, _Warehouse, build_report_model
 from reports.render import STATIC, render_html, render_report
@@ -267,6 +268,9 @@ def test_whatif_rows_are_shown_as_modeled_beside_the_measured_did(tmp_path: Path
     p95 = next(r for r in model.results.did.rows if r[0] == "P95 latency")
     assert p95[-1] == "−300 ms"  # the declared policy's treatment prediction
     policy_rows = model.bodies["s6"][0].tables[0].rows
-    assert [r[0] for r in policy_rows] == ["batch separation+priority", "jsq"]
+    # policies are named in words, never by their code names
+    assert [r[0] for r in policy_rows] == [policy_name("batch_separation+priority"),
+                                           policy_name("jsq")]
+    assert "jsq" not in policy_rows[1][0] and "load distribution" in policy_rows[1][0]
     assert policy_rows[1][1] == "−50.0 %"
     assert '<span class="basis modeled">modeled</span>' in html

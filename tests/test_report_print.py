@@ -10,6 +10,7 @@ import duckdb
 import report_fixture as rf  # tests/ is on sys.path under pytest
 
 from reports.charts import heat_grid, heatmap_chart, merge_rects
+from reports.evidence import policy_name
 from reports.model import ReportModel, _Warehouse, build_report_model
 
 GENERATED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -97,9 +98,10 @@ def test_whatif_queue_wait_from_zero_prints_the_change_in_seconds(tmp_path: Path
     table = _model(db).bodies["s6"][0].tables[0]
     col = table.columns.index("Queue wait P95")
     by_policy = {r[0]: r for r in table.rows}
-    assert by_policy["segmentation"][col] == "+21 ms from 0"
-    assert by_policy["fifo shared"][col] == "0 ms from 0"
-    assert by_policy["segmentation"][table.columns.index("P95 latency")] == "−25.0 %"
+    seg, today = policy_name("segmentation"), policy_name("fifo_shared")
+    assert by_policy[seg][col] == "+21 ms from 0"
+    assert by_policy[today][col] == "0 ms from 0"
+    assert by_policy[seg][table.columns.index("P95 latency")] == "−25.0 %"
     assert "from 0" in table.note and "undefined" in table.note
 
 
