@@ -58,6 +58,8 @@ from pipelines.simulator.scenarios import DEMO_SERVICES
 from pipelines.simulator.workload import STREAM_REPLAY, stream
 
 SIZE_BUCKETS = 4
+MINUTE_US = 60_000_000
+LEVEL_MIN_ATTEMPTS = 5  # a pool-minute with fewer ok attempts keeps level 1
 WARMUP_MINUTES = 15.0  # arrivals replayed before a measured window so its queues are warm
 DEFAULT_GPN = 8
 # whatif_status.basis: a replay of observed requests, or of a trace with a declared model
@@ -200,6 +202,9 @@ class ReplayInput:
     service_model: str | None = None  # a declared service model, in words
     # start of the measured window: a warm-up [start, measure_start) fills the queues first
     measure_start: datetime | None = None
+    # pool, m (epoch minute), factor: the observed service-time level of each pool-minute
+    # relative to its pool x class median (slowdowns, contention); None = no time variation
+    service_level: pl.DataFrame | None = None
 
     @property
     def phase_start(self) -> datetime:
@@ -228,6 +233,16 @@ class ReplayInput:
         a = self.arrivals
         tokens = (a["input_tokens"].fill_null(0) + a["output_tokens"].fill_null(0)).to_numpy()
         svc, pre = self.donors.draw(a["pool"].to_list(), a["model_class"].to_list(), tokens, rng)
+        if self.service_level is not None and self.service_level.height:
+            # donors are level-free (divided by their minute's level); each replayed request
+            # gets the level observed in its pool at its arrival minute, so slow periods stay
+            # where they were instead of being spread over the phase
+            base = epoch(self.start)
+            f = (a.select("pool", m=(pl.col("arrival_us") + base) // MINUTE_US)
+                 .join(self.service_level, on=["pool", "m"], how="left", maintain_order="left")
+                 ["factor"].fill_null(1.0).to_numpy())
+            svc = np.maximum(np.rint(svc * f), 1).astype(np.int64)
+            pre = np.where(pre >= 0, np.rint(pre * f), pre).astype(np.int64)
         pre = np.where(pre > svc, svc, pre)
         pool_ix = {n: i for i, n in enumerate(self.cluster.pool_names)}
         pidx = a["pool"].replace_strict(pool_ix, return_dtype=pl.Int32).to_numpy()
@@ -478,7 +493,8 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
                coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens,
                epoch_us(end_ts) - epoch_us(start_ts)
                    + CASE WHEN status = 'timeout' THEN $t ELSE 0 END AS service_us,
-               epoch_us(first_token_ts) - epoch_us(start_ts) AS prefill_us
+               epoch_us(first_token_ts) - epoch_us(start_ts) AS prefill_us,
+               epoch_us(start_ts) // 60000000 AS m
         FROM requests
         WHERE pilot = $p AND start_ts IS NOT NULL AND end_ts > start_ts
           AND (status = 'ok' OR (status = 'timeout' AND $t > 0))
@@ -486,6 +502,14 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
         ORDER BY ALL  -- a total order: the donor arrays (and so every draw) never depend on
                       -- the scan order
         """, {"p": pilot, "s": p_start, "e": p_end, "t": timeout_us}).pl()
+    level = service_levels(con, pilot, min(start, p_start), max(end, p_end))
+    ok = (ok.join(level, on=["pool", "m"], how="left", maintain_order="left")
+          .with_columns(f=pl.col("factor").fill_null(1.0))
+          .with_columns(service_us=pl.max_horizontal((pl.col("service_us") / pl.col("f"))
+                                                     .round(), 1).cast(pl.Int64),
+                        prefill_us=(pl.col("prefill_us") / pl.col("f")).round()
+                        .cast(pl.Int64))
+          .drop("m", "factor", "f"))
     pools = sorted(set(arr["pool"].unique().to_list())
                    | set(con.execute("SELECT DISTINCT pool FROM requests WHERE pilot = ?",
                                      [pilot]).pl()["pool"].to_list()))
@@ -514,7 +538,32 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
         donors=fit_donors(ok), cluster=cluster, pool_specs=tuple(specs), jobs=jobs,
         client=client, treatment_pools=treat,
         adjustments=tuple(cfg.get("adjustments") or ()), notes=notes,
-        measure_start=measure_start)
+        measure_start=measure_start, service_level=level)
+
+
+def service_levels(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime,
+                   end: datetime) -> pl.DataFrame:
+    """pool, m (epoch minute of start_ts), factor: the median over a pool-minute's ok attempts
+    of service time / its pool x model-class median over [start, end). 1 = a typical minute;
+    4 = services ran four times slower (a slowdown, contention). Minutes with fewer than
+    LEVEL_MIN_ATTEMPTS ok attempts are left out (level 1)."""
+    return con.execute(
+        """
+        WITH ok AS (
+            SELECT pool, model_class, epoch_us(start_ts) // 60000000 AS m,
+                   CAST(epoch_us(end_ts) - epoch_us(start_ts) AS DOUBLE) AS svc
+            FROM requests
+            WHERE pilot = $p AND status = 'ok' AND end_ts > start_ts
+              AND start_ts >= $s AND start_ts < $e
+        ),
+        med AS (SELECT pool, model_class, median(svc) AS med FROM ok GROUP BY ALL)
+        SELECT ok.pool, ok.m, median(ok.svc / med.med) AS factor
+        FROM ok JOIN med USING (pool, model_class)
+        WHERE med.med > 0
+        GROUP BY ok.pool, ok.m
+        HAVING count(*) >= $n
+        ORDER BY ALL
+        """, {"p": pilot, "s": start, "e": end, "n": LEVEL_MIN_ATTEMPTS}).pl()
 
 
 def scope_pools(con: duckdb.DuckDBPyConnection, pilot: str, pools: list[str],
