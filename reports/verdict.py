@@ -136,7 +136,7 @@ def _control(ci: dict) -> tuple[SegmentVerdict, list[str]]:
     changed = moved["improved"] + moved["worsened"]
     details = [_metric_phrase(r, BY_NAME[n]) + "." for n in KEY_METRICS
                if (r := ci.get(("control", n))) is not None and r.get("change") is not None]
-    answer = (f"No adjustment was applied here. {len(changed)} headline metrics changed "
+    answer = (f"No adjustment was applied here. {_n_metrics(len(changed))} changed "
               f"significantly on their own ({_names(changed)})" if changed else
               "No adjustment was applied here, and no headline metric changed significantly "
               "on its own")
@@ -177,6 +177,12 @@ def build_verdict(ci: dict, control: bool, scope: str, phase_lengths: dict[str, 
         segments = [tv, cv]
         counts = {k: len(v) for k, v in beyond.items()}
         answer = f"Did the adjustments work? {top}."
+        # a DiD driven by the control's own significant move is not the adjustments' doing
+        driven = [m for m in beyond["improved"] + beyond["worsened"] if m in confounded]
+        if driven:
+            answer += (f" Caution: the control segment itself changed significantly in "
+                       f"{_names(driven)}, so that difference may come from the control rather "
+                       "than from the adjustments.")
     else:
         segments = [_all_only(ci)]
         answer = "Did the adjustments work? Not attributable: " + segments[0].answer
@@ -241,7 +247,7 @@ def _limits(ci: dict, control: bool, confounded: list[str],
                    "releases or time of day, not from the adjustments.")
     elif confounded:
         out.append(f"Confounding: the control segment, which had no adjustment, also moved "
-                   f"significantly in {len(confounded)} headline metrics "
+                   f"significantly in {_n_metrics(len(confounded))} "
                    f"({_names(confounded)}); only the difference-in-differences is attributed "
                    "to the adjustments.")
     else:
