@@ -140,7 +140,9 @@ def test_pull_reaches_a_report(pulled: Path, monkeypatch: pytest.MonkeyPatch) ->
                             "AND file = 'pulled/manifest.json'").fetchone()[0]
         config = con.execute("SELECT config_json FROM pilots WHERE pilot = 'prom-api'"
                              ).fetchone()[0]
+    # what the prom-range kind of the pilot matrix asserted, here from a live pull
     assert coverage["gpu_nominal_util"] == "measured"
+    assert coverage["queue_depth"] == "measured"
     assert coverage["latency_quantiles"] == "approximate"
     assert notes[0].startswith(f"pulled from {m['server']} at {m['pulled_at']}: 24 queries")
     assert PASSWORD not in config
