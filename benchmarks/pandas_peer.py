@@ -12,7 +12,6 @@ tables (peer_common.compare).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import duckdb
@@ -24,7 +23,7 @@ from benchmarks.peer_common import (
     ATTEMPTS_SQL,
     GPU_SQL,
     LOGICAL_SQL,
-    compare,
+    run_peer,
     small_inputs,
 )
 
@@ -207,14 +206,4 @@ COMPUTE = {"headline": headline, "int_pool_minutes": pool_minutes,
 
 def run(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[str, Any]:
     """Load, compute every peer table (timed apart), compare with the SQL tables."""
-    t0 = time.perf_counter()
-    d = load(con, pilot)
-    load_s = time.perf_counter() - t0
-    answers, compute_s = {}, {}
-    for table, fn in COMPUTE.items():
-        t = time.perf_counter()
-        answers[table] = fn(d)
-        compute_s[table] = round(time.perf_counter() - t, 3)
-    diff = compare(con, pilot, answers)
-    return {"rows": len(d["att"]), "load_s": round(load_s, 3), "compute_s": compute_s,
-            "max_rel_diff": diff}
+    return run_peer(con, pilot, load, COMPUTE)

@@ -21,6 +21,8 @@ the rows out of DuckDB into the peer's frames) is timed apart, once for all tabl
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -121,3 +123,22 @@ def compare(con: duckdb.DuckDBPyConnection, pilot: str,
     """max_rel_diff per table between a peer's answers (pandas frames) and the SQL tables."""
     sql = sql_tables(con, pilot)
     return {t: max_rel_diff(answers[t], sql[t], KEYS[t]) for t in TABLES}
+
+
+def run_peer(con: duckdb.DuckDBPyConnection, pilot: str, load: Callable[..., dict[str, Any]],
+             compute: dict[str, Callable[[dict[str, Any]], Any]],
+             to_pandas: Callable[[Any], pd.DataFrame] = lambda df: df) -> dict[str, Any]:
+    """A peer's run: load its inputs, compute every table (timed apart), compare with the SQL
+    tables. `to_pandas` converts a peer's frame for the comparison (outside the timing)."""
+    t0 = time.perf_counter()
+    d = load(con, pilot)
+    load_s = time.perf_counter() - t0
+    answers: dict[str, pd.DataFrame] = {}
+    compute_s = {}
+    for table, fn in compute.items():
+        t = time.perf_counter()
+        out = fn(d)
+        compute_s[table] = round(time.perf_counter() - t, 3)
+        answers[table] = to_pandas(out)
+    return {"rows": len(d["att"]), "load_s": round(load_s, 3), "compute_s": compute_s,
+            "max_rel_diff": compare(con, pilot, answers)}

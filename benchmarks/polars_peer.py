@@ -10,11 +10,9 @@ No Python loop over rows. The answers are checked against the SQL tables
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import duckdb
-import pandas as pd
 import polars as pl
 
 from benchmarks.peer_common import (
@@ -22,7 +20,7 @@ from benchmarks.peer_common import (
     ATTEMPTS_SQL,
     GPU_SQL,
     LOGICAL_SQL,
-    compare,
+    run_peer,
     small_inputs,
 )
 
@@ -183,16 +181,4 @@ COMPUTE = {"headline": headline, "int_pool_minutes": pool_minutes,
 
 def run(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[str, Any]:
     """Load, compute every peer table (timed apart), compare with the SQL tables."""
-    t0 = time.perf_counter()
-    d = load(con, pilot)
-    load_s = time.perf_counter() - t0
-    answers: dict[str, pd.DataFrame] = {}
-    compute_s = {}
-    for table, fn in COMPUTE.items():
-        t = time.perf_counter()
-        out = fn(d)
-        compute_s[table] = round(time.perf_counter() - t, 3)
-        answers[table] = out.to_pandas()
-    diff = compare(con, pilot, answers)
-    return {"rows": d["att"].height, "load_s": round(load_s, 3), "compute_s": compute_s,
-            "max_rel_diff": diff}
+    return run_peer(con, pilot, load, COMPUTE, to_pandas=lambda df: df.to_pandas())
