@@ -75,19 +75,24 @@ def _error_tables(err: pl.DataFrame) -> list[Part]:
         return sorted(d.iter_rows(named=True),
                       key=lambda r: (segments.index(r["segment"]), order.get(r["metric"], 99)))
 
-    cal = rows_of("calibration", ("all", "treatment", "control"))
-    if cal:
+    def levels(comp: str, heading: str, text: str, caption: str) -> None:
+        """Modeled against measured levels (calibration, validation levels), one table."""
+        found = rows_of(comp, ("all", "treatment", "control"))
+        if not found:
+            return
         rows = [[str(r["segment"]), _label(r["metric"]), fmt.value(r["measured"], r["unit"]),
                  fmt.value(r["modeled"], r["unit"]), _seed_range(r, r["unit"]),
-                 fmt.rel(r.get("error_rel"))] for r in cal]
-        parts.append(Part("Calibration: today's policy on the whole baseline", [
-            "The baseline phase, whole, replayed under today's policy (modeled) and measured "
-            "by the same SQL as the telemetry, against the measured baseline levels. The goal "
-            "is an error within 5 %."], tables=[Table(
-                "Calibration (whatif_model_error, comparison calibration)",
-                ["Segment", "Metric", "Measured", "Modeled (mean)",
-                 f"Modeled, min to max over {seeds_txt}", "Error"], rows,
-                basis="measured, modeled", num_cols=(2, 3, 4, 5))]))
+                 fmt.rel(r.get("error_rel"))] for r in found]
+        parts.append(Part(heading, [text], tables=[Table(
+            f"{caption} (whatif_model_error, comparison {comp})",
+            ["Segment", "Metric", "Measured", "Modeled (mean)",
+             f"Modeled, min to max over {seeds_txt}", "Error"], rows,
+            basis="measured, modeled", num_cols=(2, 3, 4, 5))]))
+
+    levels("calibration", "Calibration: today's policy on the whole baseline",
+           "The baseline phase, whole, replayed under today's policy (modeled) and measured "
+           "by the same SQL as the telemetry, against the measured baseline levels. The goal "
+           "is an error within 5 %.", "Calibration")
     eff = rows_of("effect", ("treatment",))
     mdid = {r["metric"]: r for r in rows_of("modeled_did", ("treatment",))}
     if eff:
@@ -137,19 +142,10 @@ def _error_tables(err: pl.DataFrame) -> list[Part]:
                  "Modeled DiD", "Verdict"], rows,
                 basis="measured, modeled", num_cols=(1, 2, 3, 4, 7),
                 nowrap_cols=(5, 6, 8))]))
-    lev = rows_of("validation_level", ("all", "treatment", "control"))
-    if lev:
-        rows = [[str(r["segment"]), _label(r["metric"]), fmt.value(r["measured"], r["unit"]),
-                 fmt.value(r["modeled"], r["unit"]), _seed_range(r, r["unit"]),
-                 fmt.rel(r.get("error_rel"))] for r in lev]
-        parts.append(Part("Predicted against measured validation levels", [
-            "The validation arrivals replayed under the policy each segment ran (the "
-            "declared adjustments on the treatment pools, today's elsewhere; modeled), against "
-            "the measured validation levels."], tables=[Table(
-                "Validation levels (whatif_model_error, comparison validation_level)",
-                ["Segment", "Metric", "Measured", "Modeled (mean)",
-                 f"Modeled, min to max over {seeds_txt}", "Error"], rows,
-                basis="measured, modeled", num_cols=(2, 3, 4, 5))]))
+    levels("validation_level", "Predicted against measured validation levels",
+           "The validation arrivals replayed under the policy each segment ran (the declared "
+           "adjustments on the treatment pools, today's elsewhere; modeled), against the "
+           "measured validation levels.", "Validation levels")
     return parts
 
 
