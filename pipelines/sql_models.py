@@ -117,7 +117,8 @@ MODELS: tuple[SqlModel, ...] = (
     SqlModel(
         "findings", "metrics",
         ("int_attempts", "jobs", "phases", "int_pool_minutes", "burst_amplification",
-         "idle_overload_states", "queue_saturation_zones", "indices", "int_thresholds"),
+         "idle_overload_states", "queue_saturation_zones", "metrics_headline",
+         "int_thresholds"),
     ),
     SqlModel(
         "patterns_tested", "metrics",

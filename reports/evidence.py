@@ -96,6 +96,18 @@ _SAY: dict[str, list[tuple[str, Callable[[Any], str]]]] = {
                                                f"spike"),
         ("retry_share_outside", lambda v: f"against {_share(v)} outside it"),
     ],
+    "non_productive_queue_waiting": [
+        ("DI", lambda v: f"queue waits were {100 * float(v):.0f} % of the completed attempts' "
+                         f"end-to-end time (Delay Index {float(v):.2f}"),
+        ("threshold", lambda v: f"against a threshold of {float(v):g})"),
+    ],
+    "energy_latency_mismatch": [
+        ("spearman_rho", lambda v: f"GPU power and P95 latency per minute were rank-correlated at "
+                                   f"Spearman ρ = {float(v):.2f}"),
+        ("latency_p95_cv", lambda v: f"while P95 latency varied with CV {float(v):.2f}"),
+        ("minutes", lambda v: f"over {_n(v)} minutes;"),
+        ("j_per_good_request", lambda v: f"{_n(v)} J per good request"),
+    ],
     "hidden_gpu_occupancy_loss": [
         ("HCL", lambda v: f"nominal utilization exceeded effective by {fmt.value(float(v), 'pp')}"),
         ("threshold", lambda v: f"(threshold {fmt.value(float(v), 'pp')})"),

@@ -66,11 +66,21 @@ def test_job_level_matches_the_same_job_only():
 
 
 def test_phase_level_matches_the_unit_holding_the_start():
-    units = frame([("segment:t", 0, 1800), ("segment:t", 1800, 3600)])
-    det = frame([("segment:t", 0, 1800)])
+    units = frame([("a", 0, 1800), ("a", 1800, 3600)])
+    det = frame([("a", 0, 1800)])
     s = score_detector("x", det, units[[1]], "phase", SPAN, units, "ref", 0)
     assert (s.tp, s.fp, s.fn) == (0, 1, 1)
     assert s.chance_precision == pytest.approx(0.5, abs=0.3)
+
+
+def test_phase_level_chance_draws_from_every_pool():
+    """A pool flagged in both phases would score 1.0 by chance if moved only within its pool:
+    the chance detections are drawn from all the pattern's units."""
+    units = frame([(p, a, a + 1800) for p in "abcd" for a in (0, 1800)])
+    ref = units.filter(pl.col("pool") == "a")
+    s = score_detector("x", ref, ref, "phase", SPAN, units, "ref", 0, shifts=200)
+    assert (s.precision, s.recall) == (1.0, 1.0)
+    assert s.chance_precision == pytest.approx(0.25, abs=0.06)  # 2 of 8 units are positive
 
 
 def test_scores_are_computed_and_written(tmp_path):

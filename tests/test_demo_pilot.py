@@ -95,12 +95,18 @@ def test_ground_truth(pilot: Path):
     assert gj.height == ran.height
     assert gj.join(ran, on=["pool", "start_ts"]).height == ran.height
     assert gt.filter(pl.col("type") == "burst")["magnitude"].min() >= 1.1
-    # energy-latency ground truth: the pool whose power is held, in the phase it is held
+    # phase-level ground truth: one unit per pool x phase and pattern
+    for pattern in ("energy_latency_mismatch", "non_productive_queue_waiting",
+                    "hidden_gpu_occupancy_loss"):
+        units = gt.filter(pl.col("type") == f"unit:{pattern}")
+        assert units.height == 10, pattern  # 5 pools x 2 phases
+        assert units["pool"].n_unique() == 5, pattern
+    # energy-latency: the pool whose power is held, in both phases (held for the whole pilot)
     units = gt.filter(pl.col("type") == "unit:energy_latency_mismatch")
-    flagged = units.filter(pl.col("flagged"))
-    assert units.height == 10  # 5 pools x 2 phases
-    assert flagged["pool"].to_list() == [DEMO_POWER_HOLD[0]]
-    assert flagged["start_ts"].item() == units["start_ts"].min()
+    assert units.filter(pl.col("flagged"))["pool"].to_list() == [DEMO_POWER_HOLD[0]] * 2
+    # hidden loss: the pools of memory-bound LLM / multimodal decoding, not the compute-bound
+    hcl = gt.filter((pl.col("type") == "unit:hidden_gpu_occupancy_loss") & pl.col("flagged"))
+    assert set(hcl["pool"]) == {"pool-a", "pool-b", "pool-d"}
 
 
 def test_regeneration_is_identical(pilot: Path, tmp_path: Path):

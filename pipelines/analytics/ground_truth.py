@@ -164,32 +164,36 @@ def _clipped_us(s: np.ndarray, e: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 def _unit_rows(cfg: SimConfig, run: EngineRun, th: dict[str, float]) -> list[dict]:
-    """Phase-level units of the patterns reported per pool or segment x phase.
+    """Phase-level units (pool x phase) of the patterns reported per pool and phase.
 
-    - non_productive_queue_waiting (segment x phase): delay index = sum of queue waits / sum of
-      end-to-end times of the ok attempts arriving in the phase, from the engine's event times;
+    - non_productive_queue_waiting: delay index = sum of queue waits / sum of end-to-end
+      times of the pool's ok attempts arriving in the phase, from the engine's event times;
       flagged when > di.
-    - hidden_gpu_occupancy_loss (segment x phase): 100 x (nominal - effective) from the
-      generating parameters: request service time x (1 - its class's sm efficiency) plus job
-      hold time x (util level - the job's efficiency), over the segment's GPU time (no
-      sampling noise, no per-request jitter); flagged when > hcl_pp.
-    - energy_latency_mismatch (pool x phase): flagged when a scripted power hold (the pool's
-      GPUs draw a fixed power whatever their load: power decoupled from latency) covers at
-      least half of the phase.
+    - hidden_gpu_occupancy_loss: 100 x (nominal - effective) from the generating
+      parameters: request service time x (1 - its class's sm efficiency) plus job hold time x
+      (util level - the job's efficiency), over the pool's GPU time (no sampling noise, no
+      per-request jitter); flagged when > hcl_pp.
+    - energy_latency_mismatch: flagged when a scripted power hold (the pool's GPUs draw a
+      fixed power whatever their load: power decoupled from latency) covers at least half of
+      the phase.
     """
     wins = sorted({w.start_s for spec in cfg.pools for w in cfg.windows_for(spec.name)})
     bounds = [*wins, cfg.duration_s]
     phases = list(zip(["baseline", "validation"][: len(wins)], bounds, bounds[1:], strict=False))
-    treated = {spec.name for spec in cfg.pools if len(cfg.windows_for(spec.name)) > 1}
     base = epoch_us(cfg.start)
     eff = np.array([cfg.services[c].sm_efficiency if c in cfg.services else 0.6
                     for c in MODEL_CLASSES])
     rows: list[dict] = []
-    acc: dict[tuple[str, str], np.ndarray] = {}  # (segment, phase) -> wait, e2e, loss, gpu_s
     holds = power_holds(cfg)
+
+    def unit(pool: str, ph: str, pattern: str, lo: int, hi: int, value: float, flagged: bool,
+             detail: str) -> dict:
+        return {"event_id": f"{pool}:{ph}:{pattern}", "type": f"unit:{pattern}", "pool": pool,
+                "start_ts": base + lo, "end_ts": base + hi, "magnitude": value,
+                "flagged": flagged, "detail": detail}
+
     for p, spec in enumerate(cfg.pools):
         wl, o, jobs = run.workloads[p], run.outcomes[p], run.jobs[p]
-        seg = "treatment" if spec.name in treated else "control"
         ok = (o.status == 0) & (o.start_us >= 0)
         started = o.start_us >= 0
         loss_w = 1.0 - eff[wl.model_class[o.root[started]]]
@@ -202,26 +206,19 @@ def _unit_rows(cfg: SimConfig, run: EngineRun, th: dict[str, float]) -> list[dic
                           * loss_w).sum())
             held = _clipped_us(o.job_start_us, o.job_end_us, lo, hi) * (o.job_start_us >= 0)
             loss += float((held * jobs.gpus * (jobs.util_level - jobs.efficiency)).sum())
-            gpu_us = float(run.cluster.pool_gpus(p) * (hi - lo))
-            acc[(seg, ph)] = acc.get((seg, ph), np.zeros(4)) + [wait, e2e, loss, gpu_us]
+            di = wait / e2e if e2e else 0.0
+            hcl = 100 * loss / float(run.cluster.pool_gpus(p) * (hi - lo))
             held_s = sum(max(min(e, b) - max(s, a), 0.0) for q, s, e, _ in holds if q == p)
-            rows.append({"event_id": f"{spec.name}:{ph}:energy", "type":
-                         "unit:energy_latency_mismatch", "pool": spec.name,
-                         "start_ts": base + lo, "end_ts": base + hi,
-                         "magnitude": held_s / (b - a), "flagged": held_s >= 0.5 * (b - a),
-                         "detail": "power held regardless of load for "
-                                   f"{100 * held_s / (b - a):.0f} % of the phase"})
-    for (seg, ph), (wait, e2e, loss, gpu_us) in sorted(acc.items()):
-        a, b = next((a, b) for name, a, b in phases if name == ph)
-        lo, hi = base + round(a * US), base + round(b * US)
-        di, hcl = wait / e2e if e2e else 0.0, 100 * loss / gpu_us
-        for pattern, value, limit, what in (
-                ("non_productive_queue_waiting", di, th["di"], "delay index"),
-                ("hidden_gpu_occupancy_loss", hcl, th["hcl_pp"], "hidden loss (pp)")):
-            rows.append({"event_id": f"segment:{seg}:{ph}:{pattern}", "type": f"unit:{pattern}",
-                         "pool": f"segment:{seg}", "start_ts": lo, "end_ts": hi,
-                         "magnitude": value, "flagged": value > limit,
-                         "detail": f"simulated {what} {value:.3g} vs threshold {limit:g}"})
+            rows += [
+                unit(spec.name, ph, "energy_latency_mismatch", lo, hi, held_s / (b - a),
+                     held_s >= 0.5 * (b - a), "power held regardless of load for "
+                     f"{100 * held_s / (b - a):.0f} % of the phase"),
+                unit(spec.name, ph, "non_productive_queue_waiting", lo, hi, di, di > th["di"],
+                     f"simulated delay index {di:.3g} vs threshold {th['di']:g}"),
+                unit(spec.name, ph, "hidden_gpu_occupancy_loss", lo, hi, hcl,
+                     hcl > th["hcl_pp"],
+                     f"simulated hidden loss (pp) {hcl:.3g} vs threshold {th['hcl_pp']:g}"),
+            ]
     return rows
 
 

@@ -256,16 +256,28 @@ energy AS (
            coalesce(abs(a.rho) < th.energy_rho_max AND a.latency_cv > th.latency_cv_min, false)
     FROM el_agg a CROSS JOIN th JOIN el_energy e ON e.pool = a.pool AND e.phase = a.phase
 ),
+-- non-productive queue waiting (DI > di) and hidden GPU occupancy loss (HCL > hcl_pp), judged
+-- per pool x phase (metrics_headline's pool breakdown; the same definitions as the indices),
+-- so a finding names the pool where the waiting or the loss happens.
 idx AS (
-    SELECT phase, segment, index, value, note FROM indices
-    WHERE pilot = $pilot AND index IN ('DI', 'HCL') AND segment <> 'all'
+    SELECT h.phase, h.breakdown_value AS pool,
+           CASE h.metric WHEN 'delay_index' THEN 'DI' ELSE 'HCL' END AS index, h.value,
+           CASE WHEN h.metric = 'hcl_pp'
+                THEN 'effective utilisation from ' || coalesce(e.note, 'unknown') END AS note
+    FROM metrics_headline h
+    LEFT JOIN metrics_headline e
+      ON e.pilot = h.pilot AND e.phase = h.phase AND e.segment = h.segment
+     AND e.breakdown = 'pool' AND e.breakdown_value = h.breakdown_value
+     AND e.metric = 'effective_util'
+    WHERE h.pilot = $pilot AND h.breakdown = 'pool' AND h.segment = 'all'
+      AND h.metric IN ('delay_index', 'hcl_pp')
 ),
 ph AS (SELECT phase, start_ts, end_ts FROM phases WHERE pilot = $pilot),
 di_hcl AS (
     SELECT i.phase,
            CASE i.index WHEN 'DI' THEN 'non_productive_queue_waiting'
                         ELSE 'hidden_gpu_occupancy_loss' END,
-           'segment:' || i.segment, NULL::VARCHAR[], ph.start_ts, ph.end_ts,
+           i.pool, NULL::VARCHAR[], ph.start_ts, ph.end_ts,
            json_object(i.index, i.value, 'threshold',
                        CASE i.index WHEN 'DI' THEN th.di ELSE th.hcl_pp END,
                        'note', i.note),

@@ -88,15 +88,13 @@ SELECT
                   -- zero retries may be real, or the telemetry links no retry to its request
                   WHEN r.pattern = 'retry_timeout_amplification' AND NOT r.retried
                       THEN 'tested: no retry attempts in the telemetry (attempt > 0)'
-                  -- judged per segment and phase: a single pool's index may exceed the
-                  -- threshold while its segment's does not, and the report must not read
-                  -- "not found" as "no pool has it"
+                  -- judged per pool and phase (findings.sql)
                   WHEN r.pattern = 'non_productive_queue_waiting'
-                      THEN 'tested per segment and phase: no segment''s Delay Index crossed '
-                           || 'its threshold (single pools may; see the per-pool values)'
+                      THEN 'tested per pool and phase: no pool''s Delay Index crossed '
+                           || 'its threshold'
                   WHEN r.pattern = 'hidden_gpu_occupancy_loss'
-                      THEN 'tested per segment and phase: no segment''s hidden capacity loss '
-                           || 'crossed its threshold (single pools may; see the per-pool values)'
+                      THEN 'tested per pool and phase: no pool''s hidden capacity loss '
+                           || 'crossed its threshold'
                   ELSE 'tested: no candidate crossed its threshold' END) AS reason,
     CAST(CASE WHEN r.not_measured IS NULL AND r.pattern IN (
                   'priority_inversion', 'batch_scheduling_conflict', 'burst_amplification',
