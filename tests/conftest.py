@@ -1,18 +1,61 @@
-"""Shared test setup: the anonymization secret every pilot.yaml in the tests names."""
+"""Shared test setup: the anonymization secret every pilot.yaml in the tests names, and the
+order in which `make test` (`-n 2 --dist loadfile`) hands files to its two workers."""
+
+from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 # Ingestion refuses to run without the pilot secret (observer-only); tests use a fixed one.
 os.environ.setdefault("STABILIS_SECRET", "stabilis-test-secret-not-for-real-pilots")
 
+# The units that take longest, longest first (measured alone with --durations, 2026-12-04).
+# Handed out first so that neither worker is left running one long file alone at the end;
+# every other file follows, most tests first (xdist's own order). Update when a file grows.
+# "spark" is the three Spark files as one unit: one worker, one JVM (tests/spark_session.py),
+# one start-up, where loadfile could send them to both workers and start two.
+LONGEST_FIRST = (
+    "spark",
+    "tests/test_pilot_matrix.py",
+    "tests/test_dagster.py",
+    "tests/test_prometheus_api.py",
+)
+
+
+def unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its file, or "spark" for the Spark files."""
+    path = nodeid.split("::", 1)[0]
+    return "spark" if Path(path).name.startswith("test_spark_") else path
+
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001
-    """Spark files first: the suite runs with `--dist loadfile` (a module's fixtures are built
-    once, by the one worker that runs the module), and these are the longest files, so
-    starting them last would leave one worker running alone at the end of the suite.
-    (`--dist loadgroup` does not group with pytest 9.2 + xdist 3.8: every test went its own
-    way and module fixtures were built on both workers.)"""
-    def is_spark(item) -> bool:
-        return any(m.args == ("spark",) for m in item.iter_markers("xdist_group"))
+    """Longest units first, the rest by descending number of tests (stable within a file)."""
+    size: dict[str, int] = {}
+    for item in items:
+        size[unit(item.nodeid)] = size.get(unit(item.nodeid), 0) + 1
 
-    items.sort(key=lambda item: not is_spark(item))  # stable: order kept within each part
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        u = unit(item.nodeid)
+        first = LONGEST_FIRST.index(u) if u in LONGEST_FIRST else len(LONGEST_FIRST)
+        return first, -size[u]
+
+    items.sort(key=rank)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own; no xdist: unused
+def pytest_xdist_make_scheduler(config, log):  # noqa: ANN201
+    """`--dist loadfile`, with the Spark files as one unit and the units in collection order
+    (above), not re-sorted by xdist by their number of tests (which put the 8 long tests of
+    test_pilot_matrix.py behind dozens of quick files)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongestFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return LongestFirst(config, log)

@@ -27,7 +27,9 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture()
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str] | None]]:
-    """Record run_pilot calls instead of running (the real run is tested below)."""
+    """Record run_pilot calls instead of running. The real run: tests/test_dagster.py
+    materializes its small pilot with `stabilis backfill` into a DAGSTER_HOME instance and
+    checks what the UI shows (one Dagster run for both files)."""
     seen: list[tuple[str, list[str] | None]] = []
 
     def fake_run_pilot(pilot: str, *, selection=None, **_: object) -> object:
@@ -75,46 +77,6 @@ def test_unknown_asset_and_missing_pilot(data, calls):
     assert out.exit_code == 1
     assert "no " in out.output and "not a pilot slug" in out.output
     assert calls == []  # nothing ran, no partition registered for a typo
-
-
-def test_backfill_materializes_a_small_pilot_for_real(tmp_path, monkeypatch):
-    """A real run, recorded in DAGSTER_HOME (what the UI shows), with the UI metadata."""
-    import dagster as dg
-
-    from pipelines.demo import generate_demo_pilot
-
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("STABILIS_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("STABILIS_SECRET", "test-secret")
-    monkeypatch.setenv("STABILIS_WHATIF_SEEDS", "1")
-    pilot = generate_demo_pilot(tmp_path / "landing", seed=3, scale=0.002).name
-    out = runner.invoke(app, ["backfill", pilot])
-    assert out.exit_code == 0, out.output
-    assert (tmp_path / "reports" / pilot / "report.html").stat().st_size > 10_000
-    assert "metrics_headline" in out.output  # the per-asset row counts table
-
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-
-        def metadata(asset: str) -> dict[str, object]:
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[pilot]),
-                limit=1,
-            ).records
-            return records[0].asset_materialization.metadata
-
-        report = metadata("report")
-        assert report["html_url"].value.startswith("file:///")
-        assert report["html_url"].value.endswith(f"/reports/{pilot}/report.html")
-        for table in ("requests", "metrics_headline"):
-            meta = metadata(table)
-            schema = meta["dagster/column_schema"].value
-            assert "pilot" in {c.name for c in schema.columns}, table
-            preview = meta["preview"].value
-            assert preview.startswith("| ") and preview.count("\n") >= 2, table
-            assert meta["dagster/row_count"].value > 0, table
 
 
 def test_preview_cells_are_escaped_and_truncated():

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
+from typer.testing import CliRunner
 
+import pipelines.runner
 from assets.staging import STAGING_TABLES
+from pipelines.cli import app
 from pipelines.definitions import defs
 from pipelines.landing import inspect_pilot
 from pipelines.resources import PilotPaths
-from pipelines.runner import materialized_row_counts, run_pilot
+from pipelines.runner import materialized_row_counts
 from pipelines.sql_models import MODELS
 
 
@@ -32,25 +36,52 @@ def test_sql_asset_deps_follow_the_model_registry():
         assert parents == set(m.deps), m.name
 
 
+class SmallRun(NamedTuple):
+    base: Path
+    pilot: str
+    result: dg.ExecuteInProcessResult
+    output: str  # what `stabilis backfill` printed
+    dagster_home: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.base / "warehouse.duckdb"
+
+
 @pytest.fixture(scope="module")
 def small_pilot_run(tmp_path_factory: pytest.TempPathFactory):
+    """One small simulated pilot materialized once for the module, the way an operator does
+    it: `stabilis backfill PILOT`, recorded in a DAGSTER_HOME instance (what the UI shows).
+    The run's result is kept (run_pilot, wrapped) for the checks and events asserted below."""
     from pipelines.demo import generate_demo_pilot
 
     base = tmp_path_factory.mktemp("stabilis")
-    pilot_dir = generate_demo_pilot(base / "landing", seed=3, scale=0.01)
-    resources = {
-        "warehouse": DuckDBResource(database=str(base / "w.duckdb")),
-        "paths": PilotPaths(landing_dir=str(base / "landing"), reports_dir=str(base / "reports")),
-    }
-    result = run_pilot(
-        pilot_dir.name, resources=resources, dagster_instance=dg.DagsterInstance.ephemeral()
-    )
-    return base, pilot_dir.name, result
+    home = base / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    pilot = generate_demo_pilot(base / "landing", seed=3, scale=0.01).name
+    results: list[dg.ExecuteInProcessResult] = []
+    real_run_pilot = pipelines.runner.run_pilot
+
+    def recorded(*args: object, **kwargs: object) -> dg.ExecuteInProcessResult:
+        results.append(real_run_pilot(*args, **kwargs))  # type: ignore[arg-type]
+        return results[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(home))
+        mp.setenv("STABILIS_DATA_DIR", str(base))
+        mp.setenv("STABILIS_WHATIF_SEEDS", "1")
+        mp.setattr(pipelines.runner, "run_pilot", recorded)
+        out = CliRunner().invoke(app, ["backfill", pilot])
+    assert out.exit_code == 0, out.output
+    (result,) = results
+    return SmallRun(base, pilot, result, out.output, home)
 
 
 def test_small_pilot_materializes_to_a_report(small_pilot_run):
-    base, pilot, result = small_pilot_run
+    base, pilot, result, output, _ = small_pilot_run
     assert result.success
+    assert "metrics_headline" in output  # backfill's per-asset row counts table
     counts = materialized_row_counts(result)
     assert counts["requests"] and counts["requests"] > 1000
     assert counts["metrics_headline"] and counts["metrics_headline"] > 0
@@ -61,7 +92,7 @@ def test_small_pilot_materializes_to_a_report(small_pilot_run):
 
 
 def test_reconciliation_check_passed(small_pilot_run):
-    _, _, result = small_pilot_run
+    result = small_pilot_run.result
     checks = result.get_asset_check_evaluations()
     passed = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in checks}
     assert passed[("ingest_log", "rows_reconcile")]
@@ -75,7 +106,7 @@ def test_reconciliation_check_passed(small_pilot_run):
 
 
 def test_staging_data_version_is_the_sensors_landing_fingerprint(small_pilot_run):
-    base, pilot, result = small_pilot_run
+    base, pilot, result, _, _ = small_pilot_run
     landed = inspect_pilot(base / "landing" / pilot, {}, settle_s=0).digest
     tags = {ev.event_specific_data.materialization.asset_key.to_user_string():  # type: ignore[union-attr]
             ev.event_specific_data.materialization.tags  # type: ignore[union-attr]
@@ -85,8 +116,8 @@ def test_staging_data_version_is_the_sensors_landing_fingerprint(small_pilot_run
 
 
 def test_rerun_is_idempotent(small_pilot_run):
-    base, pilot, _ = small_pilot_run
-    db = str(base / "w.duckdb")
+    base, pilot = small_pilot_run.base, small_pilot_run.pilot
+    db = str(small_pilot_run.warehouse)
 
     def snapshot() -> list[tuple]:
         with duckdb.connect(db, read_only=True) as con:
@@ -101,7 +132,7 @@ def test_rerun_is_idempotent(small_pilot_run):
         "warehouse": DuckDBResource(database=db),
         "paths": PilotPaths(landing_dir=str(base / "landing"), reports_dir=str(base / "reports")),
     }
-    again = run_pilot(
+    again = pipelines.runner.run_pilot(
         pilot,
         resources=resources,
         dagster_instance=dg.DagsterInstance.ephemeral(),
@@ -113,6 +144,30 @@ def test_rerun_is_idempotent(small_pilot_run):
     assert [r[:-1] for r in after] == [r[:-1] for r in before]
     for a, b in zip(after, before, strict=True):
         assert (a[-1] is None and b[-1] is None) or a[-1] == pytest.approx(b[-1], rel=1e-12), a
+
+
+def test_backfill_records_the_run_with_the_ui_metadata(small_pilot_run):
+    """The run is in DAGSTER_HOME (what the UI shows), with the UI metadata."""
+    pilot, home = small_pilot_run.pilot, small_pilot_run.dagster_home
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+
+        def metadata(asset: str) -> dict[str, object]:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[pilot]),
+                limit=1,
+            ).records
+            return records[0].asset_materialization.metadata
+
+        report = metadata("report")
+        assert report["html_url"].value.startswith("file:///")
+        assert report["html_url"].value.endswith(f"/reports/{pilot}/report.html")
+        for table in ("requests", "metrics_headline"):
+            meta = metadata(table)
+            schema = meta["dagster/column_schema"].value
+            assert "pilot" in {c.name for c in schema.columns}, table
+            preview = meta["preview"].value
+            assert preview.startswith("| ") and preview.count("\n") >= 2, table
+            assert meta["dagster/row_count"].value > 0, table
 
 
 def test_bad_partition_key_never_becomes_a_path(tmp_path: Path):

@@ -7,6 +7,11 @@ tests/pilot_kinds.py are covered elsewhere — dcgm-scrape by the gpu-sched and 
 and tests/test_report_partial.py, the Mooncake trace by trace-jobs, Prometheus instant vectors
 by tests/test_adapters_formats.py.
 
+The PDF is laid out for one kind (PDF_KIND): it is made from the same HTML string as the
+HTML report, whose text every kind checks below, and weasyprint's layout was a quarter of each
+run's time; the other kinds stop at a placeholder file (the report step still writes it).
+tests/test_dagster.py and tests/test_prometheus_api.py lay out theirs too.
+
 For each pilot: the run succeeds, `measurement_coverage` labels each item as the data allows
 (measured / approximate / aggregate / not measured), the report names what every missing item
 needs, and no absence is phrased as a measured finding.
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import weasyprint
 
 from pipelines.runner import run_pilot
 from tests.pilot_kinds import make_pilot
@@ -54,6 +60,16 @@ WHATIF: dict[str, tuple[str, str]] = {
     "trace-jobs": ("not_modeled", "service model"),
     "nvidia-smi": ("not_modeled", "needs per-request rows"),
 }
+PDF_KIND = "hist-gpu"  # two source kinds, so latency and GPU sections both have content
+PLACEHOLDER = b"%PDF- not laid out: tests/test_pilot_matrix.py lays out PDF_KIND only"
+
+
+def placeholder_pdf(self: weasyprint.HTML, target: Path | None = None, **_: object) -> bytes:
+    if target is not None:
+        Path(target).write_bytes(PLACEHOLDER)
+    return PLACEHOLDER
+
+
 # a sentence that reports the absence of something as a measured result
 ABSENCE_AS_FINDING = re.compile(r"\bNo\b[^.<>]{0,240}\(measured\)")
 
@@ -69,13 +85,16 @@ def test_pilot_kind_reaches_an_honest_report(kind: str, tmp_path: Path, monkeypa
     data = tmp_path / "data"
     monkeypatch.setenv("STABILIS_DATA_DIR", str(data))
     monkeypatch.setenv("STABILIS_WHATIF_SEEDS", "1")
+    if kind != PDF_KIND:
+        monkeypatch.setattr(weasyprint.HTML, "write_pdf", placeholder_pdf)
     make_pilot(data / "landing", kind)
 
     result = run_pilot(kind)
     assert result.success
 
     report_dir = data / "reports" / kind
-    assert (report_dir / "report.pdf").stat().st_size > 10_000
+    pdf = (report_dir / "report.pdf").read_bytes()
+    assert len(pdf) > 10_000 if kind == PDF_KIND else pdf == PLACEHOLDER
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         coverage = dict(con.execute(
             "SELECT item, status FROM measurement_coverage WHERE pilot = ?", [kind]).fetchall())
@@ -100,3 +119,7 @@ def test_pilot_kind_reaches_an_honest_report(kind: str, tmp_path: Path, monkeypa
     assert (jobs_line in text) == (coverage.get("job_timeline") == N), kind
     if coverage.get("latency_quantiles") == N:
         assert not ABSENCE_AS_FINDING.findall(text), ABSENCE_AS_FINDING.findall(text)[:3]
+
+
+def test_one_kind_lays_out_its_pdf() -> None:
+    assert PDF_KIND in EXPECTED  # else no kind of the matrix would check a real PDF

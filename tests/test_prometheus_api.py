@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import weasyprint
 from typer.testing import CliRunner
 
 from pipelines.anonymize import Anonymizer
@@ -34,6 +35,7 @@ from pipelines.landing import inspect_pilot
 from tests import prom_server
 from tests.pilot_kinds import prom_range_bare, write_yaml
 from tests.prom_server import HOUR, T0, PromServer
+from tests.test_pilot_matrix import PLACEHOLDER, placeholder_pdf
 
 USER, PASSWORD = "stabilis", "prom-test-password-7f3a9c"
 AUTH = {"username_env": "PROM_USER", "password_env": "PROM_PASSWORD"}
@@ -118,6 +120,9 @@ def pulled(server: PromServer, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_pull_reaches_a_report(pulled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = pulled.parent.parent
     monkeypatch.setenv("STABILIS_DATA_DIR", str(data))
+    # the HTML is checked here; the PDF's layout, made from the same HTML, in
+    # tests/test_pilot_matrix.py (PDF_KIND) and tests/test_dagster.py
+    monkeypatch.setattr(weasyprint.HTML, "write_pdf", placeholder_pdf)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     before = manifest(pulled)
     out = CliRunner().invoke(app, ["run", "prom-api", "--refresh"])  # pulls again, then runs
@@ -133,6 +138,7 @@ def test_pull_reaches_a_report(pulled: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert PASSWORD not in saved and "PROM_PASSWORD" not in saved  # no credential, no name
 
     assert (data / "reports" / "prom-api" / "report.html").stat().st_size > 10_000
+    assert (data / "reports" / "prom-api" / "report.pdf").read_bytes() == PLACEHOLDER
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         coverage = dict(con.execute("SELECT item, status FROM measurement_coverage "
                                     "WHERE pilot = 'prom-api'").fetchall())
