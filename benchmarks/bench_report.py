@@ -27,12 +27,10 @@ def main() -> None:
     ap.add_argument("--warehouse", type=Path, default=None)
     args = ap.parse_args()
 
-    import weasyprint
-
     from pipelines.statistics import build_energy_latency_corr, build_metrics_ci
     from pipelines.warehouse import connect
     from reports.model import build_report_model
-    from reports.render import _NoFetch, render_html
+    from reports.render import render_html, write_pdf
 
     timings: list[tuple[str, float, float]] = []
 
@@ -73,8 +71,7 @@ def main() -> None:
                       pipeline_version="bench", generated_at=datetime.now(UTC))
         html = timed("render HTML", render_html, model)
         out = base / "report.pdf"
-        timed("render PDF", lambda: weasyprint.HTML(string=html, url_fetcher=_NoFetch())
-              .write_pdf(out))
+        timed("render PDF", write_pdf, html, out)
         from pypdf import PdfReader
 
         n_pages = len(PdfReader(out).pages)

@@ -162,3 +162,34 @@ def test_emoji_font_is_limited_to_emoji_code_points() -> None:
     assert any('local("Noto Color Emoji")' in f and "unicode-range" in f for f in faces)
     rest = re.sub(r"@font-face\s*{[^}]*}", "", css)
     assert "Noto Color Emoji" not in re.sub(r"/\*.*?\*/", "", rest, flags=re.S)
+
+
+_CHART_HTML = """<html><head><style>figure.chart .svg svg {{ width: 100%; height: auto; }}
+</style></head><body><figure class="chart"><div class="svg">{svg}</div></figure>
+<p>after the chart</p></body></html>"""
+_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="80" viewBox="0 0 200 80">'
+        '<rect x="0" y="0" width="50" height="40" fill="#1f5f99"/>'
+        '<text x="10" y="70" font-size="10">pool &lt;b&gt; rate</text></svg>')
+
+
+def test_pdf_gets_the_charts_as_images_of_the_same_svg(tmp_path: Path) -> None:
+    import pytest
+    import weasyprint
+    from pypdf import PdfReader
+
+    from reports.render import CHART_URL, _NoFetch, pdf_source, write_pdf
+
+    html = _CHART_HTML.format(svg=_SVG)
+    source, charts = pdf_source(html)
+    assert "<svg" not in source and list(charts) == [f"{CHART_URL}0"]
+    assert charts[f"{CHART_URL}0"] == _SVG.encode()
+    assert "figure.chart .svg svg, figure.chart .svg img {" in source  # same size rule
+    # drawn the same way as the inline SVG: same pages, same text (the chart's included)
+    inline, as_img = tmp_path / "inline.pdf", tmp_path / "img.pdf"
+    weasyprint.HTML(string=html, url_fetcher=_NoFetch()).write_pdf(inline)
+    write_pdf(html, as_img)
+    text = [[p.extract_text() for p in PdfReader(f).pages] for f in (inline, as_img)]
+    assert text[0] == text[1] and "pool <b> rate" in text[1][0]
+    # only the charts handed over are served; anything else still stops the render
+    with pytest.raises(weasyprint.urls.FatalURLFetchingError):
+        _NoFetch(charts).fetch(f"{CHART_URL}1")
