@@ -141,23 +141,46 @@ def refresh_metric_catalog(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE OR REPLACE TABLE metric_catalog "
         "(name VARCHAR, label VARCHAR, unit VARCHAR, better VARCHAR, definition VARCHAR)"
     )
-    con.executemany(
-        "INSERT INTO metric_catalog VALUES (?, ?, ?, ?, ?)",
-        [(m.name, m.label, m.unit, m.better, m.definition) for m in CATALOG],
+    # one INSERT of literals: Python parameter binding would import pandas (see _run)
+    rows = ", ".join(
+        "(" + ", ".join(_literal(v) for v in (m.name, m.label, m.unit, m.better, m.definition))
+        + ")"
+        for m in CATALOG
     )
+    con.execute(f"INSERT INTO metric_catalog VALUES {rows}")
+
+
+def _literal(value: str | None) -> str:
+    """A SQL string literal (or NULL) for `value`."""
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, pilot: str) -> tuple[list, list[tuple]]:
+    """(description, rows) of `sql` with `$pilot` bound by SQL PREPARE/EXECUTE, the prepared
+    statement the Python client would make: binding a Python parameter imports pandas and
+    numpy on first use (about 1.4 s of CPU in every fresh process that only builds models)."""
+    if "$pilot" not in sql:
+        cur = con.execute(sql)
+        return cur.description, cur.fetchall()
+    con.execute(f"PREPARE _stabilis_model AS {sql}")
+    try:
+        cur = con.execute(f"EXECUTE _stabilis_model(pilot := {_literal(pilot)})")
+        return cur.description, cur.fetchall()  # read before DEALLOCATE replaces the result
+    finally:
+        con.execute("DEALLOCATE _stabilis_model")
 
 
 def _columns(con: duckdb.DuckDBPyConnection, select_sql: str, pilot: str) -> list[tuple[str, str]]:
     # LIMIT 0 is planned but not run (DESCRIBE would run the whole query)
-    rel = con.execute(f"SELECT * FROM ({select_sql}) LIMIT 0", {"pilot": pilot})
-    return [(d[0], str(d[1])) for d in rel.description]
+    description, _ = _run(con, f"SELECT * FROM ({select_sql}) LIMIT 0", pilot)
+    return [(d[0], str(d[1])) for d in description]
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:
     rows = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
-        [table],
+        f"WHERE table_name = {_literal(table)} AND table_schema = 'main' "
+        "ORDER BY ordinal_position"
     ).fetchall()
     return [(r[0], r[1]) for r in rows] or None
 
@@ -185,14 +208,13 @@ def build_model(
         if existing is None:
             cols = ", ".join(f'"{n}" {t}' for n, t in wanted)
             con.execute(f'CREATE TABLE "{m.name}" ({cols})')
-        con.execute(f'DELETE FROM "{m.name}" WHERE pilot = $pilot', {"pilot": pilot})
+        _run(con, f'DELETE FROM "{m.name}" WHERE pilot = $pilot', pilot)
         if parquet is None:
-            con.execute(f'INSERT INTO "{m.name}" {select_sql}', {"pilot": pilot})
+            _run(con, f'INSERT INTO "{m.name}" {select_sql}', pilot)
         else:
             con.execute(f'INSERT INTO "{m.name}" {parquet_select(con, parquet, wanted)}')
-        (rows,) = con.execute(
-            f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot', {"pilot": pilot}
-        ).fetchone()
+        _, [(rows,)] = _run(con, f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot',
+                            pilot)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

