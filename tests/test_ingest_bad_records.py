@@ -89,6 +89,21 @@ def test_duplicate_attempts_keep_the_first_across_chunks_files_and_sources(
         ("r/a.csv", 4, 1), ("r/b.csv", 1, 3), ("c.csv", 1, 1)]
 
 
+@pytest.mark.parametrize("chunk_rows", ["1", "500000"])
+def test_the_first_copy_of_a_duplicate_is_the_one_stored(tmp_path, monkeypatch, chunk_rows):
+    # the copies differ: the stored row must be the first one read (file, then line order)
+    monkeypatch.setenv(CHUNK_ROWS_ENV, chunk_rows)
+    a = REQ_HEADER + _req("r1", pool="p1") + _req("r2", pool="p1") + _req("r1", pool="p2")
+    b = REQ_HEADER + _req("r2", pool="p3") + _req("r1", pool="p4") + _req("r3", pool="p1")
+    d = _pilot(tmp_path, {"r/a.csv": a, "r/b.csv": b}, [
+        {"kind": "canonical", "table": "requests", "path": "r/*.csv"}])
+    con, _ = _ingest(tmp_path, d)
+    assert con.execute("SELECT pool, count(*) FROM requests GROUP BY pool").fetchall() == [
+        ("p1", 3)]
+    assert [q[:2] for q in _quarantine(con)] == [("r/a.csv", 4), ("r/b.csv", 2), ("r/b.csv", 3)]
+    assert _reconciled(con) == [("r/a.csv", 3, 2, 1), ("r/b.csv", 3, 1, 2)]
+
+
 def test_duplicate_otlp_spans_are_quarantined(tmp_path):
     span = {"traceId": TRACE, "spanId": "eee19b7ec3c1b174",
             "startTimeUnixNano": "1772445600000000000", "endTimeUnixNano": "1772445601000000000",

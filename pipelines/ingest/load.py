@@ -8,11 +8,10 @@ the other sources still land.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +33,9 @@ from pipelines.ingest.base import (
     SourceError,
     add_counts,
 )
-from pipelines.ingest.dedupe import StageSource, store_unique_requests
+from pipelines.ingest.dedupe import RequestKeys, quarantine_duplicates
 from pipelines.ingest.registry import ADAPTERS
-from pipelines.ingest.spill import Spill, frame_source, insert_frame
+from pipelines.ingest.spill import insert_frame
 from pipelines.warehouse import ensure_schema
 from schemas import FrameSchemaError, QuarantineSchema, validate_frame
 
@@ -150,6 +149,17 @@ def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) 
         con.execute(f"DELETE FROM {t} WHERE pilot = ?", [cfg.pilot])
     _write_config(con, cfg, anon)
     summary = IngestSummary(cfg.pilot)
+    keys = RequestKeys(con)
+    try:
+        _ingest_sources(con, cfg, anon, summary, keys)
+        _drop_duplicates(con, cfg, summary, keys)
+    finally:
+        keys.discard()
+    return summary
+
+
+def _ingest_sources(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer,
+                    summary: IngestSummary, keys: RequestKeys) -> None:
     ctx = adapter_context(cfg)
     window = time_window(cfg)
     for i, src in enumerate(cfg.sources):
@@ -168,7 +178,7 @@ def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) 
             continue
         for path in files:
             rel = path.relative_to(cfg.root).as_posix()
-            writer = _FileWriter(con, cfg, i, rel, anon, said)
+            writer = _FileWriter(con, cfg, i, rel, anon, keys, said)
             try:
                 digest = _sha256(path)
                 result = adapter(path, src, ctx)
@@ -178,12 +188,34 @@ def _ingest(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anonymizer) 
                     del parsed, good, failures  # one chunk in memory while the next is read
                 summary.files.append(writer.finish(digest))
             except INPUT_ERRORS as e:
+                # no partial file: its rows are the last appended, so taken back before the
+                # failure's own quarantine row
+                writer.abandon()
                 _fail(con, cfg, summary, i, rel, _reason(e))
             finally:
-                # No partial file: chunks not stored are dropped, their parked files deleted,
-                # whatever ended the file (a bad input here, a bug or an interrupt above).
-                writer.abandon()
-    return summary
+                # whatever else ended the file (a bug, an interrupt) rolls the whole run back:
+                # only its parked keys are left to delete
+                writer.forget()
+
+
+def _drop_duplicates(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, summary: IngestSummary,
+                     keys: RequestKeys) -> None:
+    """Quarantine the pilot's duplicate attempts (dedupe.py) and move them from stored to
+    quarantined in the files' ingest_log rows and results."""
+    for seq, n in quarantine_duplicates(con, cfg.pilot, keys).items():
+        i, _, _, rel = keys.files[seq]
+        con.execute(
+            "UPDATE ingest_log SET rows_stored = rows_stored - $n, "
+            "rows_quarantined = rows_quarantined + $n "
+            "WHERE pilot = $pilot AND source_index = $i AND file = $file",
+            {"n": n, "pilot": cfg.pilot, "i": i, "file": rel},
+        )
+        summary.files = [
+            dataclasses.replace(f, rows_stored=f.rows_stored - n,
+                                rows_quarantined=f.rows_quarantined + n)
+            if (f.source_index, f.file) == (i, rel) else f
+            for f in summary.files
+        ]
 
 
 def _reason(e: BaseException) -> str:
@@ -192,26 +224,25 @@ def _reason(e: BaseException) -> str:
 
 
 class _FileWriter:
-    """Stores one file's chunks. A file of one chunk goes straight to its table; from a second
-    chunk on, chunks are parked on disk (Spill) and stored when the file has read to its end,
-    so a file that fails midway leaves nothing behind (DuckDB has no savepoints inside the
-    pilot's transaction) and memory holds one chunk, whatever the file's size."""
+    """Stores one file's chunks as they are read, each straight into its table, so memory
+    holds one chunk whatever the file's size. DuckDB has no savepoints inside the pilot's
+    transaction, so a file that fails midway is taken back by hand (`abandon`): its rows are
+    the last ones this run appended to their tables, deleted by rowid (DuckDB numbers the
+    rows a transaction appends in order), and its parked request keys are dropped."""
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int, rel: str, anon: Anonymizer,
-        said: set[str] | None = None,
+        keys: RequestKeys, said: set[str] | None = None,
     ) -> None:
-        self.con, self.cfg, self.i, self.rel, self.anon = con, cfg, i, rel, anon
+        self.con, self.cfg, self.i, self.rel, self.anon, self.keys = con, cfg, i, rel, anon, keys
         self.table: str | None = None
         self.rows_in = self.stored = self.quarantined = 0
         self.ignored: list[str] = []
         self.dropped: dict[str, int] = {}
         self.said = said if said is not None else set()  # warnings given by the source so far
         self.notes: list[str] = []
-        # first chunk (rows, quarantine rows), held until we know whether more come
-        self.pending: tuple[pl.DataFrame, pl.DataFrame | None] | None = None
-        self.spill = Spill(con)
-        self.spilled = False
+        self.appended: dict[str, int] = {}  # rows stored per table, until the file finishes
+        self.key_seq: int | None = None  # the file's parked request keys (RequestKeys)
 
     def add(self, parsed: Parsed, good: pl.DataFrame, failures: pl.DataFrame) -> None:
         self.table = parsed.table
@@ -247,45 +278,24 @@ class _FileWriter:
         add_counts(self.dropped, parsed.dropped)
         self.notes += [n[:MAX_NOTE_CHARS] for n in parsed.notes
                        if n[:MAX_NOTE_CHARS] not in self.notes]
-        # requests keep their line until stored: duplicates are found and quarantined then
-        kept = good if self.table == "requests" else good.drop(LINE)
-        rows = self.anon.frame(kept).with_columns(pl.lit(self.cfg.pilot).alias("pilot"))
-        bad = (_quarantine_rows(self.cfg, self.i, self.rel, _blank_identifiers(rejects))
-               if rejects.height else None)
-        if self.pending is None and not self.spilled:
-            self.pending = (rows, bad)
-            return
-        if self.pending is not None:
-            self._park(*self.pending)
-            self.pending = None
-        self.spilled = True
-        self._park(rows, bad)
+        rows = self.anon.frame(good).with_columns(pl.lit(self.cfg.pilot).alias("pilot"))
+        if self.table == "requests" and rows.height:
+            # tokenized keys, with their line, for the pilot's duplicate check (dedupe.py)
+            if self.key_seq is None:
+                self.key_seq = self.keys.start(self._where())
+            self.keys.add(self.key_seq, rows)
+        self._append(self.table, rows.drop(LINE))
+        if rejects.height:
+            self._append("quarantine", _quarantine_rows(self.cfg, self.i, self.rel,
+                                                        _blank_identifiers(rejects)))
 
-    def _park(self, rows: pl.DataFrame, bad: pl.DataFrame | None) -> None:
-        assert self.table is not None
-        self.spill.add(self.table, rows)
-        if bad is not None:
-            self.spill.add("quarantine", bad)
+    def _append(self, table: str, rows: pl.DataFrame) -> None:
+        insert_frame(self.con, table, rows)
+        self.appended[table] = self.appended.get(table, 0) + rows.height
 
     def finish(self, digest: tuple[str, int]) -> FileResult:
         table = self.table or "?"
-        if self.pending is not None:
-            rows, bad = self.pending
-            if table == "requests":
-                if rows.height:
-                    self._store_requests(lambda: frame_source(self.con, rows))
-            else:
-                insert_frame(self.con, table, rows)
-            if bad is not None:
-                insert_frame(self.con, "quarantine", bad)
-        elif self.spilled:
-            if table == "requests":
-                if (parked := self.spill.source(table)) is not None:
-                    self._store_requests(_fixed_source(parked))
-            else:
-                self.spill.insert_into(table)
-            self.spill.insert_into("quarantine")
-        self.abandon()
+        self.appended, self.key_seq = {}, None  # stored for good: nothing to take back
         notes = [n for n in self.notes if n not in self.said]
         self.said.update(notes)
         if self.dropped:
@@ -306,29 +316,26 @@ class _FileWriter:
             tuple(self.ignored), tuple(sorted(self.dropped.items())), tuple(notes),
         )  # fmt: skip
 
-    def _store_requests(self, stage: StageSource) -> None:
-        """Insert the file's request rows; duplicate attempts are quarantined (dedupe.py)."""
+    def _where(self) -> tuple[int, str, str | None, str]:
+        """The quarantine row's constants for this file: source index, kind, table, file."""
         src = self.cfg.sources[self.i]
-        where = {"pilot": self.cfg.pilot, "source_index": self.i, "source_kind": src.kind,
-                 "target_table": src.table, "file": self.rel}
-        duplicates = store_unique_requests(self.con, stage, where)
-        self.stored -= duplicates  # one request row = one record
-        self.quarantined += duplicates
+        return self.i, src.kind, src.table, self.rel
 
     def abandon(self) -> None:
-        """Forget every chunk not stored yet (idempotent): the parked files are deleted."""
-        self.pending = None
-        self.spill.discard()
+        """Take back every row of the file stored so far (idempotent)."""
+        for table, n in self.appended.items():
+            if n:
+                self.con.execute(
+                    f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                    "WHERE pilot = ? ORDER BY rowid DESC LIMIT ?)", [self.cfg.pilot, n])
+        self.forget()
 
-
-def _fixed_source(from_clause: str) -> StageSource:
-    """A stage that reads the same FROM clause (parked files) in every query."""
-
-    @contextlib.contextmanager
-    def stage() -> Iterator[str]:
-        yield from_clause
-
-    return stage
+    def forget(self) -> None:
+        """Drop what the file parked, without touching the tables (idempotent)."""
+        self.appended = {}
+        if self.key_seq is not None:
+            self.keys.drop(self.key_seq)
+            self.key_seq = None
 
 
 def _blank_identifiers(rejects: pl.DataFrame) -> pl.DataFrame:

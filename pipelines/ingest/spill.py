@@ -7,10 +7,9 @@ Two DuckDB behaviours shape this module (measured with DuckDB 1.5, issue #8):
   the pilot: ~330 MB per 2 M request rows, ~2.6 GB at 10 M. `insert_frame` hands DuckDB a
   one-shot Arrow stream instead: the object kept alive is an exhausted reader, and the
   batches are released as DuckDB consumes them.
-- DuckDB has no savepoints, so the chunks of a file are held back until the whole file has
-  read well. A DuckDB temp table would hold them in memory until commit (a dropped table
-  stays until then too); `Spill` writes them to Parquet files beside the warehouse instead,
-  deleted as soon as the file is stored or abandoned.
+- A DuckDB temp table holds its rows in memory until commit (a dropped table stays until
+  then too). `Spill` parks frames the run needs again later (the request keys of
+  dedupe.py) as Parquet files beside the warehouse instead, deleted at the end of the run.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ def frame_source(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> Iterator[s
 
 
 class Spill:
-    """Frames per table, parked as Parquet files until `insert_into` or `discard`."""
+    """Frames per name, parked as Parquet files (`files`) until `discard`."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -75,23 +74,6 @@ class Spill:
         path = self.dir / f"{table}-{len(files):05d}.parquet"
         df.write_parquet(path, compression="uncompressed", statistics=False)  # least CPU
         files.append(str(path))
-
-    def insert_into(self, table: str) -> None:
-        """One INSERT of every frame parked for `table` (DuckDB reads them in parallel)."""
-        if files := self.files.pop(table, None):
-            self.con.execute(
-                f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, union_by_name = true)",
-                [files],
-            )
-
-    def source(self, table: str) -> str | None:
-        """A FROM clause reading every frame parked for `table` (None when there is none);
-        it may be scanned more than once."""
-        files = self.files.get(table)
-        if not files:
-            return None
-        paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        return f"read_parquet([{paths}], union_by_name = true)"
 
     def discard(self) -> None:
         if self.dir is not None:
