@@ -69,9 +69,13 @@ def spark_session(
     else:
         builder = builder.master(master)
         if master.startswith("local"):
+            # driver and executor are one JVM: a heartbeat that stalls on a starved CPU only
+            # kills the session (seen at 10 M under load), so it is given an hour
             builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
                        .config("spark.driver.host", "127.0.0.1")
-                       .config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS))
+                       .config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
+                       .config("spark.network.timeout", "3600s")
+                       .config("spark.executor.heartbeatInterval", "60s"))
     for key, value in {**SESSION_CONF, **(conf or {})}.items():
         if remote and key.startswith("spark.ui"):
             continue  # a static setting of the server, not of a Connect session
