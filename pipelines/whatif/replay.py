@@ -6,14 +6,15 @@ What is replayed and how (METRICS.md, What-if):
   *not* replayed: the client model (fitted below) creates them from the simulated outcomes.
   A trace (`arrivals` table, Azure / Mooncake / BurstGPT file) gives times and tokens only:
   one pool, one class, one priority;
-- service times: **empirical resampling** of observed execution times (end_ts - start_ts of ok
-  attempts; timed-out attempts as censored donors, see `load_replay`) per pool x model class x
+- service times: **empirical resampling** of observed execution times (end_ts - start_ts), one
+  donor per logical request (its ok attempt, else its longest timed-out one as a censored
+  donor, drawn by Kaplan-Meier weights: `service_donors`, `fit_donors`) per pool x model class x
   size bucket (quartiles of input + output tokens within
   the pool and class), falling back to pool x class, class, everything. The first-token
   offset is drawn with its service time (same observed attempt). Resampling, not the
   request's own time: timed-out attempts have no observed service time, and seeds then differ
-  in their draws so the spread across seeds is a real uncertainty. Censoring (timeouts cut
-  the longest services) makes the fitted distribution slightly light-tailed;
+  in their draws so the spread across seeds is a real uncertainty. Services past the longest
+  completed one are known only to time out, and are replayed as timing out;
 - GPU slots: the distinct GPUs of each pool (requests, samples, jobs), on their nodes;
 - batch jobs: observed jobs of each pool, by submit time (start if unknown) and held
   duration (end - start); a job already holding GPUs when the window opens is submitted at the
@@ -82,6 +83,9 @@ class ServiceDonors:
     edges: dict[tuple[str, str], np.ndarray]  # (pool, class) -> token-size bucket edges
     parametric: str | None = None  # parametric_service spec (traces, declared models)
     token_scale: bool = False  # parametric draws scaled by tokens / mean tokens of the draw
+    # key -> cumulative Kaplan-Meier weights of the cell's donors (in array order, last = 1):
+    # a draw is the donor where the cumulative weight first exceeds the uniform
+    cum: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     def draw(self, pools: list[str], classes: list[str], tokens: np.ndarray,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -101,14 +105,17 @@ class ServiceDonors:
                       else np.zeros(len(rows), dtype=np.int64))
             for b in np.unique(bucket).tolist():
                 m = rows[bucket == b]
-                start, count = self._cell(pool, cls, b)
-                idx[m] = start + np.minimum((u[m] * count).astype(np.int64), count - 1)
+                key = self._cell(pool, cls, b)
+                start, count = self.cells[key]
+                pick = (np.searchsorted(self.cum[key], u[m], "right") if key in self.cum
+                        else (u[m] * count).astype(np.int64))
+                idx[m] = start + np.minimum(pick, count - 1)
         return self.service_us[idx], self.prefill_us[idx]
 
-    def _cell(self, pool: str, cls: str, b: int) -> tuple[int, int]:
+    def _cell(self, pool: str, cls: str, b: int) -> tuple:
         for key in ((pool, cls, b), (pool, cls), (cls,), ()):
             if key in self.cells:
-                return self.cells[key]
+                return key
         raise NoReplayInput("no observed service times to resample")
 
 
@@ -148,10 +155,41 @@ def scale_by_tokens(svc: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return np.maximum(np.rint(svc * factor), 1).astype(np.int64)
 
 
+def km_weights(x: np.ndarray, censored: np.ndarray) -> np.ndarray:
+    """Kaplan-Meier probability of each donor of a cell (in the given order, sum 1).
+
+    `x`: a completed donor's service time, or a censored donor's censoring point (what it ran
+    before the timeout cut it: its service is longer). Waiting and service are independent, so
+    the censoring is uninformative and the estimator unbiased. A censored donor carries no mass
+    of its own: it passes it on to the longer donors. Mass beyond the longest completed service
+    (services no attempt was seen to complete) stays on the censored donors past it, whose
+    value in the arrays is long enough to time out again."""
+    n = len(x)
+    order = np.lexsort((censored, x))  # events before censorings at ties (convention)
+    ev = ~censored[order]
+    at_risk = n - np.arange(n)
+    surv = np.cumprod(1.0 - ev / at_risk)
+    prev = np.concatenate(([1.0], surv[:-1]))
+    mass = np.where(ev, prev / at_risk, 0.0)
+    tail = float(surv[-1]) if n else 0.0
+    if tail > 0:
+        last = int(np.flatnonzero(ev)[-1]) if ev.any() else -1
+        mass[last + 1:] += tail / (n - last - 1)  # all censored (events end at `last`)
+    w = np.empty(n)
+    w[order] = mass
+    return w
+
+
 def fit_donors(ok: pl.DataFrame) -> ServiceDonors:
-    """`ok`: pool, model_class, tokens, service_us, prefill_us of observed ok attempts."""
+    """`ok`: pool, model_class, tokens, service_us, prefill_us of observed ok attempts, and
+    optionally `censor_us`: for a timed-out donor, what it ran before the timeout (then
+    `service_us` is a value that times out again). Draws follow the cell's Kaplan-Meier
+    estimate, so a donor that timed out after a long wait stands for the longer services it
+    may have had, not for a certain timeout."""
     if ok.height == 0:
         raise NoReplayInput("no ok attempts with start and end times: cannot fit service times")
+    if "censor_us" not in ok.columns:
+        ok = ok.with_columns(censor_us=pl.lit(None, pl.Int64))
     edges: dict[tuple[str, str], np.ndarray] = {}
     parts = []
     for (pool, cls), g in ok.group_by(["pool", "model_class"], maintain_order=True):
@@ -162,23 +200,34 @@ def fit_donors(ok: pl.DataFrame) -> ServiceDonors:
     df = pl.concat(parts).sort("pool", "model_class", "bucket", maintain_order=True)
     svc = df["service_us"].to_numpy().astype(np.int64)
     pre = df["prefill_us"].fill_null(-1).to_numpy().astype(np.int64)
+    cens = df["censor_us"].is_not_null().to_numpy()
+    x = df["censor_us"].fill_null(df["service_us"]).to_numpy().astype(np.int64)
     cells: dict[tuple, tuple[int, int]] = {}
+    idx_of: dict[tuple, np.ndarray] = {}
     keyed = df.with_row_index()
     for cols in (["pool", "model_class", "bucket"], ["pool", "model_class"]):
         for key, g in keyed.group_by(cols, maintain_order=True):
             ix = g["index"].to_numpy()
             cells[tuple(key)] = (int(ix[0]), len(ix))  # contiguous: sorted by these keys
+            idx_of[tuple(key)] = ix
     # class-level and global cells need their own contiguous copies
     extra_s, extra_p, off = [], [], len(svc)
     for key, g in keyed.group_by(["model_class"], maintain_order=True):
         ix = g["index"].to_numpy()
         cells[tuple(key)] = (off, len(ix))
+        idx_of[tuple(key)] = ix
         extra_s.append(svc[ix])
         extra_p.append(pre[ix])
         off += len(ix)
     cells[()] = (0, len(svc))
+    idx_of[()] = np.arange(len(svc))
+    cum = {}
+    if cens.any():  # without censored donors every donor weighs the same: uniform draws
+        for key, ix in idx_of.items():
+            c = np.cumsum(km_weights(x[ix], cens[ix]))
+            cum[key] = c / c[-1]
     return ServiceDonors(np.concatenate([svc, *extra_s]), np.concatenate([pre, *extra_p]),
-                         cells, edges)
+                         cells, edges, cum=cum)
 
 
 @dataclass
@@ -484,30 +533,15 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
     if arr.height == 0:
         raise NoReplayInput(f"no arrivals in {phase} window {start} - {end}")
     timeout_us = int((cfg.get("timeout_ms") or 0) * 1000)
-    # Timed-out attempts are censored (service >= what ran): they count as donors whose
-    # service is what ran plus the whole timeout, so a replay times them out again instead of
-    # forgetting the long tail.
-    ok = con.execute(
-        """
-        SELECT pool, model_class,
-               coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens,
-               epoch_us(end_ts) - epoch_us(start_ts)
-                   + CASE WHEN status = 'timeout' THEN $t ELSE 0 END AS service_us,
-               epoch_us(first_token_ts) - epoch_us(start_ts) AS prefill_us,
-               epoch_us(start_ts) // 60000000 AS m
-        FROM requests
-        WHERE pilot = $p AND start_ts IS NOT NULL AND end_ts > start_ts
-          AND (status = 'ok' OR (status = 'timeout' AND $t > 0))
-          AND arrival_ts >= $s AND arrival_ts < $e
-        ORDER BY ALL  -- a total order: the donor arrays (and so every draw) never depend on
-                      -- the scan order
-        """, {"p": pilot, "s": p_start, "e": p_end, "t": timeout_us}).pl()
+    ok = service_donors(con, pilot, p_start, p_end, timeout_us)
     level = service_levels(con, pilot, min(start, p_start), max(end, p_end))
     ok = (ok.join(level, on=["pool", "m"], how="left", maintain_order="left")
           .with_columns(f=pl.col("factor").fill_null(1.0))
           .with_columns(service_us=pl.max_horizontal((pl.col("service_us") / pl.col("f"))
                                                      .round(), 1).cast(pl.Int64),
                         prefill_us=(pl.col("prefill_us") / pl.col("f")).round()
+                        .cast(pl.Int64),
+                        censor_us=(pl.col("censor_us") / pl.col("f")).round()
                         .cast(pl.Int64))
           .drop("m", "factor", "f"))
     pools = sorted(set(arr["pool"].unique().to_list())
@@ -539,6 +573,44 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
         client=client, treatment_pools=treat,
         adjustments=tuple(cfg.get("adjustments") or ()), notes=notes,
         measure_start=measure_start, service_level=level)
+
+
+def service_donors(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime,
+                   end: datetime, timeout_us: int) -> pl.DataFrame:
+    """Service-time donors of the attempts arriving in [start, end): pool, model_class,
+    tokens, service_us, censor_us, prefill_us, m (epoch minute of start_ts).
+
+    One donor per logical request: a retry repeats its request's work, so donors taken per
+    attempt would count a request once per attempt, and the requests that are retried (the
+    ones that timed out: the long ones) several times. Its ok attempt when it has one; else
+    its longest-running timed-out attempt, censored (service > what ran, `censor_us`;
+    `service_us` = what ran + the timeout, which times out again): the draws follow the
+    Kaplan-Meier estimate (fit_donors), so a timed-out donor does not count as a certain
+    timeout (most timed out because they had waited first)."""
+    return con.execute(
+        """
+        WITH started AS (
+            SELECT pool, model_class, status, attempt,
+                   coalesce(parent_request_id, request_id) AS root,
+                   coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens,
+                   epoch_us(end_ts) - epoch_us(start_ts) AS ran_us,
+                   epoch_us(first_token_ts) - epoch_us(start_ts) AS prefill_us,
+                   epoch_us(start_ts) // 60000000 AS m
+            FROM requests
+            WHERE pilot = $p AND start_ts IS NOT NULL AND end_ts > start_ts
+              AND (status = 'ok' OR (status = 'timeout' AND $t > 0))
+              AND arrival_ts >= $s AND arrival_ts < $e
+            QUALIFY row_number() OVER (PARTITION BY root
+                                       ORDER BY status = 'ok' DESC, ran_us DESC, attempt) = 1
+        )
+        SELECT pool, model_class, tokens,
+               ran_us + CASE WHEN status = 'timeout' THEN $t ELSE 0 END AS service_us,
+               CASE WHEN status = 'timeout' THEN ran_us END AS censor_us,
+               prefill_us, m
+        FROM started
+        ORDER BY ALL  -- a total order: the donor arrays (and so every draw) never depend on
+                      -- the scan order
+        """, {"p": pilot, "s": start, "e": end, "t": timeout_us}).pl()
 
 
 def service_levels(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime,
