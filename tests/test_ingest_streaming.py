@@ -1,11 +1,14 @@
 """Bounded-memory ingestion (issue #8): big files are read, validated, tokenized and parked
 chunk by chunk, with the same rows, tokens and quarantine lines as a file read whole; a file
 failing in a later chunk leaves nothing behind; hive day= folders load; DuckDB does not keep
-the frames handed to it alive until the pilot's transaction ends."""
+the frames handed to it alive until the pilot's transaction ends. The next chunk (of the file
+or the next one) is read in a worker thread while one is stored, with the same guarantees."""
 
 from __future__ import annotations
 
 import gc
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,6 +141,87 @@ def test_a_file_failing_in_a_later_chunk_leaves_nothing_behind(tmp_path, monkeyp
     assert con.execute("SELECT count(*) FROM requests").fetchone() == (3,)
     assert con.execute("SELECT file, line FROM quarantine").fetchall() == [("r/a.parquet", None)]
     assert con.execute("SELECT file FROM ingest_log").fetchall() == [("r/b.parquet",)]
+    assert _leftover_spill(db) == []
+
+
+def test_the_next_chunk_is_read_while_this_one_is_stored(tmp_path, monkeypatch):
+    d = _pilot(tmp_path / "p", [{"kind": "canonical", "table": "requests", "path": "r/*.parquet"}],
+               {"r/a.parquet": _requests(6), "r/b.parquet": _requests(3)})
+    monkeypatch.setenv(CHUNK_ROWS_ENV, "3")
+    real_validate, real_insert = load.validate_frame, load.insert_frame
+    validated, overlapped = [], []
+
+    def validate(table: str, df: pl.DataFrame, *window: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+        validated.append(threading.current_thread() is threading.main_thread())
+        return real_validate(table, df, *window)
+
+    def insert(con_: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+        # chunk k is inserted while chunk k + 1 (the next file's too) is read: wait for it
+        k = len(overlapped)
+        for _ in range(500):
+            if len(validated) > k + 1 or k == 2:
+                break
+            time.sleep(0.01)
+        overlapped.append(len(validated) > k + 1)
+        real_insert(con_, table, df)
+
+    monkeypatch.setattr(load, "validate_frame", validate)
+    monkeypatch.setattr(load, "insert_frame", insert)
+    con = connect(tmp_path / "w" / "w.duckdb")
+    ingest_pilot(con, load_pilot(d))
+    assert validated == [False, False, False]  # read in the worker thread
+    assert overlapped == [True, True, False]  # the last chunk has nothing after it
+    assert con.execute("SELECT file, rows_in FROM ingest_log ORDER BY file").fetchall() == [
+        ("r/a.parquet", 6), ("r/b.parquet", 3)]
+
+
+def test_a_file_failing_while_stored_is_taken_back_though_read_ahead(tmp_path, monkeypatch):
+    d = _pilot(tmp_path / "p", [
+        {"kind": "canonical", "table": "requests", "path": "r/*.parquet"},
+    ], {"r/a.parquet": _requests(12, bad={1: "P9"}), "r/b.parquet": _requests(3)})
+    db = tmp_path / "w" / "w.duckdb"
+    monkeypatch.setenv(CHUNK_ROWS_ENV, "3")
+    real, calls = load.insert_frame, []
+
+    def second_chunk_fails(con_: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame
+                           ) -> None:
+        calls.append(table)
+        if calls.count("requests") == 2:  # a.parquet's second chunk; its third is read ahead
+            raise OSError("disk full")
+        real(con_, table, df)
+
+    monkeypatch.setattr(load, "insert_frame", second_chunk_fails)
+    con = connect(db)
+    summary = ingest_pilot(con, load_pilot(d))
+    assert [(f, r) for _, f, r in summary.failed_sources] == [("r/a.parquet", "disk full")]
+    # a.parquet's later chunks, read ahead, were never stored; b.parquet landed whole
+    assert calls == ["requests", "quarantine", "requests", "requests"]
+    assert con.execute("SELECT count(*) FROM requests").fetchone() == (3,)
+    assert con.execute("SELECT file, line FROM quarantine").fetchall() == [("r/a.parquet", None)]
+    assert con.execute("SELECT file FROM ingest_log").fetchall() == [("r/b.parquet",)]
+    assert _leftover_spill(db) == []
+
+
+def test_a_bug_while_reading_ahead_surfaces_unchanged_and_rolls_back(tmp_path, monkeypatch):
+    d = _pilot(tmp_path / "p", [{"kind": "canonical", "table": "requests", "path": "r/*.parquet"}],
+               {"r/a.parquet": _requests(3), "r/b.parquet": _requests(3)})
+    db = tmp_path / "w" / "w.duckdb"
+    con = connect(db)
+    ingest_pilot(con, load_pilot(d))
+    before = _snapshot(con)
+    _requests(5).write_parquet(d / "r" / "b.parquet")  # a completed run would change it
+    real = load.validate_frame
+
+    def b_breaks(table: str, df: pl.DataFrame, *window: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if df.height == 5:
+            raise KeyError("a bug in the reader")  # no input error: the whole run fails
+        return real(table, df, *window)
+
+    monkeypatch.setattr(load, "validate_frame", b_breaks)
+    with pytest.raises(KeyError) as raised:
+        ingest_pilot(con, load_pilot(d))
+    assert raised.value.args == ("a bug in the reader",)
+    assert _snapshot(con) == before
     assert _leftover_spill(db) == []
 
 

@@ -8,13 +8,18 @@ the other sources still land.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -41,6 +46,7 @@ from schemas import FrameSchemaError, QuarantineSchema, validate_frame
 
 __all__ = ["ADAPTERS", "Adapter", "IngestSummary", "ingest_pilot"]
 
+T = TypeVar("T")
 CHUNK_ROWS_ENV = "STABILIS_INGEST_CHUNK_ROWS"
 DATA_TABLES = ("requests", "jobs", "samples", "arrivals")
 PILOT_TABLES = DATA_TABLES + (
@@ -162,40 +168,124 @@ def _ingest_sources(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anon
                     summary: IngestSummary, keys: RequestKeys) -> None:
     ctx = adapter_context(cfg)
     window = time_window(cfg)
-    for i, src in enumerate(cfg.sources):
-        said: set[str] = set()  # a warning is given once per source, not once per file
-        adapter = ADAPTERS.get(src.kind)
-        files = cfg.source_files(i)
-        if adapter is None or not files:
-            reason = (
-                f"source kind {src.kind!r} is not supported yet"
-                if adapter is None
-                else f"no snapshot in {src.path}/ yet: run `stabilis pull {cfg.pilot}`"
-                if src.kind in LIVE_KINDS
-                else f"no file matches {src.path!r}"
-            )
-            _fail(con, cfg, summary, i, src.path, reason)
+    # One worker reads, checks and tokenizes the next chunk while this thread inserts the
+    # current one: hashlib holds the GIL, DuckDB's insert releases it. At most two chunks
+    # are in memory: the one stored and the one read.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as worker:
+        for i, src in enumerate(cfg.sources):
+            adapter = ADAPTERS.get(src.kind)
+            files = cfg.source_files(i)
+            if adapter is None or not files:
+                reason = (
+                    f"source kind {src.kind!r} is not supported yet"
+                    if adapter is None
+                    else f"no snapshot in {src.path}/ yet: run `stabilis pull {cfg.pilot}`"
+                    if src.kind in LIVE_KINDS
+                    else f"no file matches {src.path!r}"
+                )
+                _fail(con, cfg, summary, i, src.path, reason)
+                continue
+            failed: set[str] = set()  # files taken back while stored: the reader skips the rest
+            events = _read_files(cfg, i, files, ctx, window, anon, failed)
+            _store_files(con, cfg, i, _read_ahead(events, worker), summary, keys, failed)
+
+
+def _read_ahead(items: Iterator[T], worker: ThreadPoolExecutor) -> Iterator[T]:
+    """`items`, each made in `worker` while the caller uses the one before. An error raised
+    making an item is raised here, where the item was expected."""
+    end = object()
+    ahead = worker.submit(next, items, end)
+    try:
+        while (item := ahead.result()) is not end:
+            ahead = worker.submit(next, items, end)
+            yield item
+    finally:
+        # the caller stopped early (an error): let the worker finish before anything goes on
+        if not ahead.cancel():
+            with contextlib.suppress(Exception):
+                ahead.result()
+
+
+Event = tuple[str, tuple[str, int] | None, "_Chunk | Exception | None"]
+
+
+def _read_files(cfg: PilotConfig, i: int, files: list[Path], ctx: AdapterContext,
+                window: tuple[datetime, datetime] | None, anon: Anonymizer, failed: set[str],
+                ) -> Iterator[Event]:
+    """Source `i`'s files read, checked and tokenized, as (file, its digest, a chunk ready to
+    store or the input error that stopped the file; None for a file without rows). Runs in
+    the worker thread (no warehouse access), one event ahead of `_store_files`. A file ends
+    where the next one's events begin, so the next file is read while one's last chunk is
+    stored."""
+    src = cfg.sources[i]
+    adapter = ADAPTERS[src.kind]
+    for path in files:
+        rel = path.relative_to(cfg.root).as_posix()
+        digest, chunks = None, 0
+        try:
+            digest = _sha256(path)
+            result = adapter(path, src, ctx)
+            for parsed in [result] if isinstance(result, Parsed) else result:
+                if rel in failed:  # taken back while stored: the rest is not read
+                    break
+                chunk = _prepare(cfg, i, rel, anon, window, parsed)
+                del parsed  # the raw chunk goes while the next one is read
+                chunks += 1
+                yield rel, digest, chunk
+        except INPUT_ERRORS as e:
+            yield rel, digest, e
             continue
-        for path in files:
-            rel = path.relative_to(cfg.root).as_posix()
-            writer = _FileWriter(con, cfg, i, rel, anon, keys, said)
-            try:
-                digest = _sha256(path)
-                result = adapter(path, src, ctx)
-                for parsed in [result] if isinstance(result, Parsed) else result:
-                    good, failures = validate_frame(parsed.table, parsed.frame, window)
-                    writer.add(parsed, good, failures)
-                    del parsed, good, failures  # one chunk in memory while the next is read
-                summary.files.append(writer.finish(digest))
-            except INPUT_ERRORS as e:
-                # no partial file: its rows are the last appended, so taken back before the
-                # failure's own quarantine row
-                writer.abandon()
-                _fail(con, cfg, summary, i, rel, _reason(e))
-            finally:
-                # whatever else ended the file (a bug, an interrupt) rolls the whole run back:
-                # only its parked keys are left to delete
-                writer.forget()
+        if not chunks:
+            yield rel, digest, None
+
+
+def _store_files(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int,
+                 events: Iterator[Event], summary: IngestSummary, keys: RequestKeys,
+                 failed: set[str]) -> None:
+    """Store `_read_files`' events in order: a file's chunks, then its ingest_log row; a file
+    that fails (reading, or storing a chunk) is taken back and quarantined as a whole."""
+    said: set[str] = set()  # a warning is given once per source, not once per file
+    writer: _FileWriter | None = None
+    digest: tuple[str, int] | None = None
+
+    def store(step: Callable[[], object]) -> None:
+        assert writer is not None
+        if writer.rel in failed:
+            return
+        try:
+            step()
+        except INPUT_ERRORS as e:
+            # no partial file: its rows are the last appended, so taken back before the
+            # failure's own quarantine row
+            writer.abandon()
+            failed.add(writer.rel)
+            _fail(con, cfg, summary, i, writer.rel, _reason(e))
+
+    def finish() -> None:
+        assert writer is not None and digest is not None
+        summary.files.append(writer.finish(digest))
+
+    try:
+        for rel, file_digest, item in events:
+            if writer is None or writer.rel != rel:
+                if writer is not None:
+                    store(finish)  # the file's events are over
+                writer, digest = _FileWriter(con, cfg, i, rel, keys, said), file_digest
+            if isinstance(item, Exception):
+                store(functools.partial(_raise, item))  # the reader's error, as if raised here
+            elif item is not None:
+                store(functools.partial(writer.add, item))
+        if writer is not None:
+            store(finish)
+    finally:
+        # whatever else ended the file (a bug, an interrupt) rolls the whole run back: only
+        # its parked keys are left to delete
+        if writer is not None:
+            writer.forget()
+
+
+def _raise(e: Exception) -> None:
+    raise e
 
 
 def _drop_duplicates(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, summary: IngestSummary,
@@ -223,18 +313,74 @@ def _reason(e: BaseException) -> str:
     return msg.splitlines()[0][:500] if len(msg) > 500 else msg
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk ready to store: checked, counted and tokenized (`_prepare`)."""
+
+    table: str
+    rows: pl.DataFrame  # the good rows, tokenized, with pilot and LINE
+    rejects: pl.DataFrame  # its quarantine rows
+    rows_in: int
+    stored: int
+    quarantined: int
+    ignored_columns: list[str]
+    dropped: dict[str, int]
+    notes: list[str]
+
+
+def _prepare(cfg: PilotConfig, i: int, rel: str, anon: Anonymizer,
+             window: tuple[datetime, datetime] | None, parsed: Parsed) -> _Chunk:
+    """Validate and tokenize one chunk of file `rel` and count its records; no warehouse
+    access (it runs in the reader's thread)."""
+    good, failures = validate_frame(parsed.table, parsed.frame, window)
+    lines = parsed.frame.get_column(LINE)
+    rejects = pl.concat(
+        [
+            parsed.rejects,
+            failures.select(
+                lines.gather(failures.get_column("row")).alias("line"),
+                "field",
+                "reason",
+                pl.col("value").str.slice(0, MAX_VALUE_CHARS),
+            ),
+        ]
+    )
+    bad_lines = rejects.get_column("line").drop_nulls().unique()
+    # A record is stored when some row of it landed and nothing of it was refused; a record
+    # may give several rows (nvidia-smi: one line, many series).
+    stored = (
+        good.get_column(LINE).filter(~good.get_column(LINE).is_in(bad_lines.implode()))
+        .n_unique()
+    )
+    quarantined = rejects.get_column("line").n_unique()
+    if parsed.rows_in != stored + quarantined:  # never silently lose a row
+        raise AssertionError(
+            f"{rel}: rows in {parsed.rows_in} != stored {stored} + quarantined {quarantined}"
+        )
+    return _Chunk(
+        table=parsed.table,
+        rows=anon.frame(good).with_columns(pl.lit(cfg.pilot).alias("pilot")),
+        rejects=(_quarantine_rows(cfg, i, rel, _blank_identifiers(rejects)) if rejects.height
+                 else rejects),
+        rows_in=parsed.rows_in, stored=stored, quarantined=quarantined,
+        ignored_columns=parsed.ignored_columns, dropped=parsed.dropped,
+        notes=[n[:MAX_NOTE_CHARS] for n in parsed.notes],
+    )
+
+
 class _FileWriter:
     """Stores one file's chunks as they are read, each straight into its table, so memory
-    holds one chunk whatever the file's size. DuckDB has no savepoints inside the pilot's
-    transaction, so a file that fails midway is taken back by hand (`abandon`): its rows are
-    the last ones this run appended to their tables, deleted by rowid (DuckDB numbers the
-    rows a transaction appends in order), and its parked request keys are dropped."""
+    holds two chunks (this one and the next, read meanwhile) whatever the file's size. DuckDB
+    has no savepoints inside the pilot's transaction, so a file that fails midway is taken
+    back by hand (`abandon`): its rows are the last ones this run appended to their tables,
+    deleted by rowid (DuckDB numbers the rows a transaction appends in order), and its
+    parked request keys are dropped."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int, rel: str, anon: Anonymizer,
+        self, con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int, rel: str,
         keys: RequestKeys, said: set[str] | None = None,
     ) -> None:
-        self.con, self.cfg, self.i, self.rel, self.anon, self.keys = con, cfg, i, rel, anon, keys
+        self.con, self.cfg, self.i, self.rel, self.keys = con, cfg, i, rel, keys
         self.table: str | None = None
         self.rows_in = self.stored = self.quarantined = 0
         self.ignored: list[str] = []
@@ -244,50 +390,22 @@ class _FileWriter:
         self.appended: dict[str, int] = {}  # rows stored per table, until the file finishes
         self.key_seq: int | None = None  # the file's parked request keys (RequestKeys)
 
-    def add(self, parsed: Parsed, good: pl.DataFrame, failures: pl.DataFrame) -> None:
-        self.table = parsed.table
-        lines = parsed.frame.get_column(LINE)
-        rejects = pl.concat(
-            [
-                parsed.rejects,
-                failures.select(
-                    lines.gather(failures.get_column("row")).alias("line"),
-                    "field",
-                    "reason",
-                    pl.col("value").str.slice(0, MAX_VALUE_CHARS),
-                ),
-            ]
-        )
-        bad_lines = rejects.get_column("line").drop_nulls().unique()
-        # A record is stored when some row of it landed and nothing of it was refused; a record
-        # may give several rows (nvidia-smi: one line, many series).
-        stored = (
-            good.get_column(LINE).filter(~good.get_column(LINE).is_in(bad_lines.implode()))
-            .n_unique()
-        )
-        quarantined = rejects.get_column("line").n_unique()
-        if parsed.rows_in != stored + quarantined:  # never silently lose a row
-            raise AssertionError(
-                f"{self.rel}: rows in {parsed.rows_in} != stored {stored} + "
-                f"quarantined {quarantined}"
-            )
-        self.rows_in += parsed.rows_in
-        self.stored += stored
-        self.quarantined += quarantined
-        self.ignored += [c for c in parsed.ignored_columns if c not in self.ignored]
-        add_counts(self.dropped, parsed.dropped)
-        self.notes += [n[:MAX_NOTE_CHARS] for n in parsed.notes
-                       if n[:MAX_NOTE_CHARS] not in self.notes]
-        rows = self.anon.frame(good).with_columns(pl.lit(self.cfg.pilot).alias("pilot"))
-        if self.table == "requests" and rows.height:
+    def add(self, chunk: _Chunk) -> None:
+        self.table = chunk.table
+        self.rows_in += chunk.rows_in
+        self.stored += chunk.stored
+        self.quarantined += chunk.quarantined
+        self.ignored += [c for c in chunk.ignored_columns if c not in self.ignored]
+        add_counts(self.dropped, chunk.dropped)
+        self.notes += [n for n in chunk.notes if n not in self.notes]
+        if self.table == "requests" and chunk.rows.height:
             # tokenized keys, with their line, for the pilot's duplicate check (dedupe.py)
             if self.key_seq is None:
                 self.key_seq = self.keys.start(self._where())
-            self.keys.add(self.key_seq, rows)
-        self._append(self.table, rows.drop(LINE))
-        if rejects.height:
-            self._append("quarantine", _quarantine_rows(self.cfg, self.i, self.rel,
-                                                        _blank_identifiers(rejects)))
+            self.keys.add(self.key_seq, chunk.rows)
+        self._append(self.table, chunk.rows.drop(LINE))
+        if chunk.rejects.height:
+            self._append("quarantine", chunk.rejects)
 
     def _append(self, table: str, rows: pl.DataFrame) -> None:
         insert_frame(self.con, table, rows)
