@@ -1,6 +1,6 @@
 -- The headline metrics of METRICS.md per pilot x phase x segment, overall and per pool and
 -- per priority class, in long form (one row per metric). Segment 'all' is both segments.
--- Latency quantiles are exact (linear interpolation, as quantile_cont); only where a scope has no
+-- Latency quantiles are exact (quantile_cont, linear interpolation); only where a scope has no
 -- per-request rows do they come from latency histograms (latency_histogram_quantiles,
 -- basis 'approximate', and noted so on the row).
 -- Scopes come from whatever the pilot has: per-request rows, histograms, GPU samples (a
@@ -19,286 +19,114 @@ th AS (
     SELECT CAST(burst_window_s * 1e6 AS BIGINT) AS win_us
     FROM int_thresholds WHERE pilot = $pilot
 ),
--- Exact quantiles from value counts: instead of one list of values per scope (each row six
--- times: 'all' and its segment x overall, pool, priority), one pass counts the rows per finest
--- cell (phase x segment x pool x priority) and value, the counts are summed per scope and
--- value, and a running count in value order finds the two order statistics each quantile
--- interpolates: with n values, h = (n - 1) q, the value of rank floor(h) and of rank
--- ceil(h) (0-based), lo + (hi - lo) (h - floor(h)), as quantile_cont (h in DOUBLE as it
--- computes it: same values). Durations repeat (millisecond resolution), so the counts are far
--- fewer rows than the requests (10 M bench: 26 -> 14 cpu s, 141 k wait cells for 10 M
--- attempts). Sums, counts and maxima are summed per cell and value in the same pass, then per
--- scope. The running count is one window over every scope in (scope, value) order, less the
--- scope's own start: per-scope partitioned windows cost several times more in DuckDB.
-lg_cells AS (
-    SELECT phase, segment, pool, priority, latency_s AS v,
-           count(*) FILTER (WHERE outcome = 'ok')                      AS n_ok,
-           count(*)                                                    AS n,
-           count(*) FILTER (WHERE outcome IN ('timeout', 'dropped'))   AS n_timeout_drop,
-           count(*) FILTER (WHERE met_sla)                             AS n_met,
-           sum(attempts)                                               AS attempts
-    FROM int_logical_requests
-    WHERE pilot = $pilot
-    GROUP BY ALL
-),
-lg_scope AS (
-    SELECT
-        c.phase, s.segment_label AS segment,
-        CASE WHEN grouping(c.pool) = 0 THEN 'pool'
-             WHEN grouping(c.priority) = 0 THEN 'priority'
-             ELSE 'overall' END                                        AS breakdown,
-        CASE WHEN grouping(c.pool) = 0 THEN c.pool
-             WHEN grouping(c.priority) = 0 THEN c.priority END         AS breakdown_value,
-        c.v, sum(c.n_ok) AS n_ok, sum(c.n) AS n, sum(c.n_timeout_drop) AS n_timeout_drop,
-        sum(c.n_met) AS n_met, sum(c.attempts) AS attempts
-    FROM lg_cells c
-    JOIN seg s ON s.segment_label = 'all' OR s.segment_label = c.segment
-    GROUP BY GROUPING SETS ((c.phase, s.segment_label, c.v),
-                            (c.phase, s.segment_label, c.pool, c.v),
-                            (c.phase, s.segment_label, c.priority, c.v))
-),
-lg_run AS (
-    SELECT *, CASE WHEN v IS NOT NULL THEN n_ok ELSE 0 END AS k,
-           sum(CASE WHEN v IS NOT NULL THEN n_ok ELSE 0 END) OVER (
-               ORDER BY phase, segment, breakdown, breakdown_value, v
-               ROWS UNBOUNDED PRECEDING)                               AS g
-    FROM lg_scope
-),
-lg_cum AS (
-    SELECT *, g - min(g - k) OVER sc AS c, sum(k) OVER sc AS t
-    FROM lg_run
-    WINDOW sc AS (PARTITION BY phase, segment, breakdown, breakdown_value)
+lg AS (
+    SELECT l.phase, s.segment_label AS segment, l.pool, l.priority,
+           l.latency_s, l.outcome, l.met_sla, l.attempts
+    FROM int_logical_requests l
+    JOIN seg s ON s.segment_label = 'all' OR s.segment_label = l.segment
+    WHERE l.pilot = $pilot
 ),
 logical_q AS (
     SELECT
-        phase, segment, breakdown, breakdown_value, max(t) AS t,
-        min(v) FILTER (WHERE t > 0 AND c > floor(CAST(t - 1 AS DOUBLE) * 0.50))      AS p50_lo,
-        min(v) FILTER (WHERE t > 0 AND c > ceil(CAST(t - 1 AS DOUBLE) * 0.50))       AS p50_hi,
-        min(v) FILTER (WHERE t > 0 AND c > floor(CAST(t - 1 AS DOUBLE) * 0.95))      AS p95_lo,
-        min(v) FILTER (WHERE t > 0 AND c > ceil(CAST(t - 1 AS DOUBLE) * 0.95))       AS p95_hi,
-        min(v) FILTER (WHERE t > 0 AND c > floor(CAST(t - 1 AS DOUBLE) * 0.99))      AS p99_lo,
-        min(v) FILTER (WHERE t > 0 AND c > ceil(CAST(t - 1 AS DOUBLE) * 0.99))       AS p99_hi,
-        sum(n_timeout_drop) * 1.0 / sum(n)                             AS timeout_drop_rate,
-        sum(n_met) * 1.0 / sum(n)                                      AS sla_adherence,
-        sum(n_met)                                                     AS good_requests,
-        sum(attempts) * 1.0 / sum(n)                                   AS retry_amplification,
-        CAST(sum(n) AS DOUBLE)                                         AS logical_requests,
+        phase, segment,
+        CASE WHEN grouping(pool) = 0 THEN 'pool'
+             WHEN grouping(priority) = 0 THEN 'priority'
+             ELSE 'overall' END                                        AS breakdown,
+        CASE WHEN grouping(pool) = 0 THEN pool
+             WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
+        -- the list form keeps one copy of the values per group for all its quantiles (one
+        -- aggregate per quantile keeps one each: 7 -> 4 copies of the attempts; 10 M bench
+        -- 23.5 s -> 12.8 s, same quantiles bit for bit); on Spark it is PERCENTILE over an array
+        quantile_cont(CASE WHEN outcome = 'ok' THEN latency_s END, [0.50, 0.95, 0.99]) AS lat_q,
+        avg(CASE WHEN outcome IN ('timeout', 'dropped') THEN 1.0 ELSE 0.0 END)
+                                                                       AS timeout_drop_rate,
+        avg(CASE WHEN met_sla THEN 1.0 ELSE 0.0 END)                   AS sla_adherence,
+        sum(CASE WHEN met_sla THEN 1 ELSE 0 END)                       AS good_requests,
+        sum(attempts) * 1.0 / count(*)                                 AS retry_amplification,
+        CAST(count(*) AS DOUBLE)                                       AS logical_requests,
         CAST(sum(attempts) AS DOUBLE)                                  AS attempts
-    FROM lg_cum
-    GROUP BY phase, segment, breakdown, breakdown_value
+    FROM lg
+    GROUP BY GROUPING SETS ((phase, segment), (phase, segment, pool), (phase, segment, priority))
 ),
 logical_m AS (
     SELECT phase, segment, breakdown, breakdown_value,
-           p50_lo + (p50_hi - p50_lo) * (CAST(t - 1 AS DOUBLE) * 0.50 - floor(CAST(t - 1 AS DOUBLE) * 0.50)) AS lat_p50,
-           p95_lo + (p95_hi - p95_lo) * (CAST(t - 1 AS DOUBLE) * 0.95 - floor(CAST(t - 1 AS DOUBLE) * 0.95)) AS lat_p95,
-           p99_lo + (p99_hi - p99_lo) * (CAST(t - 1 AS DOUBLE) * 0.99 - floor(CAST(t - 1 AS DOUBLE) * 0.99)) AS lat_p99,
+           lat_q[1] AS lat_p50, lat_q[2] AS lat_p95, lat_q[3] AS lat_p99,
            timeout_drop_rate, sla_adherence, good_requests, retry_amplification,
            logical_requests, attempts
     FROM logical_q
 ),
--- queue waits: every attempt, right-censored ones at their wait until they left
--- (int_attempts); the attempts that started are a secondary view, never the headline
-att_cells AS (
-    SELECT a.phase, a.segment, a.pool, a.priority, a.queue_wait_s AS v,
-           count(*)                                                    AS n,
-           count(*) FILTER (WHERE NOT a.wait_censored)                 AS n_done,
-           count(*) FILTER (WHERE bw.is_burst)                         AS n_burst,
-           count(*) FILTER (WHERE a.wait_censored)                     AS n_censored,
-           count(*) FILTER (WHERE a.wait_censored AND a.end_ts IS NULL) AS n_censored_at_cap,
-           sum(a.queue_wait_s) FILTER (WHERE a.status = 'ok')          AS ok_wait_s,
-           sum(a.e2e_s) FILTER (WHERE a.status = 'ok')                 AS ok_e2e_s,
-           -- GPU time on attempts that ended ok for a request that met its SLA (fallback
-           -- for effective utilization when no sm_active telemetry exists)
-           sum(a.service_s) FILTER (WHERE a.status = 'ok' AND a.logical_met_sla)
-                                                                       AS productive_s
+att AS (
+    SELECT a.phase, s.segment_label AS segment, a.pool, a.priority, a.gpu,
+           a.queue_wait_s, a.wait_censored, a.end_ts IS NULL AS left_unrecorded,
+           a.sched_delay_s, a.e2e_s, a.service_s, a.status,
+           a.logical_met_sla, coalesce(bw.is_burst, false) AS in_burst
     FROM int_attempts a
     CROSS JOIN th
+    JOIN seg s ON s.segment_label = 'all' OR s.segment_label = a.segment
     LEFT JOIN burst_windows bw
       ON bw.pilot = $pilot AND bw.pool = a.pool AND bw.w = a.arrival_us // th.win_us
     WHERE a.pilot = $pilot
-    GROUP BY a.phase, a.segment, a.pool, a.priority, a.queue_wait_s
 ),
-att_scope AS (
+attempt_q AS (
     SELECT
-        c.phase, s.segment_label AS segment,
-        CASE WHEN grouping(c.pool) = 0 THEN 'pool'
-             WHEN grouping(c.priority) = 0 THEN 'priority'
+        phase, segment,
+        CASE WHEN grouping(pool) = 0 THEN 'pool'
+             WHEN grouping(priority) = 0 THEN 'priority'
              ELSE 'overall' END                                        AS breakdown,
-        CASE WHEN grouping(c.pool) = 0 THEN c.pool
-             WHEN grouping(c.priority) = 0 THEN c.priority END         AS breakdown_value,
-        c.v, sum(c.n) AS n, sum(c.n_done) AS n_done, sum(c.n_burst) AS n_burst,
-        sum(c.n_censored) AS n_censored, sum(c.n_censored_at_cap) AS n_censored_at_cap,
-        sum(c.ok_wait_s) AS ok_wait_s, sum(c.ok_e2e_s) AS ok_e2e_s,
-        sum(c.productive_s) AS productive_s
-    FROM att_cells c
-    JOIN seg s ON s.segment_label = 'all' OR s.segment_label = c.segment
-    GROUP BY GROUPING SETS ((c.phase, s.segment_label, c.v),
-                            (c.phase, s.segment_label, c.pool, c.v),
-                            (c.phase, s.segment_label, c.priority, c.v))
-),
-att_k AS (
-    SELECT *, CASE WHEN v IS NOT NULL THEN n ELSE 0 END AS k,
-           CASE WHEN v IS NOT NULL THEN n_done ELSE 0 END AS k_done,
-           CASE WHEN v IS NOT NULL THEN n_burst ELSE 0 END AS k_burst
-    FROM att_scope
-),
-att_run AS (
-    SELECT *, sum(k) OVER o AS g, sum(k_done) OVER o AS g_done, sum(k_burst) OVER o AS g_burst
-    FROM att_k
-    WINDOW o AS (ORDER BY phase, segment, breakdown, breakdown_value, v
-                 ROWS UNBOUNDED PRECEDING)
-),
-att_cum AS (
-    SELECT *,
-           sum(k) OVER sc AS t, g - min(g - k) OVER sc AS c,
-           sum(k_done) OVER sc AS t_done, g_done - min(g_done - k_done) OVER sc AS c_done,
-           sum(k_burst) OVER sc AS t_burst, g_burst - min(g_burst - k_burst) OVER sc AS c_burst
-    FROM att_run
-    WINDOW sc AS (PARTITION BY phase, segment, breakdown, breakdown_value)
-),
-att_q AS (
-    SELECT
-        phase, segment, breakdown, breakdown_value,
-        max(t) AS t, max(t_done) AS t_done, max(t_burst) AS t_burst,
-        min(v) FILTER (WHERE t > 0 AND c > floor(CAST(t - 1 AS DOUBLE) * 0.50))      AS w50_lo,
-        min(v) FILTER (WHERE t > 0 AND c > ceil(CAST(t - 1 AS DOUBLE) * 0.50))       AS w50_hi,
-        min(v) FILTER (WHERE t > 0 AND c > floor(CAST(t - 1 AS DOUBLE) * 0.95))      AS w95_lo,
-        min(v) FILTER (WHERE t > 0 AND c > ceil(CAST(t - 1 AS DOUBLE) * 0.95))       AS w95_hi,
-        min(v) FILTER (WHERE t_done > 0 AND c_done > floor(CAST(t_done - 1 AS DOUBLE) * 0.50)) AS d50_lo,
-        min(v) FILTER (WHERE t_done > 0 AND c_done > ceil(CAST(t_done - 1 AS DOUBLE) * 0.50))  AS d50_hi,
-        min(v) FILTER (WHERE t_done > 0 AND c_done > floor(CAST(t_done - 1 AS DOUBLE) * 0.95)) AS d95_lo,
-        min(v) FILTER (WHERE t_done > 0 AND c_done > ceil(CAST(t_done - 1 AS DOUBLE) * 0.95))  AS d95_hi,
-        min(v) FILTER (WHERE t_burst > 0 AND c_burst > floor(CAST(t_burst - 1 AS DOUBLE) * 0.50))
-                                                                       AS b50_lo,
-        min(v) FILTER (WHERE t_burst > 0 AND c_burst > ceil(CAST(t_burst - 1 AS DOUBLE) * 0.50))
-                                                                       AS b50_hi,
-        min(v) FILTER (WHERE t_burst > 0 AND c_burst > floor(CAST(t_burst - 1 AS DOUBLE) * 0.95))
-                                                                       AS b95_lo,
-        min(v) FILTER (WHERE t_burst > 0 AND c_burst > ceil(CAST(t_burst - 1 AS DOUBLE) * 0.95))
-                                                                       AS b95_hi,
-        max(v)                                                         AS queue_wait_max_s,
-        sum(n_censored) * 1.0 / sum(n)                                 AS censored_share,
-        max(v) FILTER (WHERE n_censored > 0)                           AS censored_cap_s,
-        sum(n_censored_at_cap)                                         AS censored_at_cap,
-        sum(ok_wait_s) / nullif(sum(ok_e2e_s), 0)                      AS delay_index,
-        coalesce(sum(productive_s), 0)                                 AS productive_s,
-        sum(n_burst)                                                   AS burst_attempts
-    FROM att_cum
-    GROUP BY phase, segment, breakdown, breakdown_value
-),
--- scheduling delay P95, the same way from its own value counts
-sched_cells AS (
-    SELECT phase, segment, pool, priority, sched_delay_s AS v, count(*) AS n
-    FROM int_attempts
-    WHERE pilot = $pilot AND sched_delay_s IS NOT NULL
-    GROUP BY ALL
-),
-sched_scope AS (
-    SELECT
-        c.phase, s.segment_label AS segment,
-        CASE WHEN grouping(c.pool) = 0 THEN 'pool'
-             WHEN grouping(c.priority) = 0 THEN 'priority'
-             ELSE 'overall' END                                        AS breakdown,
-        CASE WHEN grouping(c.pool) = 0 THEN c.pool
-             WHEN grouping(c.priority) = 0 THEN c.priority END         AS breakdown_value,
-        c.v, sum(c.n) AS n
-    FROM sched_cells c
-    JOIN seg s ON s.segment_label = 'all' OR s.segment_label = c.segment
-    GROUP BY GROUPING SETS ((c.phase, s.segment_label, c.v),
-                            (c.phase, s.segment_label, c.pool, c.v),
-                            (c.phase, s.segment_label, c.priority, c.v))
-),
-sched_q AS (
-    SELECT phase, segment, breakdown, breakdown_value, max(t) AS t_sched,
-           min(v) FILTER (WHERE c > floor(CAST(t - 1 AS DOUBLE) * 0.95))             AS s95_lo,
-           min(v) FILTER (WHERE c > ceil(CAST(t - 1 AS DOUBLE) * 0.95))              AS s95_hi
-    FROM (
-        SELECT *, g - min(g - n) OVER sc AS c, sum(n) OVER sc AS t
-        FROM (
-            SELECT *, sum(n) OVER (ORDER BY phase, segment, breakdown, breakdown_value, v
-                                   ROWS UNBOUNDED PRECEDING) AS g
-            FROM sched_scope
-        )
-        WINDOW sc AS (PARTITION BY phase, segment, breakdown, breakdown_value)
-    )
-    GROUP BY phase, segment, breakdown, breakdown_value
-),
--- GPUs the attempts ran on, per scope
-gpu_cells AS (
-    SELECT DISTINCT phase, segment, pool, priority, gpu
-    FROM int_attempts
-    WHERE pilot = $pilot
-),
-att_gpus AS (
-    SELECT
-        c.phase, s.segment_label AS segment,
-        CASE WHEN grouping(c.pool) = 0 THEN 'pool'
-             WHEN grouping(c.priority) = 0 THEN 'priority'
-             ELSE 'overall' END                                        AS breakdown,
-        CASE WHEN grouping(c.pool) = 0 THEN c.pool
-             WHEN grouping(c.priority) = 0 THEN c.priority END         AS breakdown_value,
-        count(DISTINCT c.gpu)                                          AS request_gpus
-    FROM gpu_cells c
-    JOIN seg s ON s.segment_label = 'all' OR s.segment_label = c.segment
-    GROUP BY GROUPING SETS ((c.phase, s.segment_label), (c.phase, s.segment_label, c.pool),
-                            (c.phase, s.segment_label, c.priority))
+        CASE WHEN grouping(pool) = 0 THEN pool
+             WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
+        -- queue wait of every attempt, right-censored ones at their wait until they left
+        -- (int_attempts); the attempts that started are a secondary view, never the headline
+        quantile_cont(queue_wait_s, [0.50, 0.95])                      AS wait_q,
+        max(queue_wait_s)                                              AS queue_wait_max_s,
+        quantile_cont(CASE WHEN NOT wait_censored THEN queue_wait_s END, [0.50, 0.95])
+                                                                       AS wait_done_q,
+        avg(CASE WHEN wait_censored THEN 1.0 ELSE 0.0 END)             AS censored_share,
+        max(queue_wait_s) FILTER (WHERE wait_censored)                 AS censored_cap_s,
+        count(*) FILTER (WHERE wait_censored AND left_unrecorded)      AS censored_at_cap,
+        quantile_cont(sched_delay_s, 0.95)                             AS sched_delay_p95_s,
+        quantile_cont(CASE WHEN in_burst THEN queue_wait_s END, [0.50, 0.95]) AS burst_wait_q,
+        sum(queue_wait_s) FILTER (WHERE status = 'ok')
+            / nullif(sum(e2e_s) FILTER (WHERE status = 'ok'), 0)       AS delay_index,
+        -- GPU time on attempts that ended ok for a request that met its SLA (fallback for
+        -- effective utilization when no sm_active telemetry exists)
+        coalesce(sum(service_s) FILTER (WHERE status = 'ok' AND logical_met_sla), 0)
+                                                                       AS productive_s,
+        count(DISTINCT gpu)                                            AS request_gpus,
+        count(*) FILTER (WHERE in_burst)                               AS burst_attempts
+    FROM att
+    GROUP BY GROUPING SETS ((phase, segment), (phase, segment, pool), (phase, segment, priority))
 ),
 attempt_m AS (
-    SELECT q.phase, q.segment, q.breakdown, q.breakdown_value,
-           w50_lo + (w50_hi - w50_lo) * (CAST(t - 1 AS DOUBLE) * 0.50 - floor(CAST(t - 1 AS DOUBLE) * 0.50)) AS wait_p50,
-           w95_lo + (w95_hi - w95_lo) * (CAST(t - 1 AS DOUBLE) * 0.95 - floor(CAST(t - 1 AS DOUBLE) * 0.95)) AS wait_p95,
-           queue_wait_max_s,
-           d50_lo + (d50_hi - d50_lo) * (CAST(t_done - 1 AS DOUBLE) * 0.50 - floor(CAST(t_done - 1 AS DOUBLE) * 0.50))
-                                                                       AS wait_done_p50,
-           d95_lo + (d95_hi - d95_lo) * (CAST(t_done - 1 AS DOUBLE) * 0.95 - floor(CAST(t_done - 1 AS DOUBLE) * 0.95))
-                                                                       AS wait_done_p95,
-           censored_share, censored_cap_s, censored_at_cap,
-           s95_lo + (s95_hi - s95_lo) * (CAST(t_sched - 1 AS DOUBLE) * 0.95 - floor(CAST(t_sched - 1 AS DOUBLE) * 0.95))
-                                                                       AS sched_delay_p95_s,
-           b50_lo + (b50_hi - b50_lo) * (CAST(t_burst - 1 AS DOUBLE) * 0.50 - floor(CAST(t_burst - 1 AS DOUBLE) * 0.50))
-                                                                       AS burst_wait_p50,
-           b95_lo + (b95_hi - b95_lo) * (CAST(t_burst - 1 AS DOUBLE) * 0.95 - floor(CAST(t_burst - 1 AS DOUBLE) * 0.95))
-                                                                       AS burst_wait_p95,
-           delay_index, productive_s, g.request_gpus, burst_attempts
-    FROM att_q q
-    LEFT JOIN sched_q sq
-      ON sq.phase IS NOT DISTINCT FROM q.phase AND sq.segment = q.segment
-     AND sq.breakdown = q.breakdown AND sq.breakdown_value IS NOT DISTINCT FROM q.breakdown_value
-    LEFT JOIN att_gpus g
-      ON g.phase IS NOT DISTINCT FROM q.phase AND g.segment = q.segment
-     AND g.breakdown = q.breakdown AND g.breakdown_value IS NOT DISTINCT FROM q.breakdown_value
+    SELECT phase, segment, breakdown, breakdown_value,
+           wait_q[1] AS wait_p50, wait_q[2] AS wait_p95, queue_wait_max_s,
+           wait_done_q[1] AS wait_done_p50, wait_done_q[2] AS wait_done_p95,
+           censored_share, censored_cap_s, censored_at_cap, sched_delay_p95_s,
+           burst_wait_q[1] AS burst_wait_p50, burst_wait_q[2] AS burst_wait_p95,
+           delay_index, productive_s, request_gpus, burst_attempts
+    FROM attempt_q
 ),
 -- GPU energy per unit (GPU): the increase of its energy_j counter where it has one (the sum
 -- of its rises between consecutive samples of the phase, a drop being a reset: the value after
--- it is the rise), else the integral of its power_w. Only the counter's own rows are put in
--- time order (windows over every sample were most of the GPU part's time).
-g_energy AS (
-    SELECT unit, phase, segment, pool, gpu, per_gpu, value, dt_s,
-           CASE WHEN lag(value) OVER w IS NULL THEN 0.0
-                WHEN value >= lag(value) OVER w THEN value - lag(value) OVER w
-                ELSE value END AS energy_part
-    FROM int_gpu_samples
-    WHERE pilot = $pilot AND series = 'energy_j'
-    WINDOW w AS (PARTITION BY unit, phase ORDER BY ts_us)
-),
-g_counted AS (SELECT DISTINCT unit, phase FROM g_energy),
+-- it is the rise), else the integral of its power_w
 g0 AS (
-    SELECT g.phase, g.segment, g.pool, g.gpu, g.series, g.value, g.dt_s, g.per_gpu,
-           CASE WHEN g.series = 'power_w' AND c.unit IS NULL THEN g.value * g.dt_s END
-               AS energy_part,
-           g.series = 'power_w' AND c.unit IS NULL AS integrated
-    FROM int_gpu_samples g
-    LEFT JOIN g_counted c
-      ON c.unit IS NOT DISTINCT FROM g.unit AND c.phase IS NOT DISTINCT FROM g.phase
-    WHERE g.pilot = $pilot AND g.series <> 'energy_j'
-    UNION ALL
-    SELECT phase, segment, pool, gpu, 'energy_j' AS series, value, dt_s, per_gpu,
-           energy_part, false AS integrated
-    FROM g_energy
+    SELECT phase, segment, pool, gpu, series, value, dt_s, per_gpu, counted,
+           CASE WHEN series = 'energy_j' THEN
+                    CASE WHEN prev IS NULL THEN 0.0 WHEN value >= prev THEN value - prev
+                         ELSE value END
+                WHEN series = 'power_w' AND NOT counted THEN value * dt_s
+           END AS energy_part
+    FROM (
+        SELECT *, lag(value) OVER (PARTITION BY unit, series, phase ORDER BY ts_us) AS prev,
+               max(CASE WHEN series = 'energy_j' THEN 1 ELSE 0 END)
+                   OVER (PARTITION BY unit, phase) = 1 AS counted
+        FROM int_gpu_samples
+        WHERE pilot = $pilot
+    )
 ),
 gp AS (
     SELECT g.phase, s.segment_label AS segment, g.pool, g.gpu, g.series, g.value, g.dt_s,
-           g.per_gpu, g.integrated, g.energy_part
+           g.per_gpu, g.counted, g.energy_part
     FROM g0 g
     JOIN seg s ON s.segment_label = 'all' OR s.segment_label = g.segment
 ),
@@ -316,7 +144,7 @@ gpu_m AS (
             / nullif(sum(dt_s) FILTER (WHERE series = 'power_w'), 0)   AS power_mean_w,
         sum(energy_part)                                               AS gpu_energy_j,
         count(*) FILTER (WHERE series = 'energy_j') > 0                AS energy_counted,
-        count(*) FILTER (WHERE integrated) > 0                         AS energy_integrated,
+        count(*) FILTER (WHERE series = 'power_w' AND NOT counted) > 0 AS energy_integrated,
         sum(value * dt_s) FILTER (WHERE series = 'mem_used_bytes')
             / nullif(sum(dt_s) FILTER (WHERE series = 'mem_used_bytes'), 0)
                                                                        AS mem_mean_bytes,
