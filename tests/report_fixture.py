@@ -373,3 +373,15 @@ def build_fixture(path: Path, *, pools: tuple[str, ...] = DEFAULT_POOLS,
             _insert(con, "metrics_ci", _ci_rows(ba, did))
     con.close()
     return path
+
+
+def report_model(db: Path, run_id: str, generated_at: datetime, pilot: str = PILOT):
+    """The report model of a fixture warehouse, read-only (reports.model.build_report_model)."""
+    from reports.model import build_report_model
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return build_report_model(con, pilot, run_id=run_id, pipeline_version="0.1.0",
+                                  generated_at=generated_at)
+    finally:
+        con.close()

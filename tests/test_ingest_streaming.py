@@ -88,6 +88,15 @@ def _leftover_spill(db: Path) -> list[Path]:
     return sorted(tmp.glob("ingest-*")) if tmp.exists() else []
 
 
+def _assert_only_b_landed(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """r/a.parquet was taken back whole (one quarantine row, no line); r/b.parquet's 3 rows
+    landed; nothing is left in the spill folder."""
+    assert con.execute("SELECT count(*) FROM requests").fetchone() == (3,)
+    assert con.execute("SELECT file, line FROM quarantine").fetchall() == [("r/a.parquet", None)]
+    assert con.execute("SELECT file FROM ingest_log").fetchall() == [("r/b.parquet",)]
+    assert _leftover_spill(db) == []
+
+
 # --- Parquet ----------------------------------------------------------------------------------
 
 
@@ -138,10 +147,7 @@ def test_a_file_failing_in_a_later_chunk_leaves_nothing_behind(tmp_path, monkeyp
         ("r/a.parquet", "requests: the frame went wrong")
     ]
     # only b.parquet landed; a.parquet's bad row (chunk 1) left no quarantine entry either
-    assert con.execute("SELECT count(*) FROM requests").fetchone() == (3,)
-    assert con.execute("SELECT file, line FROM quarantine").fetchall() == [("r/a.parquet", None)]
-    assert con.execute("SELECT file FROM ingest_log").fetchall() == [("r/b.parquet",)]
-    assert _leftover_spill(db) == []
+    _assert_only_b_landed(con, db)
 
 
 def test_the_next_chunk_is_read_while_this_one_is_stored(tmp_path, monkeypatch):
@@ -196,10 +202,7 @@ def test_a_file_failing_while_stored_is_taken_back_though_read_ahead(tmp_path, m
     assert [(f, r) for _, f, r in summary.failed_sources] == [("r/a.parquet", "disk full")]
     # a.parquet's later chunks, read ahead, were never stored; b.parquet landed whole
     assert calls == ["requests", "quarantine", "requests", "requests"]
-    assert con.execute("SELECT count(*) FROM requests").fetchone() == (3,)
-    assert con.execute("SELECT file, line FROM quarantine").fetchall() == [("r/a.parquet", None)]
-    assert con.execute("SELECT file FROM ingest_log").fetchall() == [("r/b.parquet",)]
-    assert _leftover_spill(db) == []
+    _assert_only_b_landed(con, db)
 
 
 def test_a_bug_while_reading_ahead_surfaces_unchanged_and_rolls_back(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from reports.charts import heat_grid
 from reports.conclusion import conclude
 from reports.evidence import policy_name
 from reports.findings_rules import rule_findings
-from reports.model import ReportModel, _Warehouse, build_report_model
+from reports.model import ReportModel, _Warehouse
 from reports.render import STATIC, render_html, render_report
 
 HOSTILE = "<script>alert(1)</script>"
@@ -24,12 +24,7 @@ GENERATED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def _model(db: Path) -> ReportModel:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return build_report_model(con, rf.PILOT, run_id="run-7f3a", pipeline_version="0.1.0",
-                                  generated_at=GENERATED)
-    finally:
-        con.close()
+    return rf.report_model(db, "run-7f3a", GENERATED)
 
 
 @pytest.fixture(scope="module")

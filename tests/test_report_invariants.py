@@ -10,24 +10,18 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 import report_fixture as rf  # tests/ is on sys.path under pytest
 import report_invariants as ri
 
-from reports.model import ReportModel, build_report_model
+from reports.model import ReportModel
 from reports.types import Table
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> ReportModel:
     db = rf.build_fixture(tmp_path_factory.mktemp("invariants") / "wh.duckdb", with_ci=True)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return build_report_model(con, rf.PILOT, run_id="run-inv", pipeline_version="0.1.0",
-                                  generated_at=datetime(2026, 5, 1, tzinfo=UTC))
-    finally:
-        con.close()
+    return rf.report_model(db, "run-inv", datetime(2026, 5, 1, tzinfo=UTC))
 
 
 def _table(m: ReportModel, caption_start: str) -> Table:

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import report_fixture as rf  # tests/ is on sys.path under pytest
 from pypdf import PdfReader
 
 from pipelines.config import load_pilot
 from pipelines.ingest.load import ingest_pilot
 from pipelines.sql_models import build_all
-from reports.model import ReportModel, build_report_model
+from reports.model import ReportModel
 from reports.render import render_html, render_report
 from tests.pilot_kinds import SECRET_ENV, make_pilot
 
@@ -66,12 +67,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _model(db: Path, pilot: str) -> ReportModel:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return build_report_model(con, pilot, run_id="run-partial", pipeline_version="0.1.0",
-                                  generated_at=GENERATED)
-    finally:
-        con.close()
+    return rf.report_model(db, "run-partial", GENERATED, pilot)
 
 
 def _text(html: str) -> str:

@@ -11,19 +11,14 @@ import report_fixture as rf  # tests/ is on sys.path under pytest
 
 from reports.charts import heat_grid, heatmap_chart, merge_rects
 from reports.evidence import policy_name
-from reports.model import ReportModel, _Warehouse, build_report_model
+from reports.model import ReportModel, _Warehouse
 
 GENERATED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 RECT = re.compile(r"M([-\d.e]+),([-\d.e]+)h([-\d.e]+)v([-\d.e]+)h-?[-\d.e]+Z")
 
 
 def _model(db: Path) -> ReportModel:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return build_report_model(con, rf.PILOT, run_id="run-1", pipeline_version="0.1.0",
-                                  generated_at=GENERATED)
-    finally:
-        con.close()
+    return rf.report_model(db, "run-1", GENERATED)
 
 
 def _area_by_fill(svg: str) -> dict[str, float]:

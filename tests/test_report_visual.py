@@ -16,14 +16,13 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 import report_fixture as rf  # tests/ is on sys.path under pytest
 from PIL import Image, ImageStat
 from pypdf import PdfReader
 
 from reports.charts import MIN_PRINT_PT, PRINT_WIDTH_PT, check_svg
-from reports.model import ReportModel, build_report_model
+from reports.model import ReportModel
 from reports.render import NBSP, print_typography, render_report
 
 MIN_STDDEV = 4.0  # grey-level spread below which a page/screenshot counts as blank
@@ -45,12 +44,7 @@ def _chromium() -> str | None:
 def model(tmp_path_factory: pytest.TempPathFactory) -> ReportModel:
     tmp = tmp_path_factory.mktemp("visual-db")
     db = rf.build_fixture(tmp / "wh.duckdb", pools=HOSTILE_POOLS, with_ci=True)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return build_report_model(con, rf.PILOT, run_id="run-visual", pipeline_version="0.1.0",
-                                  generated_at=datetime(2026, 5, 1, tzinfo=UTC))
-    finally:
-        con.close()
+    return rf.report_model(db, "run-visual", datetime(2026, 5, 1, tzinfo=UTC))
 
 
 @pytest.fixture(scope="module")
