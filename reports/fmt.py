@@ -149,11 +149,25 @@ def change_interval(lo: float | None, hi: float | None, unit: str) -> str:
             f"{_bound(hi, lambda v, e: change(v, unit, e))}]")
 
 
+REL_BOUND_CAP = 10.0  # ±1,000 %: beyond it a relative bound says only "the baseline ~ 0"
+
+
+def _rel_bound(v: float) -> str:
+    # A resampled baseline near zero sends a ratio's bound to +105,119 %: digits that read
+    # as precision but only say the denominator's interval reaches ~0. Print the cap instead.
+    if v > REL_BOUND_CAP:
+        return f"> {rel(REL_BOUND_CAP, -1)}"
+    if v < -REL_BOUND_CAP:
+        return f"< {rel(-REL_BOUND_CAP, -1)}"
+    return _bound(v, rel)
+
+
 def rel_interval(lo: float | None, hi: float | None) -> str:
+    """Interval of a relative change; bounds beyond ±1,000 % print as '> +1,000 %'."""
     if _is_missing(lo) or _is_missing(hi):
         return ""
     assert lo is not None and hi is not None
-    return f"[{_bound(lo, rel)}, {_bound(hi, rel)}]"
+    return f"[{_rel_bound(lo)}, {_rel_bound(hi)}]"
 
 
 def two_lines(first: str, second: str) -> str:

@@ -129,6 +129,18 @@ def test_significance_follows_the_printed_interval() -> None:
     assert is_significant(r, m, "did_significant") is False
 
 
+def test_relative_bounds_beyond_a_thousand_percent_print_as_the_cap() -> None:
+    # the demo's treatment queue-wait P95: baseline interval [0.013 s, 14.3 s], so the
+    # resampled ratio reached +105,119 %; the absolute interval stays the informative one
+    assert fmt.rel_interval(-0.9964, 1051.19) == "[−99.6 %, > +1,000 %]"
+    assert fmt.rel_interval(-12.0, -10.5) == "[< −1,000 %, < −1,000 %]"
+    assert fmt.rel_interval(-0.5, 9.99) == "[−50.0 %, +999.0 %]"
+    m = BY_NAME["queue_wait_p95_s"]
+    r = _ci("treatment", "queue_wait_p95_s", 4.0, 10.5, 12.0)  # relative [+1,050 %, +1,200 %]
+    r.update(rel_change_lo=10.5, rel_change_hi=12.0)
+    assert is_significant(r, m) is True  # a capped bound still sits on one side of zero
+
+
 def test_verdict_answers_per_segment_with_limits() -> None:
     ci = {}
     for name in ("p95_latency_s", "queue_wait_p95_s"):
