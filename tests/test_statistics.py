@@ -20,6 +20,7 @@ from pipelines.statistics import (
     hist_quantile,
     log_bins,
     phase_samples,
+    rank_average,
     resample_counts,
     spearman,
     totals,
@@ -179,6 +180,16 @@ def test_no_effect_anywhere_says_no_significant_change(tmp_path: Path) -> None:
     # GPU metrics without GPU telemetry or productive time: no value, no interval
     nom = df.filter(df["metric"] == "nominal_util")
     assert nom["baseline"].is_null().all() and nom["significant"].is_null().all()
+
+
+def test_average_ranks_equal_scipys_with_ties_row_by_row() -> None:
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(7)
+    tied = rng.integers(0, 4, size=(60, 25)).astype(float)  # many ties per row
+    for x in (tied, rng.normal(size=(30, 40)), np.array([3.0, 1.0, 3.0, 2.0, 3.0])):
+        assert np.array_equal(rank_average(x), rankdata(x, axis=-1))
+    assert rank_average(np.array([5.0, 5.0, 5.0])).tolist() == [2.0, 2.0, 2.0]
 
 
 def test_spearman_matches_a_monotone_relation() -> None:
