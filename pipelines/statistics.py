@@ -367,11 +367,7 @@ def load_blocks(con: duckdb.DuckDBPyConnection, pilot: str, cfg: BootstrapConfig
                           AND bw.w = a.arrival_us // th.win_us"""
         in_burst = "coalesce(bw.is_burst, false)"
     if "int_attempts" in have:
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _ci_attempts AS
-            SELECT a.phase, a.segment, a.arrival_ts, a.queue_wait_s, a.wait_censored,
-                   a.e2e_s, a.service_s, a.status, a.logical_met_sla, {in_burst} AS in_burst
-            FROM int_attempts a {burst_join} WHERE a.pilot = $1""", [pilot])
-        parts.append(con.execute(f"""SELECT a.phase, a.segment,
+        run(f"""SELECT a.phase, a.segment,
                    {blk.format(ts='a.arrival_ts')} AS b,
                    sum(a.queue_wait_s) FILTER (WHERE a.status = 'ok') AS qw_ok,
                    sum(a.e2e_s) FILTER (WHERE a.status = 'ok') AS e2e_ok,
@@ -379,7 +375,8 @@ def load_blocks(con: duckdb.DuckDBPyConnection, pilot: str, cfg: BootstrapConfig
                        AS productive_s,
                    count(*)::DOUBLE AS n_att,
                    count(*) FILTER (WHERE a.wait_censored)::DOUBLE AS n_censored
-                FROM _ci_attempts a JOIN _ci_phases p USING (phase) GROUP BY ALL""").pl())
+                FROM int_attempts a JOIN _ci_phases p USING (phase)
+                WHERE a.pilot = ? GROUP BY ALL""")
     gpus: dict[tuple[str, str], float] = {}
     if "int_gpu_samples" in have:
         run(f"""SELECT g.phase, coalesce(g.segment, 'none') AS segment,
@@ -402,25 +399,37 @@ def load_blocks(con: duckdb.DuckDBPyConnection, pilot: str, cfg: BootstrapConfig
                     GROUP BY GROUPING SETS ((phase, segment), (phase))""", [pilot]).fetchall():
             gpus.setdefault((r[0], "all" if r[2] else r[1]), float(r[3]))
 
-    # histograms: shared bins per quantity (both phases), counts per block and bin
+    # histograms: shared bins per quantity (both phases), counts per block and bin. The
+    # quantities of one table share its scans: one for every min/max, one grouped by every
+    # quantity's bin (a row outside a quantity's filter has a NULL bin there).
     bins: dict[str, LogBins] = {}
     hist_parts: dict[str, pl.DataFrame] = {}
-    sources = {"int_logical_requests": ("int_logical_requests", "first_arrival_ts",
-                                        "x.pilot = $1"),
-               "int_attempts": ("_ci_attempts", "arrival_ts", "true")}
-    for name, (table, col, where) in QUANTITIES.items():
-        if table not in have:
+    sources = {"int_logical_requests": ("int_logical_requests x", "first_arrival_ts"),
+               "int_attempts": (f"(SELECT a.*, {in_burst} AS in_burst FROM int_attempts a "
+                                f"{burst_join} WHERE a.pilot = $1) x", "arrival_ts")}
+    for table, (src, ts) in sources.items():
+        names = [n for n, q in QUANTITIES.items() if q[0] == table]
+        if table not in have or not names:
             continue
-        src, ts, own = sources[table]
-        args = [pilot] if "$1" in own else []
-        lo, hi = con.execute(f"""SELECT min(x.{col}) FILTER (WHERE x.{col} > 0), max(x.{col})
-                                 FROM {src} x WHERE {own} AND {where}""", args).fetchone()
-        bins[name] = log_bins(lo, hi, cfg.bins)
-        hist_parts[name] = con.execute(f"""SELECT x.phase, x.segment,
-                (epoch_us(x.{ts}) - p.s_us) // {blk_us} AS b,
-                {bins[name].sql_index('x.' + col)} AS bin, count(*)::DOUBLE AS n
-            FROM {src} x JOIN _ci_phases p USING (phase)
-            WHERE {own} AND {where} GROUP BY ALL""", args).pl()
+        bounds = con.execute("SELECT " + ", ".join(
+            f"min(x.{col}) FILTER (WHERE x.{col} > 0 AND {where}), "
+            f"max(x.{col}) FILTER (WHERE {where})"
+            for _, col, where in (QUANTITIES[n] for n in names))
+            + f" FROM {src} WHERE x.pilot = $1", [pilot]).fetchone()
+        for i, name in enumerate(names):
+            bins[name] = log_bins(bounds[2 * i], bounds[2 * i + 1], cfg.bins)
+        keys = ", ".join(f"CASE WHEN {QUANTITIES[n][2]} THEN "
+                         f"{bins[n].sql_index('x.' + QUANTITIES[n][1])} END AS bin_{n}"
+                         for n in names)
+        grid = con.execute(f"""SELECT x.phase, x.segment,
+                (epoch_us(x.{ts}) - p.s_us) // {blk_us} AS b, {keys}, count(*)::DOUBLE AS n
+            FROM {src} JOIN _ci_phases p USING (phase)
+            WHERE x.pilot = $1 AND ({" OR ".join(QUANTITIES[n][2] for n in names)})
+            GROUP BY ALL""", [pilot]).pl()
+        for name in names:
+            hist_parts[name] = (grid.filter(pl.col(f"bin_{name}").is_not_null())
+                                .group_by("phase", "segment", "b", pl.col(f"bin_{name}")
+                                          .alias("bin")).agg(pl.col("n").sum()))
 
     out: dict[str, dict[str, Blocks]] = {}
     for phase, n in nblocks.items():
@@ -453,8 +462,7 @@ def load_blocks(con: duckdb.DuckDBPyConnection, pilot: str, cfg: BootstrapConfig
             segs[s].consts["gpus"] = gpus.get((phase, s), 0.0)
             segs[s].consts["has_sm"] = float(segs[s].sums["sm_dt"].sum() > 0)
         out[phase] = segs
-    for t in ("_ci_phases", "_ci_attempts"):
-        con.execute(f"DROP TABLE IF EXISTS {t}")
+    con.execute("DROP TABLE IF EXISTS _ci_phases")
     return out, bins, block_s
 
 
