@@ -206,6 +206,8 @@ TABLE_RULES: dict[str, TableRule] = {
                           out_of_range="NOT queue_wait_share BETWEEN 0 AND 1"),
     "patterns_tested": TableRule(("pattern",)),
     "measurement_coverage": TableRule(("item",)),
+    "identifier_audit": TableRule(("table_name", "column_name"),
+                                  out_of_range="n_tokens > n_values OR n_values < 0"),
     # statistics layer (assets/statistics.py)
     "metrics_ci": TableRule(("segment", "metric")),
     "whatif_results": TableRule(("policy", "phase", "segment", "breakdown", "breakdown_value",

@@ -131,6 +131,8 @@ MODELS: tuple[SqlModel, ...] = (
         ("int_pool_minutes", "arrivals", "samples", "jobs", "sla_targets",
          "int_gpu_samples", "metrics_headline", "patterns_tested"),
     ),
+    # every stored identifier value checked for the token form (the report's appendix D)
+    SqlModel("identifier_audit", "metrics", ("requests", "samples", "jobs")),
 )
 BY_NAME: dict[str, SqlModel] = {m.name: m for m in MODELS}
 

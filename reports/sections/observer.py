@@ -13,10 +13,6 @@ from reports.sections.common import (
 )
 from reports.types import Part, Table
 
-ID_COLUMNS = (("requests", "request_id"), ("requests", "parent_request_id"),
-              ("requests", "node"), ("requests", "gpu"), ("samples", "node"),
-              ("samples", "gpu"), ("jobs", "job_id"), ("jobs", "node"))
-
 
 def _token_re() -> re.Pattern[str] | None:
     try:
@@ -26,31 +22,25 @@ def _token_re() -> re.Pattern[str] | None:
     return TOKEN_RE
 
 
-def identifier_check(w: Reader) -> tuple[Table, int, int]:
-    """Identifier values per column (rows with a value), how many have the token form, and
-    the distinct values (HyperLogLog estimate). Every row is checked; only the distinct count
-    is estimated, because an exact one hashes every value (3x the CPU on 10 M request ids)."""
-    rx = _token_re()
-    rows = []
-    total = tokens = 0
-    for table, col in ID_COLUMNS:
-        if col not in w.cols(table):
-            continue
-        d = w.q(table, f"""SELECT count({col}) AS n,
-                    count({col}) FILTER (WHERE regexp_full_match({col}, $2)) AS t,
-                    approx_count_distinct({col}) AS d
-                    FROM {table} WHERE pilot = $1""",
-                rx.pattern if rx else "^$")
-        n, t = int(d["n"][0] or 0), int(d["t"][0] or 0)
-        if not n:
-            continue
-        total += n
-        tokens += t
-        rows.append([f"{table}.{col}", fmt.count(n), fmt.count(t), fmt.share(t, n),
-                     f"≈ {fmt.count(int(d['d'][0] or 0))}"])
+def identifier_check(w: Reader) -> tuple[Table, int, int] | None:
+    """The identifier_audit table (sql/metrics/identifier_audit.sql checks every stored
+    value): per column, values, how many have the token form, distinct values. None when
+    the audit was not built: the report then claims nothing about the stored identifiers."""
+    if not w.has("identifier_audit"):
+        return None
+    d = w.q("identifier_audit", """SELECT table_name, column_name, n_values, n_tokens,
+                n_distinct FROM identifier_audit
+                WHERE pilot = ? AND n_values > 0 ORDER BY ord""")
+    rows = [[f"{r['table_name']}.{r['column_name']}", fmt.count(r["n_values"]),
+             fmt.count(r["n_tokens"]), fmt.share(r["n_tokens"], r["n_values"]),
+             fmt.count(r["n_distinct"])] for r in d.iter_rows(named=True)]
+    total = int(d["n_values"].sum()) if d.height else 0
+    tokens = int(d["n_tokens"].sum()) if d.height else 0
     return (Table("Identifier columns in the warehouse: values, keyed tokens and distinct values",
-                  ["Column", "Values", "In token form", "Share", "Distinct (estimate)"], rows,
-                  basis=None, num_cols=(1, 2, 3, 4), empty="No identifier columns with values."),
+                  ["Column", "Values", "In token form", "Share", "Distinct"], rows,
+                  basis=None, num_cols=(1, 2, 3, 4), empty="No identifier columns with values.",
+                  note="Every stored value is checked (identifier_audit). Distinct values "
+                       "are not counted for request ids (one per attempt)."),
             total, tokens)
 
 
@@ -89,10 +79,15 @@ def observer_only(w: Reader, config: dict[str, Any]) -> tuple[list[Part], list[P
         dropped = Part("What was dropped", ["Not recorded in this run: the warehouse has no "
                                             "dropped_fields table, so dropped payload fields "
                                             "cannot be listed."])
-    ids, total, tokens = identifier_check(w)
+    audit = identifier_check(w)
+    ids, total, tokens = audit if audit is not None else (None, 0, 0)
     rx = _token_re()
     secret_env = (config.get("anonymization") or {}).get("secret_env")
-    if rx is None:
+    if audit is None:
+        how = ("Not checked: the identifier_audit table was not built for this pilot, so this "
+               "report makes no statement about the form of the stored identifiers.")
+        state = "not checked"
+    elif rx is None:
         how = ("This installation has no anonymizer: identifiers are stored as received from "
                "the inputs.")
         state = "stored as received"
@@ -111,7 +106,7 @@ def observer_only(w: Reader, config: dict[str, Any]) -> tuple[list[Part], list[P
     else:
         how = "No identifier values are present in the warehouse."
         state = "absent"
-    anon = Part("How identifiers were anonymized", [how], tables=[ids])
+    anon = Part("How identifiers were anonymized", [how], tables=[ids] if ids else [])
     security = Part("Data security model", [
         "The warehouse is a local DuckDB file; the report is built from it alone, embeds no "
         "external resource and contains no raw input line: quarantined records keep file, "
