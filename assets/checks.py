@@ -201,6 +201,7 @@ TABLE_RULES: dict[str, TableRule] = {
     "indices": TableRule(("phase", "segment", "index"), out_of_range=SHARES_AND_SECONDS),
     "sync_map": TableRule(("phase", "segment", "kind", "name"),
                           out_of_range=SHARES_AND_SECONDS),
+    "int_job_waits": TableRule(("job_id",)),
     "findings": TableRule(("pattern", "phase", "scope_pool", "start_ts"),
                           nullable=("phase", "scope_pool", "start_ts"),
                           out_of_range="NOT queue_wait_share BETWEEN 0 AND 1"),

@@ -115,8 +115,13 @@ MODELS: tuple[SqlModel, ...] = (
         "sync_map", "metrics", ("int_pool_minutes", "metrics_headline", "int_thresholds")
     ),
     SqlModel(
+        "int_job_waits", "intermediate",
+        ("jobs", "int_attempts", "int_pool_minutes", "int_thresholds"),
+    ),
+    SqlModel(
         "findings", "metrics",
-        ("int_attempts", "jobs", "phases", "int_pool_minutes", "burst_amplification",
+        ("int_attempts", "jobs", "int_job_waits", "phases", "int_pool_minutes",
+         "burst_amplification",
          "idle_overload_states", "queue_saturation_zones", "metrics_headline",
          "int_thresholds"),
     ),

@@ -23,23 +23,10 @@ jb AS (
     FROM jobs
     WHERE pilot = $pilot AND start_ts IS NOT NULL AND end_ts IS NOT NULL AND pool IS NOT NULL
 ),
-jkeys AS (
-    SELECT jb.job_id, jb.pool, jb.js, jb.je,
-           unnest(range((jb.js - mw.us) // 60000000, (jb.je - 1) // 60000000 + 1)) AS m
-    FROM jb CROSS JOIN max_wait mw
-),
 job_hits AS (
-    SELECT k.job_id,
-           count(*)                                                   AS attempts_hit,
-           count(*) FILTER (WHERE w.priority IN ('P0', 'P1'))         AS p01_hit,
-           sum(least(w.wait_end_us, k.je) - greatest(w.arrival_us, k.js)) / 1e6
-                                                                      AS wait_overlap_s,
-           coalesce(sum(least(w.wait_end_us, k.je) - greatest(w.arrival_us, k.js))
-               FILTER (WHERE w.priority IN ('P0', 'P1')), 0) / 1e6    AS p01_wait_overlap_s
-    FROM jkeys k
-    JOIN waits w
-      ON w.pool = k.pool AND w.m = k.m AND w.arrival_us < k.je AND w.wait_end_us > k.js
-    GROUP BY k.job_id
+    SELECT job_id, attempts_hit, p01_hit, attempts_delayed, p01_delayed, wait_overlap_s,
+           p01_wait_overlap_s
+    FROM int_job_waits WHERE pilot = $pilot
 ),
 job_load AS (
     SELECT jb.job_id, sum(pl.arrivals) AS pool_arrivals
@@ -48,7 +35,8 @@ job_load AS (
     GROUP BY jb.job_id
 ),
 jf AS (
-    SELECT jb.*, h.attempts_hit, h.p01_hit, h.wait_overlap_s, h.p01_wait_overlap_s,
+    SELECT jb.*, h.attempts_hit, h.p01_hit, h.attempts_delayed, h.p01_delayed,
+           h.wait_overlap_s, h.p01_wait_overlap_s,
            h.attempts_hit * 1.0 / nullif(l.pool_arrivals, 0) AS share_hit,
            (jb.je - jb.js) / 1e6 AS held_s,
            p.phase
@@ -61,26 +49,28 @@ conflict AS (
     SELECT phase, 'batch_scheduling_conflict' AS pattern, pool AS scope_pool,
            gpu_ids AS scope_gpus, start_ts, end_ts,
            json_object('job_id', job_id, 'kind', kind, 'gpus', gpus,
-                       'attempts_waiting', attempts_hit, 'share_of_pool_attempts', share_hit,
+                       'attempts_waiting', attempts_hit, 'attempts_delayed', attempts_delayed,
+                       'share_of_pool_attempts', share_hit,
                        'wait_overlap_s', wait_overlap_s, 'input', 'requests + jobs')
                AS evidence,
            CASE WHEN share_hit >= 0.10 THEN 'high' WHEN share_hit >= 0.01 THEN 'medium'
                 ELSE 'low' END AS severity,
            wait_overlap_s AS latency_cost_s,
            NULL::DOUBLE AS gpu_hours_lost,
-           attempts_hit >= th.conflict_min_attempts AS detected
+           attempts_delayed >= th.conflict_min_attempts AS detected
     FROM jf CROSS JOIN th
 ),
 inversion AS (
     SELECT phase, 'priority_inversion' AS pattern, pool, gpu_ids, start_ts, end_ts,
            json_object('job_id', job_id, 'kind', kind, 'held_s', held_s,
                        'p0_p1_attempts_waiting', p01_hit,
+                       'p0_p1_attempts_delayed', p01_delayed,
                        'inversion_time_s', p01_wait_overlap_s, 'input', 'requests + jobs'),
            CASE WHEN p01_wait_overlap_s >= 600 THEN 'high'
                 WHEN p01_wait_overlap_s >= 60 THEN 'medium' ELSE 'low' END,
            p01_wait_overlap_s,
            NULL::DOUBLE,
-           held_s > th.long_job_s AND p01_hit >= th.conflict_min_attempts
+           held_s > th.long_job_s AND p01_delayed >= th.conflict_min_attempts
     FROM jf CROSS JOIN th
     WHERE p01_hit > 0
 ),
