@@ -1,25 +1,60 @@
 -- One row per logical request: a first attempt together with its retries (METRICS.md, Grain).
 -- Outcome = the last attempt's status; latency = first arrival -> last attempt's end.
 -- Phase and segment are decided by the first attempt, so retries never split a request.
-WITH attempts AS (
+-- Most requests are one first attempt (parent_request_id NULL, attempt 0; ingest keeps one row
+-- per (request_id, attempt), so one per request_id): only the other attempts are grouped, and
+-- each first attempt is joined to its retries' aggregate (a group by of every attempt on its
+-- 20-character id: 10.8 -> 4.6 CPU s for this SELECT at 10 M attempts, same rows).
+WITH firsts AS (
+    SELECT request_id AS logical_id, pool, priority, model_class, arrival_ts, end_ts, status
+    FROM requests
+    WHERE pilot = $pilot AND parent_request_id IS NULL AND attempt = 0
+),
+retries AS (
     SELECT
         coalesce(parent_request_id, request_id) AS logical_id,
-        attempt, pool, priority, model_class, arrival_ts, end_ts, status, start_ts
-    FROM requests
-    WHERE pilot = $pilot
-),
-logical AS (
-    SELECT
-        logical_id,
+        min(attempt)                    AS min_attempt,
+        max(attempt)                    AS max_attempt,
         arg_min(pool, attempt)          AS pool,
         arg_min(priority, attempt)      AS priority,
         arg_min(model_class, attempt)   AS model_class,
         min(arrival_ts)                 AS first_arrival_ts,
-        arg_max(end_ts, attempt)        AS last_end_ts,
+        arg_max(end_ts, attempt)        AS last_end_ts,  -- of the last attempt that has one
+        max(attempt) FILTER (WHERE end_ts IS NOT NULL) AS last_end_attempt,
         arg_max(status, attempt)        AS outcome,
         count(*)                        AS attempts
-    FROM attempts
-    GROUP BY logical_id
+    FROM requests
+    WHERE pilot = $pilot AND (parent_request_id IS NOT NULL OR attempt <> 0)
+    GROUP BY coalesce(parent_request_id, request_id)
+),
+joined AS (
+    -- the first attempt (attempt 0) is the lowest- / highest-numbered one unless a retry
+    -- numbers below / above it (arg_min/arg_max skip NULL values: end_ts may be NULL, the
+    -- other columns are NOT NULL in requests)
+    SELECT
+        coalesce(f.logical_id, r.logical_id) AS logical_id,
+        f.logical_id IS NOT NULL AND coalesce(r.min_attempt, 0) >= 0 AS first_is_min,
+        f.logical_id IS NOT NULL AND coalesce(r.max_attempt, 0) <= 0 AS first_is_max,
+        f.end_ts IS NOT NULL AND coalesce(r.last_end_attempt, 0) <= 0 AS first_end_is_last,
+        f.pool AS f_pool, f.priority AS f_priority, f.model_class AS f_model_class,
+        f.arrival_ts, f.end_ts, f.status,
+        r.pool AS r_pool, r.priority AS r_priority, r.model_class AS r_model_class,
+        r.first_arrival_ts AS r_arrival_ts, r.last_end_ts AS r_end_ts, r.outcome AS r_status,
+        CASE WHEN f.logical_id IS NULL THEN 0 ELSE 1 END + coalesce(r.attempts, 0) AS attempts
+    FROM firsts f
+    FULL OUTER JOIN retries r ON r.logical_id = f.logical_id
+),
+logical AS (
+    SELECT
+        logical_id,
+        CASE WHEN first_is_min THEN f_pool ELSE r_pool END               AS pool,
+        CASE WHEN first_is_min THEN f_priority ELSE r_priority END       AS priority,
+        CASE WHEN first_is_min THEN f_model_class ELSE r_model_class END AS model_class,
+        least(arrival_ts, r_arrival_ts)                                  AS first_arrival_ts,
+        CASE WHEN first_end_is_last THEN end_ts ELSE r_end_ts END        AS last_end_ts,
+        CASE WHEN first_is_max THEN status ELSE r_status END             AS outcome,
+        attempts
+    FROM joined
 ),
 scope AS (SELECT * FROM pilot_scope WHERE pilot = $pilot),
 phased AS (
