@@ -201,6 +201,7 @@ TABLE_RULES: dict[str, TableRule] = {
     "indices": TableRule(("phase", "segment", "index"), out_of_range=SHARES_AND_SECONDS),
     "sync_map": TableRule(("phase", "segment", "kind", "name"),
                           out_of_range=SHARES_AND_SECONDS),
+    "int_delayed_waits": TableRule((), not_null=("pool", "arrival_us", "queue_wait_s")),
     "int_job_waits": TableRule(("job_id",)),
     "findings": TableRule(("pattern", "phase", "scope_pool", "start_ts"),
                           nullable=("phase", "scope_pool", "start_ts"),

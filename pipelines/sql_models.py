@@ -115,12 +115,17 @@ MODELS: tuple[SqlModel, ...] = (
         "sync_map", "metrics", ("int_pool_minutes", "metrics_headline", "int_thresholds")
     ),
     SqlModel(
-        "int_job_waits", "intermediate",
+        "int_delayed_waits", "intermediate",
         ("jobs", "int_attempts", "int_pool_minutes", "int_thresholds"),
     ),
     SqlModel(
+        "int_job_waits", "intermediate",
+        ("jobs", "int_attempts", "int_delayed_waits", "int_thresholds"),
+    ),
+    SqlModel(
         "findings", "metrics",
-        ("int_attempts", "jobs", "int_job_waits", "phases", "int_pool_minutes",
+        ("int_attempts", "jobs", "int_job_waits", "int_delayed_waits", "phases",
+         "int_pool_minutes",
          "burst_amplification",
          "idle_overload_states", "queue_saturation_zones", "metrics_headline",
          "int_thresholds"),

@@ -165,3 +165,17 @@ def test_wait_overlap_counts_match_a_direct_join(con):
             ev = inversion[job][1]
             assert ev["p0_p1_attempts_waiting"] == n01
             assert ev["inversion_time_s"] == pytest.approx(overlap01)
+
+
+def test_a_detected_job_is_attributed_only_the_waits_it_delayed(tmp_path):
+    # with conflict_min_attempts 1, J4 (1 of its 17 overlapping waits delayed: x, 3 s) is a
+    # conflict; the 16 P0 waits it did not cause stay with the pool, not with J4 (16 + 3 s)
+    c = _con(tmp_path / "min1.duckdb", [*BASE, OVERTAKERS, "UPDATE thresholds SET value = 1 "
+                                        "WHERE name = 'conflict_min_attempts'"])
+    det, ev = _jobs(c, "batch_scheduling_conflict")["J4"]
+    assert det and ev["attempts_waiting"] == 17 and ev["attempts_delayed"] == 1
+    att = c.execute("""SELECT attributed_queue_wait_s FROM findings
+                       WHERE pattern = 'batch_scheduling_conflict'
+                         AND json_extract_string(evidence_json, '$.job_id') = 'J4'"""
+                    ).fetchone()[0]
+    assert att == pytest.approx(3.0)

@@ -391,8 +391,9 @@ ranked AS (
                                        CAST(f.evidence AS VARCHAR) NULLS LAST) AS fid
     FROM allf f LEFT JOIN prec p ON p.pattern = f.pattern
 ),
--- what a detected finding covers: the job patterns, the waiting attempts (as detected above;
--- P0/P1 only for inversion) of their pool whose wait overlaps the job's run; the others, the
+-- what a detected finding covers: the job patterns, the waiting attempts the jobs delayed (as
+-- detected above; P0/P1 only for inversion) of their pool whose wait overlaps the job's run;
+-- the others, the
 -- attempts of their pool arriving in [start_ts, end_ts). Only attempts of the finding's phase.
 cover AS (
     SELECT fid, pattern, phase, scope_pool AS pool,
@@ -409,23 +410,28 @@ ckeys AS (
     FROM cover c CROSS JOIN max_wait mw
 ),
 -- attempts that waited, grouped by everything coverage reads (identical attempts share a
--- row and count n times): no attempt key is needed to give each one a single finding
+-- row and count n times): no attempt key is needed to give each one a single finding;
+-- `delayed`: the jobs plausibly delayed it (int_delayed_waits), the only waits the job
+-- patterns take (identical attempts share that too: it is computed from these columns)
 wgroups AS (
-    SELECT phase, pool, priority, arrival_us, queue_wait_s,
-           arrival_us + CAST(round(queue_wait_s * 1e6) AS BIGINT) AS wait_end_us,
-           arrival_us // 60000000 AS m, count(*) AS n
-    FROM int_attempts
-    WHERE pilot = $pilot AND queue_wait_s > 0
-    GROUP BY phase, pool, priority, arrival_us, queue_wait_s
+    SELECT w.*, d.pool IS NOT NULL AS delayed
+    FROM (SELECT phase, pool, priority, arrival_us, queue_wait_s,
+                 arrival_us + CAST(round(queue_wait_s * 1e6) AS BIGINT) AS wait_end_us,
+                 arrival_us // 60000000 AS m, count(*) AS n
+          FROM int_attempts
+          WHERE pilot = $pilot AND queue_wait_s > 0
+          GROUP BY phase, pool, priority, arrival_us, queue_wait_s) w
+    LEFT JOIN (SELECT DISTINCT phase, pool, priority, arrival_us, queue_wait_s
+               FROM int_delayed_waits WHERE pilot = $pilot) d
+      ON d.phase = w.phase AND d.pool = w.pool AND d.priority = w.priority
+     AND d.arrival_us = w.arrival_us AND d.queue_wait_s = w.queue_wait_s
 ),
 pairs AS (
     SELECT w.phase, w.pool, w.priority, w.arrival_us, w.queue_wait_s, w.n, k.fid
     FROM wgroups w
-    CROSS JOIN th
     JOIN ckeys k ON k.pool = w.pool AND k.m = w.m AND k.phase = w.phase
     WHERE CASE WHEN k.by_overlap
-               THEN w.arrival_us < k.ce_us AND w.wait_end_us > k.cs_us
-                    AND w.queue_wait_s >= th.sched_delay_target_s
+               THEN w.arrival_us < k.ce_us AND w.wait_end_us > k.cs_us AND w.delayed
                     AND (k.pattern <> 'priority_inversion' OR w.priority IN ('P0', 'P1'))
                ELSE w.arrival_us >= k.cs_us AND w.arrival_us < k.ce_us
           END
