@@ -32,9 +32,11 @@ first AS (
     JOIN ph ON t.ts >= ph.start_ts AND t.ts < ph.end_ts
     WHERE t.pilot = $pilot AND h.attempts = 0
 ),
+-- pool numbers from their own small scan: reading `first` twice would keep a copy of it
 pools AS (
     SELECT pool, CAST(row_number() OVER (ORDER BY pool) AS INTEGER) AS pid
-    FROM (SELECT DISTINCT pool FROM first)
+    FROM (SELECT pool FROM int_attempts WHERE pilot = $pilot AND attempt = 0
+          UNION SELECT 'all' AS pool)
 ),
 a AS (
     SELECT ph.s_us, p.pid, x.arrival_us
