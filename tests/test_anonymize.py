@@ -46,15 +46,16 @@ def test_frame_tokenizes_every_identifier_column_consistently():
 def test_each_distinct_value_is_hashed_once(monkeypatch):
     a = Anonymizer(b"k")
     calls = []
-    real = a.tokens
+    real = a._digests
 
     def spy(kind, values):
+        values = list(values)
         calls.extend(values)
         return real(kind, values)
 
-    monkeypatch.setattr(a, "tokens", spy)
+    monkeypatch.setattr(a, "_digests", spy)  # the one hashing loop
     a.series("node", pl.Series(["a", "b", "a"] * 10_000))
-    assert sorted(calls) == ["a", "b"]
+    assert sorted(calls) == [b"a", b"b"]
 
 
 def test_missing_secret_is_a_clear_error(monkeypatch):
@@ -151,6 +152,11 @@ def test_vectorized_tokens_are_bit_identical_to_the_reference_hmac(secret):
         assert a.series(kind, pl.Series(vals)).to_list() == want  # all distinct
         repeated = pl.Series([*vals, None, *vals[:50]])
         assert a.series(kind, repeated).to_list() == [*want, None, *want[:50]]
+        # the column path: nulls anywhere, none at all, nothing but nulls
+        col = pl.Series([None, *vals, None, None, *vals[:5], None])
+        assert a.column(kind, col).to_list() == [None, *want, None, None, *want[:5], None]
+        assert a.column(kind, pl.Series([], dtype=pl.String)).to_list() == []
+        assert a.column(kind, pl.Series([None, None], dtype=pl.String)).to_list() == [None, None]
     lists = pl.Series([vals[:3], [], None, vals[3:6]])
     want_gpu = {v: a.token("gpu", v) for v in vals[:6]}
     assert a.series("gpu", lists).to_list() == [

@@ -99,10 +99,49 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
     # Only this file is read: a hive folder name (day=2026-01-01/) adds no column.
     try:
         pf = pq.ParquetFile(path)
-        batches = pf.iter_batches(batch_size=chunk_rows)
+        groups = [pf.metadata.row_group(k).num_rows for k in range(pf.metadata.num_row_groups)]
     except Exception as e:  # truncated/garbage files raise various arrow errors
         raise SourceError(f"unreadable Parquet file: {_short(e)}") from e
-    offset = 1
+    if not sum(groups):  # an empty file still reports its (zero) rows and its columns
+        yield _with_line(pf.schema_arrow.empty_table(), 1)
+        return
+    if max(groups) > chunk_rows:  # a row group larger than a chunk: Arrow reads within it
+        yield from _arrow_chunks(pf, chunk_rows, range(len(groups)), 1)
+        return
+    # Whole row groups, about chunk_rows at a time, read by polars' own reader: a third of
+    # the CPU of Arrow batches converted to polars (10 M attempts: 0.9 against 3.3 s).
+    offset, first = 1, 0
+    for span, count in _spans(groups, chunk_rows):
+        try:
+            df = (pl.scan_parquet(path, hive_partitioning=False, glob=False)
+                  .slice(offset - 1, span).collect())
+        except Exception:
+            # what polars cannot read (a type it lacks, a damaged page) Arrow reads or
+            # reports, from this row group on
+            yield from _arrow_chunks(pf, chunk_rows, range(first, len(groups)), offset)
+            return
+        yield _with_line(df, offset)
+        offset, first = offset + span, first + count
+
+
+def _spans(groups: list[int], chunk_rows: int) -> Iterator[tuple[int, int]]:
+    """(rows, row groups) per chunk: consecutive row groups summing to at most `chunk_rows`
+    (each group at most chunk_rows itself)."""
+    span = count = 0
+    for n in groups:
+        if span and span + n > chunk_rows:
+            yield span, count
+            span = count = 0
+        span += n
+        count += 1
+    if count:
+        yield span, count
+
+
+def _arrow_chunks(pf: pq.ParquetFile, chunk_rows: int, groups: range, offset: int
+                  ) -> Iterator[pl.DataFrame]:
+    """Row groups `groups` as Arrow batches of at most chunk_rows, the first at row `offset`."""
+    batches = pf.iter_batches(batch_size=chunk_rows, row_groups=list(groups))
     while True:
         try:
             batch = next(batches, None)
@@ -112,12 +151,10 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
             break
         yield _with_line(batch, offset)
         offset += batch.num_rows
-    if offset == 1:  # an empty file still reports its (zero) rows and its columns
-        yield _with_line(pf.schema_arrow.empty_table(), offset)
 
 
-def _with_line(data: pa.RecordBatch | pa.Table, first: int) -> pl.DataFrame:
-    df = pl.from_arrow(data)
+def _with_line(data: pa.RecordBatch | pa.Table | pl.DataFrame, first: int) -> pl.DataFrame:
+    df = data if isinstance(data, pl.DataFrame) else pl.from_arrow(data)
     assert isinstance(df, pl.DataFrame)
     return df.with_row_index(LINE, offset=first).with_columns(pl.col(LINE).cast(pl.Int64))
 

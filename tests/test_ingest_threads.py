@@ -1,0 +1,55 @@
+"""The ingest runs DuckDB on INGEST_THREADS threads (the reader thread has the other core)
+and gives the connection its own setting back, after a commit and after a rollback alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.config import load_pilot
+from pipelines.ingest import load
+from pipelines.ingest.load import INGEST_THREADS, ingest_pilot
+from pipelines.warehouse import connect
+from tests.test_ingest_canonical import _make_pilot, _snapshot
+
+
+def _threads(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT current_setting('threads')").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_threads_are_few_while_storing_and_restored_after(tmp_path: Path, monkeypatch):
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("SET threads = 3")
+    seen: list[int] = []
+    real = load.insert_frame
+
+    def spy(c: duckdb.DuckDBPyConnection, table: str, df) -> None:
+        seen.append(_threads(c))
+        real(c, table, df)
+
+    monkeypatch.setattr(load, "insert_frame", spy)
+    ingest_pilot(con, load_pilot(_make_pilot(tmp_path)))
+    assert seen and set(seen) == {INGEST_THREADS}
+    assert _threads(con) == 3
+
+
+def test_a_failed_run_restores_threads_and_leaves_the_warehouse_as_it_was(tmp_path: Path,
+                                                                          monkeypatch):
+    con = connect(tmp_path / "w.duckdb")
+    cfg = load_pilot(_make_pilot(tmp_path))
+    ingest_pilot(con, cfg)
+    before = _snapshot(con, audit=True)
+    con.execute("SET threads = 2")
+
+    def boom(*_: object) -> None:
+        con.execute("SELECT CAST('x' AS INTEGER)")  # a failed statement aborts the transaction
+
+    monkeypatch.setattr(load, "_drop_duplicates", boom)
+    with pytest.raises(duckdb.ConversionException):
+        ingest_pilot(con, cfg)
+    assert _threads(con) == 2
+    assert _snapshot(con, audit=True) == before
