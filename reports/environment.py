@@ -90,22 +90,19 @@ def environment(w: Reader, cov: Coverage) -> Environment:
                     count(*) AS attempts, count(*) FILTER (WHERE attempt = 0) AS first
                     FROM requests WHERE pilot = ?
                     GROUP BY GROUPING SETS ((model_class), (priority))""")
-    prio_names = sorted(mixes.filter(pl.col("col") == "priority")["k"].to_list()) \
-        if not mixes.is_empty() else []
-    prios = pl.DataFrame({"p": [", ".join(prio_names) or None]}) if prio_names \
-        else pl.DataFrame()
+    prio_names = [] if mixes.is_empty() else sorted(
+        mixes.filter(pl.col("col") == "priority")["k"].to_list())
     arr = w.q("arrivals", "SELECT count(*) AS n, string_agg(DISTINCT source, ', ') AS src "
                           "FROM arrivals WHERE pilot = ?")
     inv_rows: list[list[str]] = []
     if not inv.is_empty():
         r = inv.row(0, named=True)
-        p = prios["p"][0] if not prios.is_empty() else None
+        p = ", ".join(prio_names)
         inv_rows = [["Pools", fmt.count(r["pools"]), r["pool_names"] or "—"],
                     ["Nodes", fmt.count(r["nodes"]), "requests, samples and jobs"],
                     ["GPUs", fmt.count(r["gpus"]), "distinct (node, gpu) in requests and "
                      "samples"],
-                    ["Priority classes", str(len(p.split(", "))) if p else "0",
-                     p or "— (no per-request rows)"]]
+                    ["Priority classes", str(len(prio_names)), p or "— (no per-request rows)"]]
     if not arr.is_empty() and arr["n"][0]:
         inv_rows.append(["Arrivals (trace)", fmt.count(arr["n"][0]),
                          f"arrival trace ({arr['src'][0] or 'source not named'}): timestamps "

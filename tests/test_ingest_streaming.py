@@ -88,6 +88,17 @@ def _leftover_spill(db: Path) -> list[Path]:
     return sorted(tmp.glob("ingest-*")) if tmp.exists() else []
 
 
+def _a_then_b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, a_rows: int
+              ) -> tuple[Path, Path]:
+    """(pilot folder, warehouse path) of r/a.parquet (a_rows, one bad priority) then
+    r/b.parquet (3 rows), read 3 rows a chunk: the two files of the failure tests."""
+    d = _pilot(tmp_path / "p", [
+        {"kind": "canonical", "table": "requests", "path": "r/*.parquet"},
+    ], {"r/a.parquet": _requests(a_rows, bad={1: "P9"}), "r/b.parquet": _requests(3)})
+    monkeypatch.setenv(CHUNK_ROWS_ENV, "3")
+    return d, tmp_path / "w" / "w.duckdb"
+
+
 def _assert_only_b_landed(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     """r/a.parquet was taken back whole (one quarantine row, no line); r/b.parquet's 3 rows
     landed; nothing is left in the spill folder."""
@@ -126,11 +137,7 @@ def test_batches_store_exactly_what_one_chunk_stores(tmp_path, monkeypatch):
 
 
 def test_a_file_failing_in_a_later_chunk_leaves_nothing_behind(tmp_path, monkeypatch):
-    d = _pilot(tmp_path / "p", [
-        {"kind": "canonical", "table": "requests", "path": "r/*.parquet"},
-    ], {"r/a.parquet": _requests(10, bad={1: "P9"}), "r/b.parquet": _requests(3)})
-    db = tmp_path / "w" / "w.duckdb"
-    monkeypatch.setenv(CHUNK_ROWS_ENV, "3")
+    d, db = _a_then_b(tmp_path, monkeypatch, a_rows=10)
     real, calls = load.validate_frame, []
 
     def third_chunk_breaks(table: str, df: pl.DataFrame, *window: Any
@@ -182,11 +189,7 @@ def test_the_next_chunk_is_read_while_this_one_is_stored(tmp_path, monkeypatch):
 
 
 def test_a_file_failing_while_stored_is_taken_back_though_read_ahead(tmp_path, monkeypatch):
-    d = _pilot(tmp_path / "p", [
-        {"kind": "canonical", "table": "requests", "path": "r/*.parquet"},
-    ], {"r/a.parquet": _requests(12, bad={1: "P9"}), "r/b.parquet": _requests(3)})
-    db = tmp_path / "w" / "w.duckdb"
-    monkeypatch.setenv(CHUNK_ROWS_ENV, "3")
+    d, db = _a_then_b(tmp_path, monkeypatch, a_rows=12)
     real, calls = load.insert_frame, []
 
     def second_chunk_fails(con_: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame

@@ -5,8 +5,7 @@
 -- of memory, and a job's counts are one fact, whatever the patterns read from them.
 WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
 jb AS (
-    SELECT job_id, kind, pool, gpus, gpu_ids, start_ts, end_ts,
-           epoch_us(start_ts) AS js, epoch_us(end_ts) AS je
+    SELECT job_id, pool, epoch_us(start_ts) AS js, epoch_us(end_ts) AS je
     FROM jobs
     WHERE pilot = $pilot AND start_ts IS NOT NULL AND end_ts IS NOT NULL AND pool IS NOT NULL
 ),
