@@ -23,11 +23,15 @@ delayed AS (
 -- per job, the waiting attempts whose wait [a, e) overlaps its run [js, je): #{a < je} -
 -- #{e <= js}, and their total overlap, the integral of the number waiting over [js, je): at
 -- t, I(t) = t * Q(t) - sum(d * t_event), d = +1 at an arrival, -1 when it leaves the queue.
--- Running values at a time = those of the whole minutes before it (a cumulative sum over
--- the pool's minutes) + those of the events of its own minute before it (at it too, for a
+-- Running values at a time = those of the whole seconds before it (a cumulative sum over
+-- the pool's seconds) + those of the events of its own second before it (at it too, for a
 -- job's start): no job x waits join. Event columns: all waits, P0/P1, delayed, delayed P0/P1.
+-- Seconds, not minutes: the events of a job's own bucket are joined to it, and at 100 M
+-- attempts a minute held thousands per pool. sum(d * t) of a second m is
+-- m * 1e6 * sum(d) + sum(d * r), r = t - m * 1e6: integers, so the wide DECIMAL product is
+-- made once per second, not once per event.
 w_ev AS (
-    SELECT pool, t, t // 60000000 AS m, d * CAST(t AS DECIMAL(38, 0)) AS dt, d, p01, dl
+    SELECT pool, t, t // 1000000 AS m, d * (t % 1000000) AS dr, d, p01, dl
     FROM (SELECT pool, a_us AS t, 1 AS d, p01, false AS dl FROM lw
           UNION ALL SELECT pool, e_us, -1, p01, false FROM lw
           UNION ALL SELECT pool, a_us, 1, p01, true FROM delayed
@@ -37,8 +41,10 @@ w_min AS (
     SELECT pool, m,
            coalesce(sum(d) FILTER (WHERE NOT dl), 0) AS q,
            coalesce(sum(d) FILTER (WHERE NOT dl AND p01), 0) AS q01,
-           coalesce(sum(dt) FILTER (WHERE NOT dl), 0) AS qt,
-           coalesce(sum(dt) FILTER (WHERE NOT dl AND p01), 0) AS q01t,
+           coalesce(CAST(m * 1000000 AS DECIMAL(38, 0)) * sum(d) FILTER (WHERE NOT dl)
+                    + sum(dr) FILTER (WHERE NOT dl), 0) AS qt,
+           coalesce(CAST(m * 1000000 AS DECIMAL(38, 0)) * sum(d) FILTER (WHERE NOT dl AND p01)
+                    + sum(dr) FILTER (WHERE NOT dl AND p01), 0) AS q01t,
            count(*) FILTER (WHERE d > 0 AND NOT dl) AS n_in,
            count(*) FILTER (WHERE d < 0 AND NOT dl) AS n_out,
            count(*) FILTER (WHERE d > 0 AND NOT dl AND p01) AS n01_in,
@@ -49,28 +55,34 @@ w_min AS (
            count(*) FILTER (WHERE d < 0 AND dl AND p01) AS nd01_out
     FROM w_ev GROUP BY pool, m
 ),
--- every minute from the pool's first event to its last event or job time, so that the
--- running values before a minute are one equi-join away (Spark has no ASOF JOIN)
+-- the seconds with events and those of the jobs' times: the running values of the seconds
+-- before a job time are one equi-join away (Spark has no ASOF JOIN), without a dense grid
 w_grid AS (
-    SELECT pool, unnest(range(min(m), max(m) + 1)) AS m
-    FROM (SELECT pool, m FROM w_min
-          UNION ALL SELECT pool, greatest(js, je) // 60000000 FROM jb
-          WHERE pool IN (SELECT pool FROM w_min))
-    GROUP BY pool
+    SELECT pool, m FROM w_min
+    UNION
+    SELECT pool, t // 1000000
+    FROM (SELECT pool, js AS t FROM jb UNION ALL SELECT pool, je FROM jb)
+    WHERE pool IN (SELECT pool FROM w_min)
 ),
 w_cum AS (
+    -- the seconds before m (none: 0)
     SELECT g.pool, g.m,
-           sum(coalesce(x.q, 0)) OVER w AS q, sum(coalesce(x.q01, 0)) OVER w AS q01,
-           sum(coalesce(x.qt, 0)) OVER w AS qt, sum(coalesce(x.q01t, 0)) OVER w AS q01t,
-           sum(coalesce(x.n_in, 0)) OVER w AS n_in, sum(coalesce(x.n_out, 0)) OVER w AS n_out,
-           sum(coalesce(x.n01_in, 0)) OVER w AS n01_in,
-           sum(coalesce(x.n01_out, 0)) OVER w AS n01_out,
-           sum(coalesce(x.nd_in, 0)) OVER w AS nd_in, sum(coalesce(x.nd_out, 0)) OVER w AS nd_out,
-           sum(coalesce(x.nd01_in, 0)) OVER w AS nd01_in,
-           sum(coalesce(x.nd01_out, 0)) OVER w AS nd01_out
+           coalesce(sum(coalesce(x.q, 0)) OVER w, 0) AS q,
+           coalesce(sum(coalesce(x.q01, 0)) OVER w, 0) AS q01,
+           coalesce(sum(coalesce(x.qt, 0)) OVER w, 0) AS qt,
+           coalesce(sum(coalesce(x.q01t, 0)) OVER w, 0) AS q01t,
+           coalesce(sum(coalesce(x.n_in, 0)) OVER w, 0) AS n_in,
+           coalesce(sum(coalesce(x.n_out, 0)) OVER w, 0) AS n_out,
+           coalesce(sum(coalesce(x.n01_in, 0)) OVER w, 0) AS n01_in,
+           coalesce(sum(coalesce(x.n01_out, 0)) OVER w, 0) AS n01_out,
+           coalesce(sum(coalesce(x.nd_in, 0)) OVER w, 0) AS nd_in,
+           coalesce(sum(coalesce(x.nd_out, 0)) OVER w, 0) AS nd_out,
+           coalesce(sum(coalesce(x.nd01_in, 0)) OVER w, 0) AS nd01_in,
+           coalesce(sum(coalesce(x.nd01_out, 0)) OVER w, 0) AS nd01_out
     FROM w_grid g
     LEFT JOIN w_min x ON x.pool = g.pool AND x.m = g.m
-    WINDOW w AS (PARTITION BY g.pool ORDER BY g.m ROWS UNBOUNDED PRECEDING)
+    WINDOW w AS (PARTITION BY g.pool ORDER BY g.m
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
 -- a job's start counts the events at or before it (k = 1), its end those before it (k = -1)
 jq AS (
@@ -86,13 +98,17 @@ jq_at AS (
     FROM (
         SELECT q.job_id, q.k, q.t, c.q, c.q01, c.qt, c.q01t, c.n_in, c.n_out, c.n01_in,
                c.n01_out, c.nd_in, c.nd_out, c.nd01_in, c.nd01_out
-        FROM jq q JOIN w_cum c ON c.pool = q.pool AND c.m = q.t // 60000000 - 1
+        FROM jq q JOIN w_cum c ON c.pool = q.pool AND c.m = q.t // 1000000
         UNION ALL
         SELECT q.job_id, q.k, q.t,
                coalesce(sum(e.d) FILTER (WHERE NOT e.dl), 0),
                coalesce(sum(e.d) FILTER (WHERE NOT e.dl AND e.p01), 0),
-               coalesce(sum(e.dt) FILTER (WHERE NOT e.dl), 0),
-               coalesce(sum(e.dt) FILTER (WHERE NOT e.dl AND e.p01), 0),
+               coalesce(CAST(q.t // 1000000 * 1000000 AS DECIMAL(38, 0))
+                        * sum(e.d) FILTER (WHERE NOT e.dl)
+                        + sum(e.dr) FILTER (WHERE NOT e.dl), 0),
+               coalesce(CAST(q.t // 1000000 * 1000000 AS DECIMAL(38, 0))
+                        * sum(e.d) FILTER (WHERE NOT e.dl AND e.p01)
+                        + sum(e.dr) FILTER (WHERE NOT e.dl AND e.p01), 0),
                count(*) FILTER (WHERE e.d > 0 AND NOT e.dl),
                count(*) FILTER (WHERE e.d < 0 AND NOT e.dl),
                count(*) FILTER (WHERE e.d > 0 AND NOT e.dl AND e.p01),
@@ -103,7 +119,7 @@ jq_at AS (
                count(*) FILTER (WHERE e.d < 0 AND e.dl AND e.p01)
         FROM jq q
         JOIN w_ev e
-          ON e.pool = q.pool AND e.m = q.t // 60000000
+          ON e.pool = q.pool AND e.m = q.t // 1000000
          AND (e.t < q.t OR (q.k > 0 AND e.t = q.t))
         GROUP BY q.job_id, q.k, q.t
     )

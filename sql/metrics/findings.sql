@@ -4,16 +4,6 @@
 -- Queue-wait costs are attributed (end of file): each attempt's wait goes to at most one
 -- detected finding, so the costs are shares of the phase's total queue wait.
 WITH th AS (SELECT * FROM int_thresholds WHERE pilot = $pilot),
--- attempts that waited at least the scheduling-delay target: queue_wait_s of int_attempts,
--- so an attempt that left without starting waits until it left (right-censored)
-waits AS (
-    SELECT pool, priority, phase, arrival_us,
-           arrival_us + CAST(round(queue_wait_s * 1e6) AS BIGINT) AS wait_end_us,
-           arrival_us // 60000000 AS m
-    FROM int_attempts a CROSS JOIN th
-    WHERE a.pilot = $pilot AND a.queue_wait_s >= th.sched_delay_target_s
-),
-max_wait AS (SELECT coalesce(max(wait_end_us - arrival_us), 0) AS us FROM waits),
 pool_load AS (
     SELECT pool, m, arrivals FROM int_pool_minutes WHERE pilot = $pilot
 ),
@@ -393,8 +383,8 @@ ranked AS (
 ),
 -- what a detected finding covers: the job patterns, the waiting attempts the jobs delayed (as
 -- detected above; P0/P1 only for inversion) of their pool whose wait overlaps the job's run;
--- the others, the
--- attempts of their pool arriving in [start_ts, end_ts). Only attempts of the finding's phase.
+-- the others, the attempts of their pool arriving in [start_ts, end_ts). Only attempts of the
+-- finding's phase.
 cover AS (
     SELECT fid, pattern, phase, scope_pool AS pool,
            epoch_us(start_ts) AS cs_us, epoch_us(end_ts) AS ce_us,
@@ -402,43 +392,77 @@ cover AS (
     FROM ranked
     WHERE detected AND precedence IS NOT NULL AND start_ts IS NOT NULL AND end_ts IS NOT NULL
 ),
+-- the arrival-window patterns' minutes (a bucket key for their range join)
 ckeys AS (
-    SELECT c.fid, c.pattern, c.phase, c.pool, c.cs_us, c.ce_us, c.by_overlap,
-           unnest(range(CASE WHEN c.by_overlap THEN (c.cs_us - mw.us) // 60000000
-                             ELSE c.cs_us // 60000000 END,
-                        (c.ce_us - 1) // 60000000 + 1)) AS m
-    FROM cover c CROSS JOIN max_wait mw
+    SELECT fid, phase, pool, cs_us, ce_us,
+           unnest(range(cs_us // 60000000, (ce_us - 1) // 60000000 + 1)) AS m
+    FROM cover
+    WHERE NOT by_overlap
+),
+-- the job patterns' findings: per pattern, pool and phase, fid orders them by start (then
+-- end): the least fid of those ending after a wait's arrival a is the one starting first, so
+-- it covers the wait [a, e) if any does (its start < e). Jobs ending after a: those ending
+-- in a later minute (one least fid per minute of waits: minutes x jobs, few) and those
+-- ending in a's own minute after a (few per wait). No waits x jobs pairs: at 100 M attempts
+-- the jobs of a pool overlap by the tens and those pairs were most of findings' time.
+jcov AS (
+    SELECT fid, pattern, phase, pool, cs_us, ce_us, ce_us // 60000000 AS cm
+    FROM cover
+    WHERE by_overlap
 ),
 -- attempts that waited, grouped by everything coverage reads (identical attempts share a
--- row and count n times): no attempt key is needed to give each one a single finding;
--- `delayed`: the jobs plausibly delayed it (int_delayed_waits), the only waits the job
--- patterns take (identical attempts share that too: it is computed from these columns)
-wgroups AS (
-    SELECT w.*, d.pool IS NOT NULL AS delayed
-    FROM (SELECT phase, pool, priority, arrival_us, queue_wait_s,
-                 arrival_us + CAST(round(queue_wait_s * 1e6) AS BIGINT) AS wait_end_us,
-                 arrival_us // 60000000 AS m, count(*) AS n
-          FROM int_attempts
-          WHERE pilot = $pilot AND queue_wait_s > 0
-          GROUP BY phase, pool, priority, arrival_us, queue_wait_s) w
-    LEFT JOIN (SELECT DISTINCT phase, pool, priority, arrival_us, queue_wait_s
-               FROM int_delayed_waits WHERE pilot = $pilot) d
-      ON d.phase = w.phase AND d.pool = w.pool AND d.priority = w.priority
-     AND d.arrival_us = w.arrival_us AND d.queue_wait_s = w.queue_wait_s
+-- row and count n times): no attempt key is needed to give each one a single finding.
+-- The job patterns take only the waits the jobs plausibly delayed (int_delayed_waits: one
+-- row per attempt, a function of these columns, so identical attempts are all in it and its
+-- count is theirs); the others, the waits arriving in their minutes. Grouping only those
+-- (not every wait of the pilot) is most of findings' time saved.
+wdel AS (
+    SELECT phase, pool, priority, arrival_us, queue_wait_s, wait_end_us,
+           arrival_us // 60000000 AS m, count(*) AS n
+    FROM int_delayed_waits
+    WHERE pilot = $pilot AND queue_wait_s > 0 AND phase IS NOT NULL AND priority IS NOT NULL
+    GROUP BY phase, pool, priority, arrival_us, queue_wait_s, wait_end_us
 ),
--- the job patterns join the delayed waits alone: a job's minutes hold many more waits than
--- the jobs delayed, and the jobs of a pool overlap (at 100 M attempts these pairs were most
--- of findings' time)
+in_keys AS (SELECT DISTINCT pool, m, phase FROM ckeys),
+win AS (
+    SELECT a.phase, a.pool, a.priority, a.arrival_us, a.queue_wait_s,
+           a.arrival_us // 60000000 AS m, count(*) AS n
+    FROM int_attempts a
+    JOIN in_keys k
+      ON k.pool = a.pool AND k.m = a.arrival_us // 60000000 AND k.phase = a.phase
+    WHERE a.pilot = $pilot AND a.queue_wait_s > 0
+    GROUP BY a.phase, a.pool, a.priority, a.arrival_us, a.queue_wait_s
+),
+wdel_m AS (SELECT DISTINCT pool, phase, m FROM wdel),
+ends_after AS (
+    SELECT k.pool, k.phase, k.m, j.pattern, min(j.fid) AS fid
+    FROM wdel_m k
+    JOIN jcov j ON j.pool = k.pool AND j.phase = k.phase AND j.cm > k.m
+    GROUP BY k.pool, k.phase, k.m, j.pattern
+),
+-- candidates: every one is checked for overlap, and the least valid fid is the wait's finding
+jcand AS (
+    SELECT w.phase, w.pool, w.priority, w.arrival_us, w.queue_wait_s, w.wait_end_us, w.n,
+           e.fid
+    FROM wdel w
+    JOIN ends_after e ON e.pool = w.pool AND e.phase = w.phase AND e.m = w.m
+    UNION ALL
+    SELECT w.phase, w.pool, w.priority, w.arrival_us, w.queue_wait_s, w.wait_end_us, w.n,
+           j.fid
+    FROM wdel w
+    JOIN jcov j ON j.pool = w.pool AND j.phase = w.phase AND j.cm = w.m
+    WHERE j.ce_us > w.arrival_us
+),
 pairs AS (
-    SELECT w.phase, w.pool, w.priority, w.arrival_us, w.queue_wait_s, w.n, k.fid
-    FROM (SELECT * FROM wgroups WHERE delayed) w
-    JOIN ckeys k ON k.pool = w.pool AND k.m = w.m AND k.phase = w.phase AND k.by_overlap
-    WHERE w.arrival_us < k.ce_us AND w.wait_end_us > k.cs_us
-      AND (k.pattern <> 'priority_inversion' OR w.priority IN ('P0', 'P1'))
+    SELECT c.phase, c.pool, c.priority, c.arrival_us, c.queue_wait_s, c.n, c.fid
+    FROM jcand c
+    JOIN jcov j ON j.fid = c.fid
+    WHERE c.wait_end_us > j.cs_us
+      AND (j.pattern <> 'priority_inversion' OR c.priority IN ('P0', 'P1'))
     UNION ALL
     SELECT w.phase, w.pool, w.priority, w.arrival_us, w.queue_wait_s, w.n, k.fid
-    FROM wgroups w
-    JOIN ckeys k ON k.pool = w.pool AND k.m = w.m AND k.phase = w.phase AND NOT k.by_overlap
+    FROM win w
+    JOIN ckeys k ON k.pool = w.pool AND k.m = w.m AND k.phase = w.phase
     WHERE w.arrival_us >= k.cs_us AND w.arrival_us < k.ce_us
 ),
 best AS (
