@@ -51,6 +51,16 @@ MODELS: tuple[SqlModel, ...] = (
         ("samples", "arrivals", "phases", "pilot_scope", "latency_histogram_quantiles"),
     ),
     SqlModel("job_timeline", "topology", ("jobs", "phases")),
+    # exact headline quantiles by histogram selection, in memory the buffer manager bounds
+    SqlModel(
+        "int_quantile_ranks", "intermediate",
+        ("int_logical_requests", "int_attempts", "burst_windows", "int_thresholds"),
+    ),
+    SqlModel(
+        "int_headline_quantiles", "intermediate",
+        ("int_quantile_ranks", "int_logical_requests", "int_attempts", "burst_windows",
+         "int_thresholds"),
+    ),
     SqlModel(
         "metrics_headline",
         "metrics",
@@ -59,6 +69,7 @@ MODELS: tuple[SqlModel, ...] = (
             "pilot_scope",
             "int_logical_requests",
             "int_attempts",
+            "int_headline_quantiles",
             "int_gpu_samples",
             "burst_windows",
             "int_thresholds",

@@ -1,8 +1,9 @@
 -- The headline metrics of METRICS.md per pilot x phase x segment, overall and per pool and
 -- per priority class, in long form (one row per metric). Segment 'all' is both segments.
--- Latency quantiles are exact (quantile_cont, linear interpolation); only where a scope has no
--- per-request rows do they come from latency histograms (latency_histogram_quantiles,
--- basis 'approximate', and noted so on the row).
+-- Latency and wait quantiles are exact (quantile_cont's values, linear interpolation, from
+-- int_headline_quantiles: a histogram selection whose memory the buffer manager bounds); only
+-- where a scope has no per-request rows do they come from latency histograms
+-- (latency_histogram_quantiles, basis 'approximate', and noted so on the row).
 -- Scopes come from whatever the pilot has: per-request rows, histograms, GPU samples (a
 -- GPU-only pilot still has nominal utilization, power, energy and memory per phase x segment
 -- x pool) and scheduler jobs (batch occupancy). A metric whose telemetry is absent is a NULL
@@ -19,6 +20,10 @@ th AS (
     SELECT CAST(burst_window_s * 1e6 AS BIGINT) AS win_us
     FROM int_thresholds WHERE pilot = $pilot
 ),
+-- exact quantiles per scope (sql/intermediate/int_headline_quantiles.sql)
+quant AS (
+    SELECT * FROM int_headline_quantiles WHERE pilot = $pilot
+),
 -- Segment 'all' is a grouping set without segment, not a copy of every row: each request
 -- and attempt is read once and counts in the six scopes of its phase (overall, pool,
 -- priority; in 'all' and in its own segment). Copying the rows per segment label doubled the
@@ -33,10 +38,6 @@ logical_q AS (
              ELSE 'overall' END                                        AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool
              WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
-        -- the list form keeps one copy of the values per group for all its quantiles (one
-        -- aggregate per quantile keeps one each: 7 -> 4 copies of the attempts; 10 M bench
-        -- 23.5 s -> 12.8 s, same quantiles bit for bit); on Spark it is PERCENTILE over an array
-        quantile_cont(CASE WHEN outcome = 'ok' THEN latency_s END, [0.50, 0.95, 0.99]) AS lat_q,
         avg(CASE WHEN outcome IN ('timeout', 'dropped') THEN 1.0 ELSE 0.0 END)
                                                                        AS timeout_drop_rate,
         avg(CASE WHEN met_sla THEN 1.0 ELSE 0.0 END)                   AS sla_adherence,
@@ -50,12 +51,15 @@ logical_q AS (
                             (phase, priority), (phase, segment, priority))
 ),
 logical_m AS (
-    SELECT phase, segment, breakdown, breakdown_value,
-           lat_q[1] AS lat_p50, lat_q[2] AS lat_p95, lat_q[3] AS lat_p99,
-           timeout_drop_rate, sla_adherence, good_requests, retry_amplification,
-           logical_requests, attempts
-    FROM logical_q
-    WHERE segment IN (SELECT segment_label FROM seg)
+    SELECT l.phase, l.segment, l.breakdown, l.breakdown_value,
+           q.lat_p50, q.lat_p95, q.lat_p99,
+           l.timeout_drop_rate, l.sla_adherence, l.good_requests, l.retry_amplification,
+           l.logical_requests, l.attempts
+    FROM logical_q l
+    LEFT JOIN quant q
+      ON q.phase = l.phase AND q.segment = l.segment AND q.breakdown = l.breakdown
+     AND q.breakdown_value IS NOT DISTINCT FROM l.breakdown_value
+    WHERE l.segment IN (SELECT segment_label FROM seg)
 ),
 att AS (
     SELECT a.phase, a.segment, a.pool, a.priority, a.gpu,
@@ -77,38 +81,57 @@ attempt_q AS (
              ELSE 'overall' END                                        AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool
              WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
-        -- queue wait of every attempt, right-censored ones at their wait until they left
-        -- (int_attempts); the attempts that started are a secondary view, never the headline
-        quantile_cont(queue_wait_s, [0.50, 0.95])                      AS wait_q,
         max(queue_wait_s)                                              AS queue_wait_max_s,
-        quantile_cont(CASE WHEN NOT wait_censored THEN queue_wait_s END, [0.50, 0.95])
-                                                                       AS wait_done_q,
         avg(CASE WHEN wait_censored THEN 1.0 ELSE 0.0 END)             AS censored_share,
         max(queue_wait_s) FILTER (WHERE wait_censored)                 AS censored_cap_s,
         count(*) FILTER (WHERE wait_censored AND left_unrecorded)      AS censored_at_cap,
-        quantile_cont(sched_delay_s, 0.95)                             AS sched_delay_p95_s,
-        quantile_cont(CASE WHEN in_burst THEN queue_wait_s END, [0.50, 0.95]) AS burst_wait_q,
         sum(queue_wait_s) FILTER (WHERE status = 'ok')
             / nullif(sum(e2e_s) FILTER (WHERE status = 'ok'), 0)       AS delay_index,
         -- GPU time on attempts that ended ok for a request that met its SLA (fallback for
         -- effective utilization when no sm_active telemetry exists)
         coalesce(sum(service_s) FILTER (WHERE status = 'ok' AND logical_met_sla), 0)
                                                                        AS productive_s,
-        count(DISTINCT gpu)                                            AS request_gpus,
         count(*) FILTER (WHERE in_burst)                               AS burst_attempts
     FROM att
     GROUP BY GROUPING SETS ((phase), (phase, segment), (phase, pool), (phase, segment, pool),
                             (phase, priority), (phase, segment, priority))
 ),
+-- GPUs serving requests per scope: distinct per finest group first, a few hundred rows, so
+-- the distinct count over the six grouping sets is not kept per set over every attempt
+-- (10 M bench: 2 of the 6 CPU s of this aggregate without quantiles; same counts)
+request_gpus AS (
+    SELECT
+        phase,
+        CASE WHEN grouping(segment) = 1 THEN 'all' ELSE segment END    AS segment,
+        CASE WHEN grouping(pool) = 0 THEN 'pool'
+             WHEN grouping(priority) = 0 THEN 'priority'
+             ELSE 'overall' END                                        AS breakdown,
+        CASE WHEN grouping(pool) = 0 THEN pool
+             WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
+        count(DISTINCT gpu)                                            AS request_gpus
+    FROM (SELECT DISTINCT phase, segment, pool, priority, gpu
+          FROM int_attempts WHERE pilot = $pilot)
+    GROUP BY GROUPING SETS ((phase), (phase, segment), (phase, pool), (phase, segment, pool),
+                            (phase, priority), (phase, segment, priority))
+),
+-- queue wait of every attempt, right-censored ones at their wait until they left
+-- (int_attempts); the attempts that started are a secondary view, never the headline
 attempt_m AS (
-    SELECT phase, segment, breakdown, breakdown_value,
-           wait_q[1] AS wait_p50, wait_q[2] AS wait_p95, queue_wait_max_s,
-           wait_done_q[1] AS wait_done_p50, wait_done_q[2] AS wait_done_p95,
-           censored_share, censored_cap_s, censored_at_cap, sched_delay_p95_s,
-           burst_wait_q[1] AS burst_wait_p50, burst_wait_q[2] AS burst_wait_p95,
-           delay_index, productive_s, request_gpus, burst_attempts
-    FROM attempt_q
-    WHERE segment IN (SELECT segment_label FROM seg)
+    SELECT a.phase, a.segment, a.breakdown, a.breakdown_value,
+           q.wait_p50, q.wait_p95, a.queue_wait_max_s,
+           q.wait_done_p50, q.wait_done_p95,
+           a.censored_share, a.censored_cap_s, a.censored_at_cap,
+           q.sched_delay_p95 AS sched_delay_p95_s,
+           q.burst_wait_p50, q.burst_wait_p95,
+           a.delay_index, a.productive_s, g.request_gpus, a.burst_attempts
+    FROM attempt_q a
+    LEFT JOIN quant q
+      ON q.phase = a.phase AND q.segment = a.segment AND q.breakdown = a.breakdown
+     AND q.breakdown_value IS NOT DISTINCT FROM a.breakdown_value
+    LEFT JOIN request_gpus g
+      ON g.phase = a.phase AND g.segment = a.segment AND g.breakdown = a.breakdown
+     AND g.breakdown_value IS NOT DISTINCT FROM a.breakdown_value
+    WHERE a.segment IN (SELECT segment_label FROM seg)
 ),
 -- GPU energy per unit (GPU): the increase of its energy_j counter where it has one (the sum
 -- of its rises between consecutive samples of the phase, a drop being a reset: the value after
