@@ -176,6 +176,12 @@ TABLE_RULES: dict[str, TableRule] = {
     "series_metrics": TableRule(_METRIC_ROWS, nullable=("breakdown_value",),
                                 out_of_range=SHARES_AND_SECONDS),
     "job_timeline": TableRule(("job_id",)),
+    # the headline quantiles' two passes: the bucket of each needed rank, then the values
+    "int_quantile_ranks": TableRule(
+        ("phase", "segment", "breakdown", "breakdown_value", "series", "qi", "side"),
+        nullable=("breakdown_value",), out_of_range="j < 1 OR lo > hi"),
+    "int_headline_quantiles": TableRule(("phase", "segment", "breakdown", "breakdown_value"),
+                                        nullable=("breakdown_value",)),
     "metrics_headline": TableRule(_METRIC_ROWS, nullable=("breakdown_value",),
                                   out_of_range=SHARES_AND_SECONDS),
     "metrics_before_after": TableRule(("segment", "metric")),
