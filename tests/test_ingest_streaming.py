@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from pipelines.anonymize import Anonymizer
 from pipelines.config import load_pilot
 from pipelines.ingest import load
 from pipelines.ingest.csv_blocks import csv_blocks, record_end
@@ -186,6 +187,60 @@ def test_the_next_chunk_is_read_while_this_one_is_stored(tmp_path, monkeypatch):
     assert overlapped == [True, True, False]  # the last chunk has nothing after it
     assert con.execute("SELECT file, rows_in FROM ingest_log ORDER BY file").fetchall() == [
         ("r/a.parquet", 6), ("r/b.parquet", 3)]
+
+
+def test_chunks_are_read_tokenized_and_stored_in_three_threads(tmp_path, monkeypatch):
+    d = _pilot(tmp_path / "p", [{"kind": "canonical", "table": "requests", "path": "r/*.parquet"}],
+               {"r/a.parquet": _requests(6), "r/b.parquet": _requests(3)})
+    monkeypatch.setenv(CHUNK_ROWS_ENV, "3")
+    real_validate, real_insert = load.validate_frame, load.insert_frame
+    real_frame = Anonymizer.frame
+    seen: dict[str, set[str]] = {"read": set(), "tokenize": set(), "store": set()}
+
+    def validate(table: str, df: pl.DataFrame, *window: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+        seen["read"].add(threading.current_thread().name)
+        return real_validate(table, df, *window)
+
+    def frame(self: Anonymizer, df: pl.DataFrame) -> pl.DataFrame:
+        seen["tokenize"].add(threading.current_thread().name)
+        return real_frame(self, df)
+
+    def insert(con_: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+        seen["store"].add(threading.current_thread().name)
+        real_insert(con_, table, df)
+
+    monkeypatch.setattr(load, "validate_frame", validate)
+    monkeypatch.setattr(Anonymizer, "frame", frame)
+    monkeypatch.setattr(load, "insert_frame", insert)
+    con = connect(tmp_path / "w" / "w.duckdb")
+    ingest_pilot(con, load_pilot(d))
+    names = [next(iter(v)) for v in seen.values()]
+    assert all(len(v) == 1 for v in seen.values()) and len(set(names)) == 3, seen
+    assert names[2] == threading.main_thread().name  # DuckDB is used from this thread only
+    # b.parquet repeats a.parquet's first three ids: quarantined as duplicates
+    assert con.execute("SELECT count(*) FROM requests").fetchone() == (6,)
+    assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (3,)
+    assert con.execute("SELECT count(*) FROM requests WHERE request_id NOT LIKE 'req-%'"
+                       ).fetchone() == (0,)
+
+
+def test_a_file_failing_while_tokenized_is_taken_back_alone(tmp_path, monkeypatch):
+    d, db = _a_then_b(tmp_path, monkeypatch, a_rows=12)
+    real, calls = Anonymizer.frame, []
+
+    def second_chunk_breaks(self: Anonymizer, df: pl.DataFrame) -> pl.DataFrame:
+        calls.append(df.height)
+        if len(calls) == 2:  # a.parquet's second chunk: its first is stored already
+            raise pl.exceptions.ComputeError("tokens went wrong")
+        return real(self, df)
+
+    monkeypatch.setattr(Anonymizer, "frame", second_chunk_breaks)
+    con = connect(db)
+    summary = ingest_pilot(con, load_pilot(d))
+    assert [(f, r) for _, f, r in summary.failed_sources] == [("r/a.parquet", "tokens went wrong")]
+    # a.parquet's later chunks were read but never tokenized; b.parquet's one chunk was
+    assert calls == [2, 3, 3]
+    _assert_only_b_landed(con, db)
 
 
 def test_a_file_failing_while_stored_is_taken_back_though_read_ahead(tmp_path, monkeypatch):

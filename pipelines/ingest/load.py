@@ -170,10 +170,13 @@ def _ingest_sources(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anon
                     summary: IngestSummary, keys: RequestKeys) -> None:
     ctx = adapter_context(cfg)
     window = time_window(cfg)
-    # One worker reads, checks and tokenizes the next chunk while this thread inserts the
-    # current one: hashlib holds the GIL, DuckDB's insert releases it. At most two chunks
-    # are in memory: the one stored and the one read.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as worker:
+    # A three-stage pipeline over chunks: one worker reads and checks chunk k + 2 (polars,
+    # mostly outside the GIL), another tokenizes chunk k + 1 (hashlib, holding the GIL) while
+    # this thread inserts chunk k (DuckDB, outside the GIL). With reading and tokenizing in
+    # one worker, that worker was the bottleneck (10 M attempts: ~17 of ~30 CPU s) and the
+    # insert waited on it. At most four chunks are in memory: one per stage and one done.
+    with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as reader,
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-tokenize") as tokenizer):
         for i, src in enumerate(cfg.sources):
             adapter = ADAPTERS.get(src.kind)
             files = cfg.source_files(i)
@@ -188,17 +191,18 @@ def _ingest_sources(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anon
                 _fail(con, cfg, summary, i, src.path, reason)
                 continue
             failed: set[str] = set()  # files taken back while stored: the reader skips the rest
-            events = _read_files(cfg, i, files, ctx, window, anon, failed)
-            _store_files(con, cfg, i, _read_ahead(events, worker), summary, keys, failed)
+            events = _read_files(cfg, i, files, ctx, window, failed)
+            tokenized = _tokenize(cfg.pilot, anon, _read_ahead(events, reader))
+            _store_files(con, cfg, i, _read_ahead(tokenized, tokenizer), summary, keys, failed)
 
 
 @contextlib.contextmanager
 def _few_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """DuckDB on INGEST_THREADS threads while the pilot's rows are stored and checked for
     duplicates, its setting restored after (closing's checkpoint runs on them all). The
-    reader thread keeps the other core busy: a second DuckDB thread only contends with it
-    (10 M attempts: the inserts took ~40 % more CPU on two threads, and no less wall time;
-    the duplicate check ~40 % more)."""
+    reader and tokenizer threads keep the other core busy: a second DuckDB thread only
+    contends with them (10 M attempts: the inserts took ~40 % more CPU on two threads, and
+    no less wall time; the duplicate check ~40 % more)."""
     row = con.execute("SELECT current_setting('threads')").fetchone()
     before = int(row[0]) if row else 0
     if before <= INGEST_THREADS:
@@ -231,11 +235,11 @@ Event = tuple[str, tuple[str, int] | None, "_Chunk | Exception | None"]
 
 
 def _read_files(cfg: PilotConfig, i: int, files: list[Path], ctx: AdapterContext,
-                window: tuple[datetime, datetime] | None, anon: Anonymizer, failed: set[str],
+                window: tuple[datetime, datetime] | None, failed: set[str],
                 ) -> Iterator[Event]:
-    """Source `i`'s files read, checked and tokenized, as (file, its digest, a chunk ready to
-    store or the input error that stopped the file; None for a file without rows). Runs in
-    the worker thread (no warehouse access), one event ahead of `_store_files`. A file ends
+    """Source `i`'s files read and checked, as (file, its digest, a chunk to tokenize
+    (`_tokenize`) or the input error that stopped the file; None for a file without rows).
+    Runs in the reader thread (no warehouse access), ahead of `_store_files`. A file ends
     where the next one's events begin, so the next file is read while one's last chunk is
     stored."""
     src = cfg.sources[i]
@@ -249,7 +253,7 @@ def _read_files(cfg: PilotConfig, i: int, files: list[Path], ctx: AdapterContext
             for parsed in [result] if isinstance(result, Parsed) else result:
                 if rel in failed:  # taken back while stored: the rest is not read
                     break
-                chunk = _prepare(cfg, i, rel, anon, window, parsed)
+                chunk = _prepare(cfg, i, rel, window, parsed)
                 del parsed  # the raw chunk goes while the next one is read
                 chunks += 1
                 yield rel, digest, chunk
@@ -258,6 +262,25 @@ def _read_files(cfg: PilotConfig, i: int, files: list[Path], ctx: AdapterContext
             continue
         if not chunks:
             yield rel, digest, None
+
+
+def _tokenize(pilot: str, anon: Anonymizer, events: Iterator[Event]) -> Iterator[Event]:
+    """`events` with each chunk's rows tokenized and given the pilot: the rows `_store_files`
+    stores. Runs in the tokenizer thread. An input error tokenizing a chunk stops its file
+    like a read error: the error is passed on and the file's later chunks are dropped."""
+    stopped: str | None = None  # the file whose tokenizing failed
+    for rel, digest, item in events:
+        if rel == stopped:
+            continue
+        if isinstance(item, _Chunk):
+            try:
+                rows = anon.frame(item.rows).with_columns(pl.lit(pilot).alias("pilot"))
+            except INPUT_ERRORS as e:
+                stopped = rel
+                yield rel, digest, e
+                continue
+            item = dataclasses.replace(item, rows=rows)
+        yield rel, digest, item
 
 
 def _store_files(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int,
@@ -293,7 +316,7 @@ def _store_files(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int,
                     store(finish)  # the file's events are over
                 writer, digest = _FileWriter(con, cfg, i, rel, keys, said), file_digest
             if isinstance(item, Exception):
-                store(functools.partial(_raise, item))  # the reader's error, as if raised here
+                store(functools.partial(_raise, item))  # a worker's error, as if raised here
             elif item is not None:
                 store(functools.partial(writer.add, item))
         if writer is not None:
@@ -336,10 +359,10 @@ def _reason(e: BaseException) -> str:
 
 @dataclass(frozen=True)
 class _Chunk:
-    """One chunk ready to store: checked, counted and tokenized (`_prepare`)."""
+    """One chunk checked and counted (`_prepare`), then tokenized (`_tokenize`)."""
 
     table: str
-    rows: pl.DataFrame  # the good rows, tokenized, with pilot and LINE
+    rows: pl.DataFrame  # the good rows with LINE; tokenized and with pilot once `_tokenize`d
     rejects: pl.DataFrame  # its quarantine rows
     rows_in: int
     stored: int
@@ -349,10 +372,10 @@ class _Chunk:
     notes: list[str]
 
 
-def _prepare(cfg: PilotConfig, i: int, rel: str, anon: Anonymizer,
+def _prepare(cfg: PilotConfig, i: int, rel: str,
              window: tuple[datetime, datetime] | None, parsed: Parsed) -> _Chunk:
-    """Validate and tokenize one chunk of file `rel` and count its records; no warehouse
-    access (it runs in the reader's thread)."""
+    """Validate one chunk of file `rel` and count its records; no warehouse access (it runs
+    in the reader's thread). Its rejects hold no identifier; its rows are tokenized next."""
     good, failures = validate_frame(parsed.table, parsed.frame, window)
     lines = parsed.frame.get_column(LINE)
     rejects = pl.concat(
@@ -380,7 +403,7 @@ def _prepare(cfg: PilotConfig, i: int, rel: str, anon: Anonymizer,
         )
     return _Chunk(
         table=parsed.table,
-        rows=anon.frame(good).with_columns(pl.lit(cfg.pilot).alias("pilot")),
+        rows=good,
         rejects=(_quarantine_rows(cfg, i, rel, _blank_identifiers(rejects)) if rejects.height
                  else rejects),
         rows_in=parsed.rows_in, stored=stored, quarantined=quarantined,
