@@ -393,7 +393,9 @@ def load_blocks(con: duckdb.DuckDBPyConnection, pilot: str, cfg: BootstrapConfig
                     WHERE pilot = ? GROUP BY GROUPING SETS ((phase, segment), (phase))""",
                              [pilot]).fetchall():
             gpus[(r[0], "all" if r[2] else r[1])] = float(r[3])
-    if "int_attempts" in have:  # the SQL's fallback GPU count when no samples exist
+    # the SQL's fallback GPU count when no samples exist: a 10 M-row distinct count, run only
+    # when a (phase, segment) the blocks use has no count from the samples
+    if "int_attempts" in have and any((p_, s) not in gpus for p_ in nblocks for s in SEGMENTS):
         for r in con.execute("""SELECT phase, segment, grouping(segment) AS g,
                     count(DISTINCT gpu) AS n FROM int_attempts WHERE pilot = ?
                     GROUP BY GROUPING SETS ((phase, segment), (phase))""", [pilot]).fetchall():

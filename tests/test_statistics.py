@@ -18,6 +18,7 @@ from pipelines.statistics import (
     compute_ci,
     did_interval,
     hist_quantile,
+    load_blocks,
     log_bins,
     phase_samples,
     rank_average,
@@ -197,3 +198,24 @@ def test_spearman_matches_a_monotone_relation() -> None:
     assert spearman(x, x ** 3) == pytest.approx(1.0)
     assert spearman(x, -x) == pytest.approx(-1.0)
     assert np.isnan(spearman(x, np.ones(50)))
+
+
+def test_gpu_counts_come_from_samples_and_fall_back_to_attempts(tmp_path: Path) -> None:
+    """The GPU count of each phase × segment: from int_gpu_samples where they name it, else
+    from int_attempts (8 GPUs here) — also when the samples miss only one segment."""
+    db = _warehouse(tmp_path / "w.duckdb", treat_effect=1.0, control_effect=1.0)
+    con = duckdb.connect(str(db))
+    con.execute("""CREATE TABLE int_gpu_samples AS
+        SELECT 'p' AS pilot, ph AS phase, 'treatment' AS segment, 'g' || (i % 3) AS gpu,
+               'gpu_util' AS series, ?::TIMESTAMP + to_seconds(i) AS ts, 0.5 AS value,
+               1.0 AS dt_s
+        FROM range(60) t(i), (VALUES ('baseline'), ('validation')) v(ph)""", [T0])
+    blocks, _, _ = load_blocks(con, "p", BootstrapConfig())
+    for phase in ("baseline", "validation"):
+        assert blocks[phase]["treatment"].consts["gpus"] == 3  # from the samples
+        assert blocks[phase]["all"].consts["gpus"] == 3
+        assert blocks[phase]["control"].consts["gpus"] == 8  # not in the samples: attempts
+    con.execute("UPDATE int_gpu_samples SET segment = 'control' WHERE gpu = 'g0'")
+    blocks, _, _ = load_blocks(con, "p", BootstrapConfig())
+    assert blocks["baseline"]["control"].consts["gpus"] == 1  # now named by the samples
+    assert blocks["baseline"]["treatment"].consts["gpus"] == 2

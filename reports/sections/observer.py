@@ -49,7 +49,7 @@ def observer_only(w: Reader, config: dict[str, Any]) -> tuple[list[Part], list[P
     log = w.q("ingest_log", """SELECT source_kind, target_table, count(*) AS files,
                 sum(rows_in) AS rows_in, sum(rows_stored) AS stored,
                 sum(rows_quarantined) AS quarantined, sum(bytes) AS bytes
-                FROM ingest_log WHERE pilot = ? GROUP BY ALL ORDER BY source_kind""")
+                FROM ingest_log WHERE pilot = ? GROUP BY ALL ORDER BY source_kind, target_table""")
     read = Part("What was read", [
         "The pipeline only reads telemetry files an operator exported into the pilot's landing "
         "folder; it opens no connection to the cluster and changes nothing there. Files read, "
