@@ -2,7 +2,11 @@
 of requests has no retry). Pinned here against the definition it replaces, one group by over
 every attempt (METRICS.md 1.3), on the cases where the two paths meet: retries whose end is
 unknown, an orphan retry, a retry in another pool, a request whose first attempt lies outside
-the phases."""
+the phases.
+
+int_attempts looks up only the logical requests that have a retry and applies the phase,
+segment and SLA rules to a lone first attempt's own row: pinned against the join of every
+attempt to int_logical_requests it replaces, under every kind of scope."""
 
 from __future__ import annotations
 
@@ -18,13 +22,23 @@ from pipelines.warehouse import SQL_DIR
 DEFINITION = """
     SELECT coalesce(parent_request_id, request_id) AS logical_id,
            arg_min(pool, attempt) AS pool, arg_min(priority, attempt) AS priority,
-           arg_min(model_class, attempt) AS model_class, min(arrival_ts) AS first_arrival_ts,
-           arg_max(end_ts, attempt) AS last_end_ts, arg_max(status, attempt) AS outcome,
-           count(*) AS attempts
+           min(arrival_ts) AS first_arrival_ts,
+           (epoch_us(arg_max(end_ts, attempt)) - epoch_us(min(arrival_ts))) / 1e6 AS latency_s,
+           arg_max(status, attempt) AS outcome, count(*) AS attempts
     FROM requests WHERE pilot = 'p' GROUP BY 1
 """
-COLUMNS = ("logical_id, pool, priority, model_class, first_arrival_ts, last_end_ts, outcome, "
-           "attempts")
+COLUMNS = "logical_id, pool, priority, first_arrival_ts, latency_s, outcome, attempts"
+# int_attempts as it was: every attempt joined to its logical request
+ATTEMPTS_DEFINITION = """
+    SELECT r.attempt, r.pool, r.priority, r.arrival_ts, r.status, l.phase, l.segment,
+           l.met_sla AS logical_met_sla
+    FROM requests r
+    JOIN int_logical_requests l
+      ON l.pilot = r.pilot AND l.logical_id = coalesce(r.parent_request_id, r.request_id)
+    WHERE r.pilot = 'p'
+"""
+ATTEMPTS_COLUMNS = ("attempt, pool, priority, arrival_ts, status, phase, segment, "
+                    "logical_met_sla")
 
 ROWS = [
     # id, parent, attempt, pool, class, arrival s, end s (None: unknown), status
@@ -48,23 +62,47 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    c = duckdb.connect(str(Path(tmp_path_factory.mktemp("lr")) / "w.duckdb"))
+# more cases for int_attempts: a second phase, a class without an SLA target (P1), attempts
+# after every phase, a request retried across the phase boundary, a retry without a parent
+MORE_ROWS = [
+    ("v", None, 0, "b", "llm", 3700, 3701, "ok"),
+    ("late", None, 0, "a", "llm", 7300, 7301, "ok"),
+    ("lateorphan1", "lateorphan", 1, "a", "llm", 7400, 7401, "ok"),
+    ("x", None, 0, "a", "llm", 3590, 3595, "timeout"),
+    ("x1", "x", 1, "b", "llm", 3610, 3612, "ok"),
+    ("nosla", None, 0, "a", "llm", 80, 81, "ok"),
+    ("okunended", None, 0, "a", "llm", 90, None, "ok"),  # ok, end unknown: SLA not met
+    # a retry that kept its request id (no parent): one logical request with its first attempt
+    ("w", None, 0, "b", "llm", 100, 130, "timeout"),
+    ("w", None, 1, "b", "llm", 131, 132, "ok"),
+]
+NO_TARGET = ("nosla", "x", "o1", "single")  # their priority is P1, which has no SLA target
+
+
+def _warehouse(path: Path, scope: str, rows: list[tuple]) -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect(str(path))
     for ddl in sorted((SQL_DIR / "staging").glob("*.sql")):
         c.execute(ddl.read_text())
     c.execute("INSERT INTO phases VALUES ('p', 'baseline', TIMESTAMP '2026-01-01 00:00:00', "
-              "TIMESTAMP '2026-01-01 01:00:00')")
-    c.execute("INSERT INTO pilot_scope VALUES ('p', 'pools', ['a'], NULL, NULL)")
+              "TIMESTAMP '2026-01-01 01:00:00'), ('p', 'validation', "
+              "TIMESTAMP '2026-01-01 01:00:00', TIMESTAMP '2026-01-01 02:00:00')")
+    c.execute(f"INSERT INTO pilot_scope VALUES ('p', {scope})")
     c.execute("INSERT INTO sla_targets VALUES ('p', 'P0', 10000, NULL)")
     c.executemany(
-        "INSERT INTO requests VALUES ('p', ?, ?, ?, ?, 'n', 'g', ?, 'P0', "
+        "INSERT INTO requests VALUES ('p', ?, ?, ?, ?, 'n', 'g', ?, ?, "
         "TIMESTAMP '2026-01-01 00:00:00' + to_seconds(?), NULL, NULL, NULL, "
         "TIMESTAMP '2026-01-01 00:00:00' + to_seconds(?), ?, 1, 1)",
-        [(i, par, att, pool, cls, arr, end, st) for i, par, att, pool, cls, arr, end, st in ROWS])
+        [(i, par, att, pool, cls, "P1" if i in NO_TARGET else "P0", arr, end, st)
+         for i, par, att, pool, cls, arr, end, st in rows])
     build_model(c, "int_logical_requests", "p")
     build_model(c, "int_attempts", "p")
     return c
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    return _warehouse(Path(tmp_path_factory.mktemp("lr")) / "w.duckdb",
+                      "'pools', ['a'], NULL, NULL", ROWS)
 
 
 def test_equals_the_group_by_over_every_attempt(con):
@@ -78,14 +116,14 @@ def test_equals_the_group_by_over_every_attempt(con):
 
 def test_last_known_end_and_first_attempts_attributes(con):
     rows = {r[0]: r[1:] for r in con.execute(
-        "SELECT logical_id, pool, model_class, epoch(last_end_ts)::INT, outcome, attempts "
+        "SELECT logical_id, pool, latency_s, outcome, attempts "
         "FROM int_logical_requests").fetchall()}
-    start = 1767225600  # 2026-01-01 00:00:00
-    assert rows["r"] == ("a", "llm", start + 40, "dropped", 3)
-    assert rows["s"] == ("b", "emb", start + 52, "dropped", 2)
-    assert rows["t"] == ("a", "llm", start + 62, "ok", 2)
-    assert rows["unended"] == ("b", "llm", None, "dropped", 1)
-    assert rows["orphan"] == ("b", "llm", start + 75, "ok", 1)
+    # latency: first arrival to the last known end
+    assert rows["r"] == ("a", 10.0, "dropped", 3)
+    assert rows["s"] == ("b", 2.0, "dropped", 2)
+    assert rows["t"] == ("a", 2.0, "ok", 2)
+    assert rows["unended"] == ("b", None, "dropped", 1)
+    assert rows["orphan"] == ("b", 5.0, "ok", 1)
 
 
 def test_attempts_follow_their_logical_request(con):
@@ -98,3 +136,20 @@ def test_attempts_follow_their_logical_request(con):
           ON l.logical_id = coalesce(r.parent_request_id, r.request_id)
         WHERE a.segment = l.segment AND a.phase = l.phase
           AND a.logical_met_sla IS NOT DISTINCT FROM l.met_sla""").fetchone()[0] == len(ROWS) - 2
+
+
+@pytest.mark.parametrize("scope", ["'pools', ['a'], NULL, NULL", "'all', NULL, NULL, NULL",
+                                   "'priorities', NULL, ['P1'], NULL",
+                                   "'share', NULL, NULL, 0.5"])
+def test_attempts_equal_the_join_of_every_attempt(tmp_path, scope):
+    c = _warehouse(tmp_path / "w.duckdb", scope, ROWS + MORE_ROWS)
+    want = f"SELECT {ATTEMPTS_COLUMNS} FROM ({ATTEMPTS_DEFINITION})"
+    got = f"SELECT {ATTEMPTS_COLUMNS} FROM int_attempts WHERE pilot = 'p'"
+    for a, b in ((want, got), (got, want)):
+        assert c.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0] == 0
+    rows = c.execute(f"SELECT phase, segment, logical_met_sla FROM ({want})").fetchall()
+    # early, early1, late, lateorphan1 begin outside the phases
+    assert len(rows) == len(ROWS) + len(MORE_ROWS) - 4
+    assert {r[0] for r in rows} == {"baseline", "validation"}
+    assert {r[2] for r in rows} == {True, False, None}  # P1 has no target: NULL
+    assert len({r[1] for r in rows}) == (1 if "'all'" in scope else 2)
