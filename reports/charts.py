@@ -6,9 +6,16 @@ a grid a reader can see; the downsampling is stated under each chart and in appe
 
 from __future__ import annotations
 
+import json
 import math
+import queue
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -113,15 +120,130 @@ class Chart:
     note: str = ""
 
 
-def to_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) -> str:
-    """Vega-Lite → SVG string; refuses any output that could load or run something.
+Post = Callable[[str], str]
+
+
+# The converter process: vl-convert holds the GIL while it converts (seconds per report), so a
+# thread would not let the queries go on; a process does. One JSON line per spec in, one per
+# result out (the SVG or the error).
+_CONVERTER = """
+import json, sys
+import vl_convert as vlc
+vlc.vegalite_to_svg({"mark": "point", "data": {"values": []}})  # start its JS runtime now
+for line in sys.stdin:
+    try:
+        out = {"svg": vlc.vegalite_to_svg(json.loads(line))}  # the dict, as in-process
+    except Exception as e:  # reported to the caller, which raises it
+        out = {"error": f"{type(e).__name__}: {e}"}
+    sys.stdout.write(json.dumps(out) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+CONVERTERS = 2  # child processes: the queries end first, then the charts use both cores
+
+
+class _Background:
+    """Charts drawn by vl-convert in CONVERTERS child processes while the caller goes on
+    reading the warehouse. A worker thread per child feeds it one spec at a time and waits for
+    the answer (the wait does not hold the GIL), then checks and post-processes the SVG. Each
+    pending chart is a placeholder string until resolved."""
+
+    def __init__(self) -> None:
+        self.procs = [subprocess.Popen([sys.executable, "-c", _CONVERTER],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       text=True, encoding="utf-8") for _ in range(CONVERTERS)]
+        self.idle: queue.SimpleQueue[subprocess.Popen[str]] = queue.SimpleQueue()
+        for proc in self.procs:
+            self.idle.put(proc)
+        self.pool = ThreadPoolExecutor(CONVERTERS, thread_name_prefix="vl-convert")
+        self.pending: dict[str, Future[str]] = {}
+
+    def convert(self, spec: dict[str, Any]) -> str:
+        """vl-convert's SVG of `spec`, from an idle child process (a worker thread calls it:
+        there are as many workers as children, so one is always idle)."""
+        proc = self.idle.get()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(spec) + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        finally:
+            self.idle.put(proc)
+        if not line:
+            raise RuntimeError(f"the vl-convert process ended (exit code {proc.poll()})")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(f"vl-convert: {out['error']}")
+        return out["svg"]
+
+    def submit(self, draw: Callable[[], str]) -> str:
+        # not an SVG document: _trusted_svg refuses one that was never resolved
+        key = f"\ue000pending chart {len(self.pending)}\ue000"
+        self.pending[key] = self.pool.submit(draw)
+        return key
+
+    def resolve(self, svg: str) -> str:
+        """The SVG of a placeholder (waiting for it), or `svg` itself if it is not one."""
+        fut = self.pending.pop(svg, None)
+        return svg if fut is None else fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+_background: _Background | None = None
+
+
+@contextmanager
+def charts_in_background() -> Iterator[Callable[[str], str]]:
+    """Within this block to_svg returns a placeholder at once and the chart is drawn in a child
+    process (_Background); the block must hand every placeholder to the yielded `resolve`,
+    which waits for the SVG (and re-raises the drawing's error). A placeholder never resolved
+    is an error."""
+    global _background
+    if _background is not None:
+        raise RuntimeError("charts_in_background does not nest")
+    bg = _background = _Background()
+    try:
+        yield bg.resolve
+        if bg.pending:
+            raise RuntimeError(f"{len(bg.pending)} chart(s) drawn but never placed in the report")
+    finally:
+        _background = None
+        bg.close()
+
+
+def to_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]],
+           post: tuple[Post, ...] = ()) -> str:
+    """Vega-Lite → SVG string; refuses any output that could load or run something. `post`:
+    rewrites of the checked SVG, applied in order (inside charts_in_background, all of it
+    happens in the background and a placeholder is returned).
 
     Rows go in as named top-level datasets after validation: Altair validating thousands of
     inline records costs seconds and checks nothing the spec's structure does not.
     """
     spec = chart.to_dict()
     spec["datasets"] = {**spec.get("datasets", {}), **datasets}
-    return check_svg(vlc.vegalite_to_svg(spec))
+
+    bg = _background
+
+    def draw() -> str:
+        svg = check_svg(vlc.vegalite_to_svg(spec) if bg is None else bg.convert(spec))
+        for f in post:
+            svg = f(svg)
+        return svg
+
+    return draw() if bg is None else bg.submit(draw)
 
 
 _RECT_GROUP = re.compile(r'(<g class="mark-rect role-mark[^"]*"[^>]*>)'
@@ -303,7 +425,7 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
     shown = drawable(grid)
     chart = alt.vconcat(*(panel(f, *specs[f], i == len(shown) - 1) for i, f in enumerate(shown)),
                         spacing=8).resolve_scale(color="independent")
-    return merge_rects(to_svg(_config(chart), {"heat": values}))
+    return to_svg(_config(chart), {"heat": values}, post=(merge_rects,))
 
 
 def _basis_word(cov: Coverage, item: str) -> str:

@@ -301,7 +301,23 @@ def _methodology(th: dict[str, float], charts_notes: list[str], ci: dict,
 
 def build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: str,
                        pipeline_version: str, generated_at: datetime) -> ReportModel:
-    """Read one pilot's warehouse tables and return everything the report prints."""
+    """Read one pilot's warehouse tables and return everything the report prints.
+
+    The charts are drawn (vl-convert, seconds) in child processes while the queries go on;
+    the model returned holds every chart's finished SVG."""
+    with charts.charts_in_background() as resolve:
+        model = _build_report_model(con, pilot, run_id=run_id,
+                                    pipeline_version=pipeline_version,
+                                    generated_at=generated_at)
+        for c in model.charts:  # model.figures holds the same Chart objects
+            c.svg = resolve(c.svg)
+        verdict = model.executive.verdict
+        verdict.chart_svg = resolve(verdict.chart_svg)
+    return model
+
+
+def _build_report_model(con: duckdb.DuckDBPyConnection, pilot: str, *, run_id: str,
+                        pipeline_version: str, generated_at: datetime) -> ReportModel:
     w = _Warehouse(con, pilot)
     meta = w.q("pilots", "SELECT title, timezone, config_json FROM pilots WHERE pilot = ?")
     if meta.is_empty():

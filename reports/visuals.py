@@ -27,6 +27,7 @@ from reports.charts import (
     ROW_TITLES,
     SEGMENT_COLORS,
     Chart,
+    Post,
     Reader,
     _config,
     _iso,
@@ -49,8 +50,9 @@ def _titles(svg: str) -> str:
     return re.sub(r'\s(role|aria-roledescription)="[^"]*"', "", svg)
 
 
-def _svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]]) -> str:
-    return _titles(to_svg(_config(chart), datasets))
+def _svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]],
+         post: tuple[Post, ...] = ()) -> str:
+    return to_svg(_config(chart), datasets, post=(_titles, *post))
 
 
 def absent(number: int, title: str, why: str) -> Chart:
@@ -355,8 +357,8 @@ def hidden_idle_topology(w: Reader, cov: Coverage | None = None) -> Chart:
                f"{best['pool']} the least ({fmt.value(best['np'], 'pp')}); the worst cell was "
                f"{grid.level} row {cell['row']} in the {grid.bin_minutes}-minute bin starting "
                f"{fmt.ts(cell['t'])} ({fmt.value(cell['hcl_pp'], 'pp')}) (measured).")
-    return Chart(5, title, merge_rects(_svg(chart, {"topo": heat_vals, "pools": bar_vals})),
-                 reading,
+    svg = _svg(chart, {"topo": heat_vals, "pools": bar_vals}, post=(merge_rects,))
+    return Chart(5, title, svg, reading,
                  note=f"The cells of visual 1's hidden-loss panel (one row per {grid.level}, "
                       f"{grid.bin_minutes}-minute columns, mean of the 1-minute cells of "
                       f"hidden_idle_map), grouped by pool, coloured in {HEAT_STEPS} equal "

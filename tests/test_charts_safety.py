@@ -59,3 +59,27 @@ def test_the_render_filter_checks_the_final_svg() -> None:
     assert str(_trusted_svg(ok)) == ok
     with pytest.raises(UnsafeSVG):  # e.g. markup added after charts.to_svg checked it
         _trusted_svg(SVG.format('<g onclick="x()"/>'))
+
+
+def test_charts_drawn_in_background_are_the_same_svg() -> None:
+    """charts_in_background (the report model's worker thread) returns a placeholder that
+    resolves to the very SVG drawn in place, post-processing included; the placeholder itself
+    is refused as chart markup, and one never resolved fails the block."""
+    import altair as alt
+
+    from reports.charts import charts_in_background, merge_rects, to_svg
+
+    chart = alt.Chart(alt.Data(name="d")).mark_rect().encode(
+        x="a:O", y="b:O", color="c:N").configure(aria=False)
+    rows = {"d": [{"a": i % 4, "b": i // 4, "c": "x" if i % 4 < 2 else "y"} for i in range(16)]}
+    direct = to_svg(chart, rows, post=(merge_rects,))
+    assert direct != to_svg(chart, rows)  # merge_rects did merge cells: `post` is applied
+    with charts_in_background() as resolve:
+        pending = to_svg(chart, rows, post=(merge_rects,))
+        assert pending != direct
+        with pytest.raises(ValueError):
+            _trusted_svg(pending)
+        assert resolve(pending) == direct
+        assert resolve(direct) == direct  # a finished SVG passes through
+    with pytest.raises(RuntimeError, match="never placed"), charts_in_background():
+        to_svg(chart, rows)
