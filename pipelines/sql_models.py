@@ -37,7 +37,10 @@ MODELS: tuple[SqlModel, ...] = (
     SqlModel(
         "int_logical_requests", "intermediate", ("requests", "phases", "pilot_scope", "sla_targets")
     ),
-    SqlModel("int_attempts", "intermediate", ("requests", "int_logical_requests")),
+    SqlModel(
+        "int_attempts", "intermediate",
+        ("requests", "int_logical_requests", "phases", "pilot_scope", "sla_targets"),
+    ),
     SqlModel("int_gpu_samples", "intermediate", ("samples", "phases", "pilot_scope")),
     SqlModel(
         "burst_windows", "intermediate", ("int_attempts", "arrivals", "int_thresholds", "phases")
