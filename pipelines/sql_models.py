@@ -83,16 +83,19 @@ MODELS: tuple[SqlModel, ...] = (
     ),
     SqlModel("metrics_before_after", "metrics", ("metrics_headline",)),
     SqlModel("metrics_did", "metrics", ("metrics_before_after",)),
-    SqlModel("pool_windows", "metrics", ("int_attempts", "arrivals", "phases", "burst_windows")),
-    SqlModel("hidden_idle_map", "topology", ("int_gpu_samples",)),
-    SqlModel("energy_latency_windows", "metrics", ("int_gpu_samples", "int_attempts", "phases")),
-    # issue #4 analytics: bursts, indices, patterns, topology (sql/<layer>/<name>.sql)
     SqlModel(
         "int_pool_minutes",
         "intermediate",
         ("int_attempts", "int_gpu_samples", "samples", "sla_targets", "phases",
          "int_thresholds"),
     ),
+    SqlModel(
+        "pool_windows", "metrics",
+        ("int_attempts", "arrivals", "phases", "burst_windows", "int_pool_minutes"),
+    ),
+    SqlModel("hidden_idle_map", "topology", ("int_gpu_samples",)),
+    SqlModel("energy_latency_windows", "metrics", ("int_gpu_samples", "int_attempts", "phases")),
+    # issue #4 analytics: bursts, indices, patterns, topology (sql/<layer>/<name>.sql)
     SqlModel(
         "burst_amplification", "metrics",
         ("burst_episodes", "int_attempts", "int_thresholds"),

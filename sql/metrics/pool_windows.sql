@@ -19,6 +19,14 @@ a AS (
     LEFT JOIN phases p ON p.pilot = $pilot AND t.ts >= p.start_ts AND t.ts < p.end_ts
     WHERE t.pilot = $pilot AND h.attempts = 0
 ),
+-- int_pool_minutes' P95s at the same grain (pool x arrival minute, every attempt): one
+-- implementation, and no second copy of every value in quantile state. A pool-minute outside
+-- its grid (a retry arriving after the last phase, a trace's 'all' pool) is computed here.
+ipm AS (
+    SELECT pool, m, queue_wait_p95_s, latency_p95_s
+    FROM int_pool_minutes
+    WHERE pilot = $pilot AND arrivals > 0
+),
 bursts AS (
     SELECT pool, epoch_us(window_start) // 60000000 AS m, bool_or(is_burst) AS in_burst
     FROM burst_windows
@@ -34,8 +42,12 @@ SELECT
          WHEN count(a.segment) > 0 THEN 'mixed' END AS segment,
     count(*) AS arrivals,
     count(*) / 60.0 AS arrival_rate_rps,
-    quantile_cont(a.queue_wait_s, 0.95) AS queue_wait_p95_s,
-    quantile_cont(a.e2e_s, 0.95) FILTER (WHERE a.status = 'ok') AS latency_p95_s,
+    CASE WHEN any_value(q.m) IS NOT NULL THEN any_value(q.queue_wait_p95_s)
+         ELSE quantile_cont(a.queue_wait_s, 0.95) FILTER (WHERE q.m IS NULL)
+    END AS queue_wait_p95_s,
+    CASE WHEN any_value(q.m) IS NOT NULL THEN any_value(q.latency_p95_s)
+         ELSE quantile_cont(a.e2e_s, 0.95) FILTER (WHERE q.m IS NULL AND a.status = 'ok')
+    END AS latency_p95_s,
     -- trace arrivals have no status: no timeout count, no adherence (not zeros)
     CASE WHEN count(a.status) > 0 THEN count(*) FILTER (WHERE a.status = 'timeout') END
         AS timeouts,
@@ -45,4 +57,5 @@ SELECT
     coalesce(any_value(b.in_burst), false) AS in_burst
 FROM a
 LEFT JOIN bursts b ON b.pool = a.pool AND b.m = a.m
+LEFT JOIN ipm q ON q.pool = a.pool AND q.m = a.m
 GROUP BY a.pool, a.m
