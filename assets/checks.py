@@ -158,12 +158,16 @@ class TableRule:
     nullable: tuple[str, ...] = ()  # key columns that may be NULL (e.g. the 'all' breakdown)
     not_null: tuple[str, ...] = ()  # more columns that must be set
     out_of_range: str | None = None  # SQL predicate of a row whose value is impossible
+    # a key kept on some rows only (NULL on the others): unique where set
+    sparse_key: str | None = None
 
 
 _METRIC_ROWS = ("phase", "segment", "breakdown", "breakdown_value", "metric")
 TABLE_RULES: dict[str, TableRule] = {
     "int_thresholds": TableRule(()),
-    "int_logical_requests": TableRule(("logical_id",)),
+    # the id is kept only for requests with a retry (what int_attempts looks up)
+    "int_logical_requests": TableRule((), not_null=("phase", "segment", "first_arrival_ts"),
+                                      sparse_key="logical_id"),
     # one row per request attempt; the request id is not kept (narrow table)
     "int_attempts": TableRule((), not_null=("attempt", "arrival_ts", "phase")),
     "int_gpu_samples": TableRule(("pool", "node", "gpu", "series", "ts"),
@@ -230,6 +234,8 @@ def table_check_specs(table: str) -> list[dg.AssetCheckSpec]:
     """The check specs of a derived table, for its asset's `check_specs`."""
     rule = TABLE_RULES[table]
     key = ", ".join(rule.key) or "none (row count and required columns only)"
+    if rule.sparse_key:
+        key += f"; {rule.sparse_key} unique where set"
     specs = [dg.AssetCheckSpec(
         KEY_CHECK, asset=table,
         description=f"No NULL and no duplicate key per pilot; key: {key}. Row count recorded.")]
@@ -250,6 +256,9 @@ def table_check_sql(table: str) -> str:
     required = [c for c in (*rule.key, *rule.not_null) if c not in rule.nullable]
     dups = (f"count(*) - count(DISTINCT row({', '.join(map(_quote, rule.key))}))"
             if rule.key else "0")
+    if rule.sparse_key:
+        sk = _quote(rule.sparse_key)
+        dups += f" + count({sk}) - count(DISTINCT {sk})"
     nulls = " OR ".join(f"{_quote(c)} IS NULL" for c in required) or "false"
     bad = f"coalesce({rule.out_of_range}, false)" if rule.out_of_range else "false"
     return (f"SELECT count(*), {dups}, count(*) FILTER (WHERE {nulls}), "  # noqa: S608
@@ -267,7 +276,8 @@ def table_check_results(
         rows = dups = nulls = bad = 0
     results = [dg.AssetCheckResult(
         asset_key=table, check_name=KEY_CHECK, passed=not dups and not nulls,
-        metadata={"rows": int(rows), "key": ", ".join(rule.key) or "none",
+        metadata={"rows": int(rows),
+                  "key": ", ".join((*rule.key, *filter(None, [rule.sparse_key]))) or "none",
                   "duplicate_keys": int(dups), "rows_with_null_key": int(nulls)})]
     if rule.out_of_range:
         results.append(dg.AssetCheckResult(

@@ -70,6 +70,19 @@ def test_generated_key_check_fails_on_a_duplicate_key(tmp_path: Path):
     assert by_name(table_check_results(con, "burst_windows", "b"))[KEY_CHECK].passed
 
 
+def test_sparse_key_is_unique_where_set(tmp_path: Path):
+    # int_logical_requests keeps the id of retried requests only: NULLs pass, a repeat fails
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE TABLE int_logical_requests (pilot VARCHAR, logical_id VARCHAR, "
+                "phase VARCHAR, segment VARCHAR, first_arrival_ts TIMESTAMP)")
+    con.execute("INSERT INTO int_logical_requests SELECT p, id, 'baseline', 'control', "
+                "TIMESTAMP '2026-01-01' FROM (VALUES ('a', NULL), ('a', NULL), ('a', 'r1'), "
+                "('a', 'r2'), ('b', NULL), ('b', 'r1'), ('b', 'r1')) t(p, id)")
+    assert by_name(table_check_results(con, "int_logical_requests", "a"))[KEY_CHECK].passed
+    bad = by_name(table_check_results(con, "int_logical_requests", "b"))[KEY_CHECK]
+    assert not bad.passed and bad.metadata["duplicate_keys"].value == 1
+
+
 def test_generated_range_check_fails_on_a_share_above_one(tmp_path: Path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     con.execute("CREATE TABLE indices (pilot VARCHAR, phase VARCHAR, segment VARCHAR, "
@@ -92,7 +105,8 @@ def test_every_sql_model_declares_a_key_whose_columns_exist(tmp_path: Path):
     for m in MODELS:
         cols = {r[0] for r in con.execute(f'DESCRIBE "{m.name}"').fetchall()}
         rule = TABLE_RULES[m.name]
-        assert {*rule.key, *rule.nullable, *rule.not_null} <= cols, m.name
+        assert {*rule.key, *rule.nullable, *rule.not_null,
+                *filter(None, [rule.sparse_key])} <= cols, m.name
         assert all(r.passed for r in table_check_results(con, m.name, "empty")), m.name
 
 

@@ -28,13 +28,23 @@ DEFINITION = """
     FROM requests WHERE pilot = 'p' GROUP BY 1
 """
 COLUMNS = "logical_id, pool, priority, first_arrival_ts, latency_s, outcome, attempts"
+# the logical requests that have an attempt other than a first one: the only ids the table keeps
+RETRIED = """
+    SELECT coalesce(parent_request_id, request_id) FROM requests
+    WHERE pilot = 'p' AND (parent_request_id IS NOT NULL OR attempt <> 0)
+"""
+# a logical request's key in the fixtures: its id when kept, else its (unique) first arrival
+LOGICAL_KEY = "coalesce(l.logical_id, 'lone:' || l.first_arrival_ts)"
 # int_attempts as it was: every attempt joined to its logical request
-ATTEMPTS_DEFINITION = """
+ATTEMPTS_DEFINITION = f"""
     SELECT r.attempt, r.pool, r.priority, r.arrival_ts, r.status, l.phase, l.segment,
            l.met_sla AS logical_met_sla
     FROM requests r
     JOIN int_logical_requests l
-      ON l.pilot = r.pilot AND l.logical_id = coalesce(r.parent_request_id, r.request_id)
+      ON l.pilot = r.pilot
+     AND {LOGICAL_KEY} = CASE WHEN coalesce(r.parent_request_id, r.request_id) IN ({RETRIED})
+                              THEN coalesce(r.parent_request_id, r.request_id)
+                              ELSE 'lone:' || r.arrival_ts END
     WHERE r.pilot = 'p'
 """
 ATTEMPTS_COLUMNS = ("attempt, pool, priority, arrival_ts, status, phase, segment, "
@@ -107,33 +117,43 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
 
 def test_equals_the_group_by_over_every_attempt(con):
     got = con.execute(f"SELECT {COLUMNS} FROM int_logical_requests WHERE pilot = 'p' "
-                      "ORDER BY logical_id").fetchall()
-    want = con.execute(f"SELECT {COLUMNS} FROM ({DEFINITION}) WHERE first_arrival_ts >= "
-                       "TIMESTAMP '2026-01-01 00:00:00' ORDER BY logical_id").fetchall()
+                      "ORDER BY first_arrival_ts").fetchall()
+    # the id is kept only for a request with a retry (what int_attempts looks up)
+    want = con.execute(
+        f"SELECT * REPLACE (CASE WHEN logical_id IN ({RETRIED}) THEN logical_id END "
+        f"AS logical_id) FROM (SELECT {COLUMNS} FROM ({DEFINITION})) WHERE first_arrival_ts >= "
+        "TIMESTAMP '2026-01-01 00:00:00' ORDER BY first_arrival_ts").fetchall()
     assert got == want
-    assert [r[0] for r in got] == ["orphan", "r", "s", "single", "t", "unended"]
+    assert [r[0] for r in got] == [None, None, "r", "s", "t", "orphan"]
+
+
+def _by_key(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
+    """int_logical_requests' rows by logical id, a lone request's by 'lone:<first arrival>'."""
+    return {r[0]: r[1:] for r in con.execute(
+        f"SELECT {LOGICAL_KEY}, pool, latency_s, outcome, attempts "
+        "FROM int_logical_requests l").fetchall()}
 
 
 def test_last_known_end_and_first_attempts_attributes(con):
-    rows = {r[0]: r[1:] for r in con.execute(
-        "SELECT logical_id, pool, latency_s, outcome, attempts "
-        "FROM int_logical_requests").fetchall()}
+    rows = _by_key(con)
     # latency: first arrival to the last known end
     assert rows["r"] == ("a", 10.0, "dropped", 3)
     assert rows["s"] == ("b", 2.0, "dropped", 2)
     assert rows["t"] == ("a", 2.0, "ok", 2)
-    assert rows["unended"] == ("b", None, "dropped", 1)
+    assert rows["lone:2026-01-01 00:00:20"] == ("b", None, "dropped", 1)  # "unended"
     assert rows["orphan"] == ("b", 5.0, "ok", 1)
 
 
 def test_attempts_follow_their_logical_request(con):
     # the early request's two attempts are outside the phases with it
     assert con.execute("SELECT count(*) FROM int_attempts").fetchone()[0] == len(ROWS) - 2
-    assert con.execute("""
+    assert con.execute(f"""
         SELECT count(*) FROM int_attempts a JOIN requests r
           ON r.pilot = a.pilot AND r.attempt = a.attempt AND r.arrival_ts = a.arrival_ts
         JOIN int_logical_requests l
-          ON l.logical_id = coalesce(r.parent_request_id, r.request_id)
+          ON {LOGICAL_KEY} = CASE WHEN coalesce(r.parent_request_id, r.request_id) IN ({RETRIED})
+                                  THEN coalesce(r.parent_request_id, r.request_id)
+                                  ELSE 'lone:' || r.arrival_ts END
         WHERE a.segment = l.segment AND a.phase = l.phase
           AND a.logical_met_sla IS NOT DISTINCT FROM l.met_sla""").fetchone()[0] == len(ROWS) - 2
 

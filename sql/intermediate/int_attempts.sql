@@ -26,7 +26,12 @@ retried AS (
         FROM requests
         WHERE pilot = $pilot AND (parent_request_id IS NOT NULL OR attempt <> 0)
     ) k
-    LEFT JOIN int_logical_requests l ON l.pilot = $pilot AND l.logical_id = k.logical_id
+    -- int_logical_requests keeps the id of exactly these requests (NULL for the others)
+    LEFT JOIN (
+        SELECT logical_id, phase, segment, met_sla
+        FROM int_logical_requests
+        WHERE pilot = $pilot AND logical_id IS NOT NULL
+    ) l ON l.logical_id = k.logical_id
 ),
 scope AS (SELECT * FROM pilot_scope WHERE pilot = $pilot),
 tagged AS (
