@@ -9,6 +9,14 @@ count of anything else), so each value is read and touched once. Each query runs
 connection (a cold DuckDB buffer pool, as each pipeline stage has in its own process).
 
 The ingest's floor is one DuckDB pass over every column of its landing Parquet files.
+
+A model also writes its table, which no read pass pays for: DuckDB 1.5 spends ~0.8 CPU s per
+10 M values writing a VARCHAR column (any string, a constant too) and ~0.2-0.4 s for a number.
+So beside the issue's read floor the suite measures each model's *write floor*: copying the
+model's own table (its rows for the pilot, every column) into a fresh table of a scratch
+database file with the warehouse's settings (`write_floors`). Read floor + write floor is the
+least a model that materializes its table can cost; the ratio to it says how much of a
+model's time is its query rather than its output.
 """
 
 from __future__ import annotations
@@ -98,3 +106,34 @@ def time_queries(db: Path, pilot: str, queries: list[str]) -> tuple[float, float
         cpu += r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
         con.close()
     return round(wall, 3), round(cpu, 3)
+
+
+def write_floors(db: Path, pilot: str, tables: list[str], scratch: Path) -> dict[str, list[float]]:
+    """table -> [wall s, cpu s] of writing the pilot's rows of `table` (read from `db`) as a
+    new table in the database file `scratch` (created with the warehouse's settings, deleted
+    after)."""
+    from pipelines.warehouse import connect
+
+    out: dict[str, list[float]] = {}
+    con = connect(scratch)
+    try:
+        path = str(db).replace("'", "''")
+        con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
+        have = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
+        ).fetchall()}
+        for t in tables:
+            if t not in have:
+                continue
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            con.execute(f'CREATE OR REPLACE TABLE w AS SELECT * FROM src."{t}" '
+                        "WHERE pilot = $pilot", {"pilot": pilot})
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            out[t] = [round(time.perf_counter() - t0, 3),
+                      round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 3)]
+            con.execute("DROP TABLE w")
+    finally:
+        con.close()
+        for f in (scratch, scratch.with_name(scratch.name + ".wal")):
+            f.unlink(missing_ok=True)
+    return out

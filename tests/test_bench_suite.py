@@ -54,10 +54,18 @@ def test_suite_writes_every_stage(tmp_path: Path) -> None:
     floors = run["floors_run"]["floors"]
     groups = {"ingest", *(f"stage:{s}" for s in suite.SQL_STAGES),
               *(f"layer:{ly}" for ly in suite.LAYERS), *(f"model:{n}" for n in names)}
-    assert set(floors) == groups and all(w > 0 for w, _ in floors.values())
+    write = {g for g in floors if g.startswith("write:")}
+    assert set(floors) - write == groups and all(w > 0 for w, _ in floors.values())
+    # a write floor per group but the ingest's: the sum of its models' table copies
+    assert write == {f"write:{g}" for g in groups - {"ingest"}}
+    assert floors["write:stage:staging"][0] == round(sum(
+        floors[f"write:model:{n}"][0] for n in names[:names.index("int_gpu_samples") + 1]), 3)
     ratio = run["floor_ratios"]["stage:analytics"]
     assert ratio["ratio"] == round(run["stages"]["analytics"]["wall_s"]
                                    / floors["stage:analytics"][0], 2)
+    assert ratio["rw_ratio"] == round(run["stages"]["analytics"]["wall_s"] / (
+        floors["stage:analytics"][0] + floors["write:stage:analytics"][0]), 2)
+    assert not (work / "8k" / "floor_scratch.duckdb").exists()
     assert run["throughput_aps"] == round(8000 / sum(
         run["stages"][s]["wall_s"] for s in suite.PIPELINE))
     # both peers answered the same as the SQL tables, on every peer table
