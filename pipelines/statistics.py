@@ -302,12 +302,11 @@ def headline_functions(bins: Mapping[str, LogBins]) -> dict[str, MetricFn]:
 # Queue wait is int_attempts.queue_wait_s, the definition metrics_headline uses: every attempt,
 # right-censored ones (left without starting) at their wait until they left; "qwc" is the
 # secondary view over the attempts that started.
-QUANTITIES = {  # histogram name -> (table, value column, filter on alias x)
-    "lat": ("int_logical_requests", "latency_s", "x.outcome = 'ok'"),
-    "qw": ("int_attempts", "queue_wait_s", "x.queue_wait_s IS NOT NULL"),
-    "qwc": ("int_attempts", "queue_wait_s",
-            "x.queue_wait_s IS NOT NULL AND NOT x.wait_censored"),
-    "bqw": ("int_attempts", "queue_wait_s", "x.queue_wait_s IS NOT NULL AND x.in_burst"),
+QUANTITIES = {  # histogram name -> (table, value column, filter on alias x: its conditions ANDed)
+    "lat": ("int_logical_requests", "latency_s", ("x.outcome = 'ok'",)),
+    "qw": ("int_attempts", "queue_wait_s", ("x.queue_wait_s IS NOT NULL",)),
+    "qwc": ("int_attempts", "queue_wait_s", ("x.queue_wait_s IS NOT NULL", "NOT x.wait_censored")),
+    "bqw": ("int_attempts", "queue_wait_s", ("x.queue_wait_s IS NOT NULL", "x.in_burst")),
 }
 SUM_STATS = ("n_logical", "attempts", "n_td", "n_good", "qw_ok", "e2e_ok", "productive_s",
              "n_att", "n_censored", "gu_vdt", "gu_dt", "sm_vdt", "sm_dt", "pw_vdt")
@@ -322,149 +321,199 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
         "SELECT table_name FROM information_schema.tables").fetchall()}
 
 
+def _lit(value: str) -> str:
+    """A SQL string literal. The stage inlines its few values instead of binding them: DuckDB's
+    Python client imports pandas on a process's first bound parameter (~0.4 CPU s)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# per source table: (FROM clause on alias x, block timestamp, the sum that is its row count,
+# the other per-block sums). {burst} is the attempts' in-burst flag. One scan of a table serves
+# its sums and its quantities' histograms.
+SOURCES: dict[str, tuple[str, str, str | None, str]] = {
+    "int_logical_requests": (
+        "int_logical_requests x", "x.first_arrival_ts", "n_logical",
+        """CAST(sum(x.attempts) AS DOUBLE) AS attempts,
+           count(*) FILTER (WHERE x.outcome IN ('timeout', 'dropped')) AS n_td,
+           count(*) FILTER (WHERE x.met_sla) AS n_good"""),
+    "int_attempts": (
+        "(SELECT a.*, {burst} AS in_burst FROM int_attempts a {burst_join} "
+        "WHERE a.pilot = {pilot}) x", "x.arrival_ts", "n_att",
+        """sum(x.queue_wait_s) FILTER (WHERE x.status = 'ok') AS qw_ok,
+           sum(x.e2e_s) FILTER (WHERE x.status = 'ok') AS e2e_ok,
+           sum(x.service_s) FILTER (WHERE x.status = 'ok' AND x.logical_met_sla) AS productive_s,
+           count(*) FILTER (WHERE x.wait_censored) AS n_censored"""),
+    "int_gpu_samples": (
+        "int_gpu_samples x", "x.ts", None,
+        """sum(x.value * x.dt_s) FILTER (WHERE x.series = 'gpu_util') AS gu_vdt,
+           sum(x.dt_s) FILTER (WHERE x.series = 'gpu_util') AS gu_dt,
+           sum(x.value * x.dt_s) FILTER (WHERE x.series = 'sm_active') AS sm_vdt,
+           sum(x.dt_s) FILTER (WHERE x.series = 'sm_active') AS sm_dt,
+           sum(x.value * x.dt_s) FILTER (WHERE x.series = 'power_w') AS pw_vdt"""),
+}
+
+
+def _split(names: list[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The filter conditions all of `names` share, and each one's remaining conditions (ANDed;
+    absent when none remain): rows are read once under the shared ones and told apart by the
+    rest, a boolean group key each."""
+    common = tuple(c for c in QUANTITIES[names[0]][2]
+                   if all(c in QUANTITIES[n][2] for n in names))
+    extra = {n: " AND ".join(c for c in QUANTITIES[n][2] if c not in common) for n in names}
+    return common, {n: e for n, e in extra.items() if e}
+
+
+def _where(conds: tuple[str, ...]) -> str:
+    return " AND ".join(f"({c})" for c in conds) or "true"
+
+
+def _bounds_sql(src: str, names: list[str], pilot: str) -> str:
+    """Smallest positive and largest value of each quantity, in one scan grouped by the
+    quantities' own conditions (a few groups: cheaper than a FILTER per quantity)."""
+    common, extra = _split(names)
+    cols = list(dict.fromkeys(QUANTITIES[n][1] for n in names))
+    inner = [f"{e} AS f_{n}" for n, e in extra.items()] + [
+        f"min(x.{c}) FILTER (WHERE x.{c} > 0) AS lo_{c}, max(x.{c}) AS hi_{c}" for c in cols]
+    outer = [f"min(lo_{QUANTITIES[n][1]}){f' FILTER (WHERE f_{n})' if n in extra else ''}, "
+             f"max(hi_{QUANTITIES[n][1]}){f' FILTER (WHERE f_{n})' if n in extra else ''}"
+             for n in names]
+    return (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {src} "
+            f"WHERE x.pilot = {pilot} AND {_where(common)}"
+            f"{' GROUP BY ALL' if extra else ''})")
+
+
+BinKeys = dict[str, tuple[str, str | None]]  # quantity -> (bin key, filter key or None)
+
+
+def _bin_keys(names: list[str], bins: Mapping[str, LogBins]) -> tuple[list[str], BinKeys]:
+    """SQL group keys of the histograms of `names`, and per quantity its (bin key, filter key).
+
+    Quantities of one column with the same bins (queue wait: all, completed, in burst) share
+    one bin expression (its logarithm per row is what costs), NULL outside their shared
+    conditions; the rest of a quantity's conditions is a boolean key of its own."""
+    share: dict[tuple[str, LogBins], list[str]] = {}
+    for n in names:
+        share.setdefault((QUANTITIES[n][1], bins[n]), []).append(n)
+    keys: list[str] = []
+    which: BinKeys = {}
+    for j, ((col, b), ns) in enumerate(share.items()):
+        common, extra = _split(ns)
+        keys.append(f"CASE WHEN {_where(common)} THEN {b.sql_index('x.' + col)} END AS k{j}")
+        keys += [f"{e} AS f_{n}" for n, e in extra.items()]
+        which.update({n: (f"k{j}", f"f_{n}" if n in extra else None) for n in ns})
+    return keys, which
+
+
 def load_blocks(con: duckdb.DuckDBPyConnection, pilot: str, cfg: BootstrapConfig
                 ) -> tuple[dict[str, dict[str, Blocks]], dict[str, LogBins], float]:
     """phase -> segment -> Blocks, the histogram bins, and the block length used."""
     have = _tables(con)
-    ph = con.execute("""SELECT phase, epoch_us(start_ts) AS s_us, epoch_us(end_ts) AS e_us
-                        FROM phases WHERE pilot = ? AND phase IN ('baseline', 'validation')
-                        ORDER BY start_ts""", [pilot]).pl()
-    lengths = [(r["e_us"] - r["s_us"]) / 1e6 for r in ph.iter_rows(named=True)]
-    block_s = block_seconds(lengths, cfg)
+    lit = _lit(pilot)
+    ph = con.execute(f"""SELECT phase, epoch_us(start_ts), epoch_us(end_ts) FROM phases
+                         WHERE pilot = {lit} AND phase IN ('baseline', 'validation')
+                         ORDER BY start_ts""").fetchall()
+    block_s = block_seconds([(e - s) / 1e6 for _, s, e in ph], cfg)
     blk_us = int(block_s * 1e6)
-    con.register("_ci_ph", ph)
-    con.execute("CREATE OR REPLACE TEMP TABLE _ci_phases AS SELECT * FROM _ci_ph")
-    con.unregister("_ci_ph")
-    nblocks = {r["phase"]: max(1, -(-(r["e_us"] - r["s_us"]) // blk_us))
-               for r in ph.iter_rows(named=True)}
+    start = {p: s for p, s, _ in ph}
+    nblocks = {p: max(1, -(-(e - s) // blk_us)) for p, s, e in ph}
     dur = {}
-    for r in ph.iter_rows(named=True):
-        n = nblocks[r["phase"]]
+    for p, s, e in ph:
+        n = nblocks[p]
         d = np.full(n, block_s)
-        d[-1] = (r["e_us"] - r["s_us"]) / 1e6 - block_s * (n - 1)  # a partial last block
-        dur[r["phase"]] = d
+        d[-1] = (e - s) / 1e6 - block_s * (n - 1)  # a partial last block
+        dur[p] = d
 
-    # one long frame of (phase, segment, block, stat, value) from every source that exists
-    parts: list[pl.DataFrame] = []
-    blk = f"(epoch_us({{ts}}) - p.s_us) // {blk_us}"
+    # A row's block is (t - its phase's start) // blk_us. When every phase starts a whole number
+    # of blocks after the first, that is (t - first start) // blk_us less the phase's offset in
+    # blocks (exact in integers), and no row needs its phase's start looked up.
+    ref = min(start.values(), default=0)
+    if all((s - ref) % blk_us == 0 for s in start.values()):
+        offset = {p: (s - ref) // blk_us for p, s in start.items()}
+        origin = str(ref)
+    else:
+        offset = dict.fromkeys(start, 0)
+        origin = ("CASE x.phase " + " ".join(f"WHEN {_lit(p)} THEN {s}" for p, s in start.items())
+                  + " END")
 
-    def run(sql: str) -> None:
-        parts.append(con.execute(sql, [pilot]).pl())
-
-    if "int_logical_requests" in have:
-        run(f"""SELECT l.phase, l.segment, {blk.format(ts='l.first_arrival_ts')} AS b,
-                   count(*)::DOUBLE AS n_logical, sum(l.attempts)::DOUBLE AS attempts,
-                   count(*) FILTER (WHERE l.outcome IN ('timeout', 'dropped'))::DOUBLE AS n_td,
-                   count(*) FILTER (WHERE l.met_sla)::DOUBLE AS n_good
-                FROM int_logical_requests l JOIN _ci_phases p USING (phase)
-                WHERE l.pilot = ? GROUP BY ALL""")
-    burst_join = ""
-    in_burst = "false"
+    burst, burst_join = "false", ""
     if "burst_windows" in have and "int_thresholds" in have:
-        burst_join = """LEFT JOIN (SELECT CAST(burst_window_s * 1e6 AS BIGINT) AS win_us
-                          FROM int_thresholds WHERE pilot = $1) th ON true
-                        LEFT JOIN burst_windows bw ON bw.pilot = $1 AND bw.pool = a.pool
-                          AND bw.w = a.arrival_us // th.win_us"""
-        in_burst = "coalesce(bw.is_burst, false)"
-    if "int_attempts" in have:
-        run(f"""SELECT a.phase, a.segment,
-                   {blk.format(ts='a.arrival_ts')} AS b,
-                   sum(a.queue_wait_s) FILTER (WHERE a.status = 'ok') AS qw_ok,
-                   sum(a.e2e_s) FILTER (WHERE a.status = 'ok') AS e2e_ok,
-                   sum(a.service_s) FILTER (WHERE a.status = 'ok' AND a.logical_met_sla)
-                       AS productive_s,
-                   count(*)::DOUBLE AS n_att,
-                   count(*) FILTER (WHERE a.wait_censored)::DOUBLE AS n_censored
-                FROM int_attempts a JOIN _ci_phases p USING (phase)
-                WHERE a.pilot = ? GROUP BY ALL""")
+        win = con.execute(f"SELECT CAST(burst_window_s * 1e6 AS BIGINT) FROM int_thresholds "
+                          f"WHERE pilot = {lit}").fetchall()
+        if win and win[0][0] is not None:
+            # the burst windows alone as the build side (a few hundred rows) and the window
+            # length a constant: the cheapest probe for every attempt
+            burst, burst_join = "bw.w IS NOT NULL", (
+                f"LEFT JOIN (SELECT DISTINCT pool, w FROM burst_windows WHERE pilot = {lit} "
+                f"AND is_burst) bw ON bw.pool = a.pool AND bw.w = a.arrival_us // {win[0][0]}")
+
+    # Per source: the histogram bins, shared by both phases (from each quantity's smallest
+    # positive and largest value), then one scan grouped by phase, segment, block and the
+    # histogram keys, with the block sums as aggregates (a row in no quantity has NULL bins).
+    bins: dict[str, LogBins] = {}
+    frames: list[tuple[pl.DataFrame, str, BinKeys]] = []
+    for table, (src, ts, count, sums) in SOURCES.items():
+        if table not in have:
+            continue
+        src = src.format(burst=burst, burst_join=burst_join, pilot=lit)
+        names = [n for n, q in QUANTITIES.items() if q[0] == table]
+        if names:
+            bounds = con.execute(_bounds_sql(src, names, lit)).fetchone()
+            for i, name in enumerate(names):
+                bins[name] = log_bins(bounds[2 * i], bounds[2 * i + 1], cfg.bins)
+        keys, which = _bin_keys(names, bins) if names else ([], {})
+        df = con.execute(f"""SELECT x.phase, x.segment,
+                (epoch_us({ts}) - {origin}) // {blk_us} AS b, {''.join(k + ', ' for k in keys)}
+                count(*) AS {count or 'n'}, {sums}
+            FROM {src} WHERE x.pilot = {lit} GROUP BY ALL""").pl()
+        # in key order: a block's float sums add up its groups in the same order every run
+        df = df.filter(pl.col("phase").is_in(list(nblocks)) & pl.col("b").is_not_null())
+        frames.append((df.sort(df.columns[:3 + len(keys)], nulls_last=True), count or "n",
+                       which))
+
     gpus: dict[tuple[str, str], float] = {}
     if "int_gpu_samples" in have:
-        run(f"""SELECT g.phase, coalesce(g.segment, 'none') AS segment,
-                   {blk.format(ts='g.ts')} AS b,
-                   sum(value * dt_s) FILTER (WHERE series = 'gpu_util') AS gu_vdt,
-                   sum(dt_s) FILTER (WHERE series = 'gpu_util') AS gu_dt,
-                   sum(value * dt_s) FILTER (WHERE series = 'sm_active') AS sm_vdt,
-                   sum(dt_s) FILTER (WHERE series = 'sm_active') AS sm_dt,
-                   sum(value * dt_s) FILTER (WHERE series = 'power_w') AS pw_vdt
-                FROM int_gpu_samples g JOIN _ci_phases p USING (phase)
-                WHERE g.pilot = ? GROUP BY ALL""")
-        for r in con.execute("""SELECT phase, coalesce(segment, 'none') AS segment,
+        for r in con.execute(f"""SELECT phase, coalesce(segment, 'none') AS segment,
                     grouping(segment) AS g, count(DISTINCT gpu) AS n FROM int_gpu_samples
-                    WHERE pilot = ? GROUP BY GROUPING SETS ((phase, segment), (phase))""",
-                             [pilot]).fetchall():
+                    WHERE pilot = {lit} GROUP BY GROUPING SETS ((phase, segment), (phase))"""
+                             ).fetchall():
             gpus[(r[0], "all" if r[2] else r[1])] = float(r[3])
     # the SQL's fallback GPU count when no samples exist: a 10 M-row distinct count, run only
     # when a (phase, segment) the blocks use has no count from the samples
     if "int_attempts" in have and any((p_, s) not in gpus for p_ in nblocks for s in SEGMENTS):
-        for r in con.execute("""SELECT phase, segment, grouping(segment) AS g,
-                    count(DISTINCT gpu) AS n FROM int_attempts WHERE pilot = ?
-                    GROUP BY GROUPING SETS ((phase, segment), (phase))""", [pilot]).fetchall():
+        for r in con.execute(f"""SELECT phase, segment, grouping(segment) AS g,
+                    count(DISTINCT gpu) AS n FROM int_attempts WHERE pilot = {lit}
+                    GROUP BY GROUPING SETS ((phase, segment), (phase))""").fetchall():
             gpus.setdefault((r[0], "all" if r[2] else r[1]), float(r[3]))
 
-    # histograms: shared bins per quantity (both phases), counts per block and bin. The
-    # quantities of one table share its scans: one for every min/max, one grouped by every
-    # quantity's bin (a row outside a quantity's filter has a NULL bin there).
-    bins: dict[str, LogBins] = {}
-    hist_parts: dict[str, pl.DataFrame] = {}
-    sources = {"int_logical_requests": ("int_logical_requests x", "first_arrival_ts"),
-               "int_attempts": (f"(SELECT a.*, {in_burst} AS in_burst FROM int_attempts a "
-                                f"{burst_join} WHERE a.pilot = $1) x", "arrival_ts")}
-    for table, (src, ts) in sources.items():
-        names = [n for n, q in QUANTITIES.items() if q[0] == table]
-        if table not in have or not names:
-            continue
-        bounds = con.execute("SELECT " + ", ".join(
-            f"min(x.{col}) FILTER (WHERE x.{col} > 0 AND {where}), "
-            f"max(x.{col}) FILTER (WHERE {where})"
-            for _, col, where in (QUANTITIES[n] for n in names))
-            + f" FROM {src} WHERE x.pilot = $1", [pilot]).fetchone()
-        for i, name in enumerate(names):
-            bins[name] = log_bins(bounds[2 * i], bounds[2 * i + 1], cfg.bins)
-        keys = ", ".join(f"CASE WHEN {QUANTITIES[n][2]} THEN "
-                         f"{bins[n].sql_index('x.' + QUANTITIES[n][1])} END AS bin_{n}"
-                         for n in names)
-        grid = con.execute(f"""SELECT x.phase, x.segment,
-                (epoch_us(x.{ts}) - p.s_us) // {blk_us} AS b, {keys}, count(*)::DOUBLE AS n
-            FROM {src} JOIN _ci_phases p USING (phase)
-            WHERE x.pilot = $1 AND ({" OR ".join(QUANTITIES[n][2] for n in names)})
-            GROUP BY ALL""", [pilot]).pl()
-        for name in names:
-            hist_parts[name] = (grid.filter(pl.col(f"bin_{name}").is_not_null())
-                                .group_by("phase", "segment", "b", pl.col(f"bin_{name}")
-                                          .alias("bin")).agg(pl.col("n").sum()))
-
     out: dict[str, dict[str, Blocks]] = {}
+    seg_code = {s: i for i, s in enumerate(SEGMENTS) if i}  # any other segment: "all" only
     for phase, n in nblocks.items():
         segs: dict[str, Blocks] = {s: Blocks(dur[phase].copy(), {k: np.zeros(n)
                                                                  for k in SUM_STATS}, {},
                                              {}) for s in SEGMENTS}
-        for df in parts:
-            if df.is_empty():
-                continue
+        for df, count, which in frames:
             d = df.filter(pl.col("phase") == phase)
-            b = np.clip(d["b"].to_numpy(), 0, n - 1)
-            seg = d["segment"].fill_null("none").to_numpy()
+            # a group's cell: segment code x block; per segment, a bincount over the cells
+            cell = (d["segment"].replace_strict(seg_code, default=0, return_dtype=pl.Int64)
+                    .fill_null(0).to_numpy() * n
+                    + np.clip(d["b"].to_numpy() - offset[phase], 0, n - 1))
             for stat in (c for c in d.columns if c in SUM_STATS):
                 v = np.nan_to_num(d[stat].cast(pl.Float64).to_numpy(), nan=0.0)
-                for s in SEGMENTS:
-                    mask = np.ones(seg.shape, bool) if s == "all" else seg == s
-                    np.add.at(segs[s].sums[stat], b[mask], v[mask])
-        for name, df in hist_parts.items():
-            d = df.filter(pl.col("phase") == phase)
-            b = np.clip(d["b"].to_numpy(), 0, n - 1)
-            k = d["bin"].to_numpy()
-            v = d["n"].to_numpy()
-            seg = d["segment"].fill_null("none").to_numpy()
-            for s in SEGMENTS:
-                h = np.zeros((n, cfg.bins + 1))
-                mask = np.ones(seg.shape, bool) if s == "all" else seg == s
-                np.add.at(h, (b[mask], k[mask]), v[mask])
-                segs[s].hists[name] = h
+                acc = np.bincount(cell, v, minlength=3 * n).reshape(3, n)
+                for i, s in enumerate(SEGMENTS):
+                    segs[s].sums[stat] = acc.sum(0) if i == 0 else acc[i]
+            for name, (key, flag) in which.items():
+                keep = (d[key].is_not_null() & (d[flag].fill_null(False) if flag else True)
+                        ).to_numpy()
+                h = np.bincount(cell[keep] * (cfg.bins + 1) + d[key].fill_null(0).to_numpy()[keep],
+                                d[count].cast(pl.Float64).to_numpy()[keep],
+                                minlength=3 * n * (cfg.bins + 1)).reshape(3, n, cfg.bins + 1)
+                for i, s in enumerate(SEGMENTS):
+                    segs[s].hists[name] = h.sum(0) if i == 0 else h[i]
         for s in SEGMENTS:
             segs[s].consts["gpus"] = gpus.get((phase, s), 0.0)
             segs[s].consts["has_sm"] = float(segs[s].sums["sm_dt"].sum() > 0)
         out[phase] = segs
-    con.execute("DROP TABLE IF EXISTS _ci_phases")
     return out, bins, block_s
 
 
@@ -489,8 +538,8 @@ def _exact_values(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[tuple[str,
                                                                      float | None]:
     if "metrics_headline" not in _tables(con):
         return {}
-    rows = con.execute("""SELECT phase, segment, metric, value FROM metrics_headline
-                          WHERE pilot = ? AND breakdown = 'overall'""", [pilot]).fetchall()
+    rows = con.execute(f"""SELECT phase, segment, metric, value FROM metrics_headline
+                           WHERE pilot = {_lit(pilot)} AND breakdown = 'overall'""").fetchall()
     return {(p, s, m): v for p, s, m, v in rows}
 
 
@@ -564,6 +613,18 @@ def build_metrics_ci(con: duckdb.DuckDBPyConnection, pilot: str,
     return df.height
 
 
+def _sql_value(v: object, sql_type: str) -> str:
+    if v is None:
+        return "NULL"
+    if sql_type == "VARCHAR":
+        return _lit(str(v))
+    if sql_type == "DOUBLE":
+        return f"CAST('{float(v)!r}' AS DOUBLE)"  # type: ignore[arg-type]
+    if sql_type == "BOOLEAN":
+        return "true" if v else "false"
+    return str(int(v))  # type: ignore[call-overload]
+
+
 def _replace(con: duckdb.DuckDBPyConnection, table: str, pilot: str, df: pl.DataFrame,
              schema: Mapping[str, pl.DataType]) -> None:
     types = {pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT",
@@ -572,16 +633,21 @@ def _replace(con: duckdb.DuckDBPyConnection, table: str, pilot: str, df: pl.Data
     con.execute("BEGIN TRANSACTION")
     try:
         existing = [c for (c,) in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-            "ORDER BY ordinal_position", [table]).fetchall()]
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_name = {_lit(table)} ORDER BY ordinal_position").fetchall()]
         if existing and existing != list(schema):
             con.execute(f'DROP TABLE "{table}"')  # shape changed: rows are rebuildable
         con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({cols})')
-        con.execute(f'DELETE FROM "{table}" WHERE pilot = ?', [pilot])
+        con.execute(f'DELETE FROM "{table}" WHERE pilot = {_lit(pilot)}')
         if df.height:
-            con.register("_new_rows", df)
-            con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _new_rows')
-            con.unregister("_new_rows")
+            # literal rows, not a registered frame: DuckDB's scan of a Python frame imports
+            # pandas (~0.3 CPU s in a fresh process); a float's repr read as DOUBLE is exact
+            sql_types = [types[t] for t in schema.values()]  # type: ignore[index]
+            names = ", ".join(f'"{c}"' for c in schema)
+            rows = (", ".join(_sql_value(v, t) for v, t in zip(row, sql_types, strict=True))
+                    for row in df.select(list(schema)).iter_rows())
+            con.execute(f'INSERT INTO "{table}" ({names}) VALUES '
+                        + ", ".join(f"({r})" for r in rows))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -655,9 +721,9 @@ def compute_energy_latency(con: duckdb.DuckDBPyConnection, pilot: str,
     cfg = cfg or BootstrapConfig()
     if "energy_latency_windows" not in _tables(con):
         return pl.DataFrame(schema=CORR_COLUMNS)
-    df = con.execute("""SELECT phase, power_w, p95_latency_s FROM energy_latency_windows
-                        WHERE pilot = ? AND power_w IS NOT NULL AND p95_latency_s IS NOT NULL
-                        ORDER BY window_start""", [pilot]).pl()
+    df = con.execute(f"""SELECT phase, power_w, p95_latency_s FROM energy_latency_windows
+                         WHERE pilot = {_lit(pilot)} AND power_w IS NOT NULL
+                           AND p95_latency_s IS NOT NULL ORDER BY window_start""").pl()
     rows = []
     rng = np.random.default_rng(cfg.seed)
     block = 10  # 10 one-minute windows: longer than a burst episode

@@ -219,3 +219,182 @@ def test_gpu_counts_come_from_samples_and_fall_back_to_attempts(tmp_path: Path) 
     blocks, _, _ = load_blocks(con, "p", BootstrapConfig())
     assert blocks["baseline"]["control"].consts["gpus"] == 1  # now named by the samples
     assert blocks["baseline"]["treatment"].consts["gpus"] == 2
+
+
+def _mixed_warehouse(path: Path, validation_gap_s: int) -> None:
+    """Attempts and logical requests with everything load_blocks tells apart: both segments and
+    a third one, rows of another phase, right-censored and missing waits, zero waits, attempts
+    in burst windows, requests that did not end ok. The validation phase starts
+    `validation_gap_s` after the baseline ends (not a whole number of blocks: another path)."""
+    con = duckdb.connect(str(path))
+    v0 = 2 * 3600 + validation_gap_s
+    con.execute(f"""CREATE TABLE phases AS SELECT 'p' AS pilot, * FROM (VALUES
+        ('baseline', ?::TIMESTAMP, ?::TIMESTAMP + INTERVAL 2 HOUR),
+        ('validation', ?::TIMESTAMP + to_seconds({v0}),
+                       ?::TIMESTAMP + to_seconds({v0 + 3600}))) v(phase, start_ts, end_ts)""",
+                [T0] * 4)
+    con.execute(f"""CREATE TABLE int_logical_requests AS
+        SELECT 'p' AS pilot, 'r' || i AS logical_id,
+               CASE WHEN i % 7 = 0 THEN 'washout' WHEN i % 3 = 0 THEN 'validation'
+                    ELSE 'baseline' END AS phase,
+               CASE WHEN i % 5 = 0 THEN 'control' WHEN i % 11 = 0 THEN 'canary'
+                    WHEN i % 31 = 0 THEN NULL
+                    ELSE 'treatment' END AS segment,
+               CASE WHEN i % 8 = 0 THEN 'pool-b' ELSE 'pool-a' END AS pool,
+               ?::TIMESTAMP + to_microseconds(CAST(hash(i * 7) % 7000000000 AS BIGINT)
+                   + CASE WHEN i % 3 = 0 AND i % 7 <> 0 THEN {v0 * 1_000_000} ELSE 0 END)
+                   AS first_arrival_ts,
+               CASE WHEN i % 13 = 0 THEN 'timeout' WHEN i % 17 = 0 THEN 'dropped'
+                    ELSE 'ok' END AS outcome,
+               1 + i % 3 AS attempts,
+               CASE WHEN i % 19 = 0 THEN 0.0
+                    ELSE exp(((hash(i) % 1000) / 1000.0 - 0.5) * 4) END AS latency_s,
+               hash(i * 3) % 4 <> 0 AS met_sla
+        FROM range(6000) t(i)""", [T0])
+    con.execute("""CREATE TABLE int_attempts AS
+        SELECT l.pilot, l.phase, l.segment, l.pool, 'g' || (hash(l.logical_id) % 5) AS gpu,
+               l.first_arrival_ts + to_seconds(k) AS arrival_ts,
+               epoch_us(l.first_arrival_ts + to_seconds(k)) AS arrival_us,
+               CASE WHEN hash(l.logical_id || k) % 23 = 0 THEN NULL
+                    WHEN hash(l.logical_id || k) % 29 = 0 THEN 0.0
+                    ELSE ((hash(l.logical_id || k) % 100000) / 1000.0) END AS queue_wait_s,
+               hash(l.logical_id || k) % 9 = 0 AS wait_censored,
+               l.latency_s + 0.1 AS e2e_s, l.latency_s * 0.5 AS service_s,
+               CASE WHEN k = l.attempts - 1 AND l.outcome = 'ok' THEN 'ok'
+                    ELSE 'retry' END AS status,
+               l.met_sla AS logical_met_sla
+        FROM int_logical_requests l, range(3) r(k) WHERE k < l.attempts""")
+    con.execute("""CREATE TABLE int_thresholds AS SELECT 'p' AS pilot, 10.0 AS burst_window_s""")
+    # bursts: every fifth 10-second window of pool-a, and one of pool-b
+    con.execute("""CREATE TABLE burst_windows AS
+        SELECT 'p' AS pilot, pool, w, (w % 5 = 0 AND pool = 'pool-a') OR w = 177000000 AS is_burst
+        FROM (SELECT DISTINCT pool, arrival_us // 10000000 AS w FROM int_attempts)""")
+    con.close()
+
+
+def _rows(t: list, phase: str, seg: str, start_us: int, blk_us: int, n: int
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of (phase, segment) of columns t (phase, segment, µs, ...) and their blocks."""
+    m = (t[0] == phase) & ((t[1] == seg) if seg != "all" else True)
+    return m, np.clip((t[2] - start_us) // blk_us, 0, n - 1)
+
+
+def _reference_blocks(con: duckdb.DuckDBPyConnection, cfg: BootstrapConfig
+                      ) -> tuple[dict, dict, dict]:
+    """load_blocks' sums, histograms and bins computed row by row in numpy, from their
+    definitions."""
+    ph = {p: (s, e) for p, s, e in con.execute(
+        "SELECT phase, epoch_us(start_ts), epoch_us(end_ts) FROM phases").fetchall()}
+    blk_us = int(block_seconds([(e - s) / 1e6 for s, e in ph.values()], cfg) * 1e6)
+    # a NULL segment counts in "all" only, as any segment other than the two
+    lr = con.execute("""SELECT phase, coalesce(segment, '-'), epoch_us(first_arrival_ts),
+                               attempts, outcome, latency_s, met_sla
+                        FROM int_logical_requests""").fetchnumpy()
+    at = con.execute("""SELECT a.phase, coalesce(a.segment, '-'), a.arrival_us, a.queue_wait_s,
+                               a.wait_censored, coalesce(bw.is_burst, false), a.status,
+                               a.e2e_s, a.service_s, a.logical_met_sla
+                        FROM int_attempts a LEFT JOIN burst_windows bw
+                          ON bw.pool = a.pool AND bw.w = a.arrival_us // 10000000"""
+                       ).fetchnumpy()
+    lr, at = [list(d.values()) for d in (lr, at)]
+    qw = np.ma.filled(at[3].astype(float), np.nan)
+    lat_ok = lr[4] == "ok"
+    val = {"lat": (lr, lr[5].astype(float), lat_ok), "qw": (at, qw, ~np.isnan(qw)),
+           "qwc": (at, qw, ~np.isnan(qw) & ~at[4].astype(bool)),
+           "bqw": (at, qw, ~np.isnan(qw) & at[5].astype(bool))}
+    bins = {k: log_bins(x[m & (x > 0)].min(), x[m].max(), cfg.bins)
+            for k, (_, x, m) in val.items()}
+    ok = at[6] == "ok"
+    stats = {"n_logical": (lr, np.ones(len(lr[0]))), "attempts": (lr, lr[3].astype(float)),
+             "n_td": (lr, np.isin(lr[4], ["timeout", "dropped"]).astype(float)),
+             "n_good": (lr, lr[6].astype(float)),
+             "qw_ok": (at, np.where(ok, np.nan_to_num(qw), 0.0)),
+             "e2e_ok": (at, np.where(ok, at[7], 0.0)),
+             "productive_s": (at, np.where(ok & at[9].astype(bool), at[8], 0.0)),
+             "n_att": (at, np.ones(len(at[0]))), "n_censored": (at, at[4].astype(float))}
+    sums: dict = {}
+    hists: dict = {}
+    for p, (s, e) in ph.items():
+        n = -(-(e - s) // blk_us)
+        for seg in ("all", "treatment", "control"):
+            for k, (t, v) in stats.items():
+                m, b = _rows(t, p, seg, s, blk_us, n)
+                sums[(p, seg, k)] = np.bincount(b[m], v[m], minlength=n)
+            for k, (t, x, keep) in val.items():
+                m, b = _rows(t, p, seg, s, blk_us, n)
+                m &= keep
+                h = np.zeros((n, cfg.bins + 1))
+                np.add.at(h, (b[m], bins[k].index(x[m])), 1.0)
+                hists[(p, seg, k)] = h
+    return sums, hists, bins
+
+
+@pytest.mark.parametrize("gap_s", [0, 7])
+def test_blocks_equal_a_row_by_row_reference(tmp_path: Path, gap_s: int) -> None:
+    """Every block sum and histogram count equals its definition applied row by row, whether
+    the phases start whole blocks apart or not, and whether the queue-wait quantities share
+    their bins or not (the in-burst waits here have bounds of their own)."""
+    _mixed_warehouse(tmp_path / "w.duckdb", gap_s)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    cfg = BootstrapConfig()
+    blocks, bins, block_s = load_blocks(con, "p", cfg)
+    sums, hists, ref_bins = _reference_blocks(con, cfg)
+    assert block_s == 90 and bins == ref_bins  # 40 blocks in the one-hour validation
+    assert bins["qw"] == bins["qwc"] != bins["bqw"]
+    for (p, seg, k), want in sums.items():
+        np.testing.assert_allclose(blocks[p][seg].sums[k], want, rtol=1e-12, atol=0,
+                                   err_msg=f"{p} {seg} {k}")
+    for (p, seg, k), want in hists.items():
+        assert np.array_equal(blocks[p][seg].hists[k], want), (p, seg, k)
+    assert blocks["baseline"]["all"].hists["lat"].sum() > 1000  # not vacuous
+    assert blocks["validation"]["control"].hists["bqw"].sum() > 10
+
+
+def test_quantities_with_equal_bins_share_one_histogram_key(tmp_path: Path) -> None:
+    """Without bursts the in-burst waits are empty, and with no censored waits all three
+    queue-wait quantities have one set of bins: one shared bin key, still the right counts."""
+    _mixed_warehouse(tmp_path / "w.duckdb", 0)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("UPDATE int_attempts SET wait_censored = false")
+    con.execute("UPDATE burst_windows SET is_burst = true")  # every attempt in a burst
+    cfg = BootstrapConfig()
+    blocks, bins, _ = load_blocks(con, "p", cfg)
+    sums, hists, ref_bins = _reference_blocks(con, cfg)
+    assert bins == ref_bins and bins["qw"] == bins["qwc"] == bins["bqw"]
+    for (p, seg, k), want in hists.items():
+        assert np.array_equal(blocks[p][seg].hists[k], want), (p, seg, k)
+
+
+def test_pilot_names_are_quoted_not_bound(tmp_path: Path) -> None:
+    """Values are inlined as SQL literals (a bound parameter makes DuckDB's client import
+    pandas): a quote in a pilot name stays a quote, and only that pilot's rows are replaced."""
+    db = _warehouse(tmp_path / "w.duckdb", treat_effect=0.7, control_effect=1.0)
+    con = duckdb.connect(str(db))
+    for t in ("phases", "int_logical_requests", "int_attempts"):
+        con.execute(f"INSERT INTO {t} SELECT * REPLACE ('o''k' AS pilot) FROM {t}")
+    n = build_metrics_ci(con, "o'k", BootstrapConfig(resamples=50))
+    assert build_metrics_ci(con, "p", BootstrapConfig(resamples=50)) == n > 0
+    got = dict(con.execute("SELECT pilot, count(*) FROM metrics_ci GROUP BY ALL").fetchall())
+    assert got == {"o'k": n, "p": n}
+    a, b = (con.execute("SELECT * EXCLUDE (pilot) FROM metrics_ci WHERE pilot = ? ORDER BY ALL",
+                        [p]).fetchall() for p in ("o'k", "p"))
+    assert a == b
+
+
+def test_the_stage_does_not_import_pandas(tmp_path: Path) -> None:
+    """DuckDB's client imports pandas (~0.4 CPU s) on a bound parameter or a scan of a Python
+    frame; the statistics stage does neither, in a fresh process."""
+    import subprocess
+    import sys
+
+    db = _warehouse(tmp_path / "w.duckdb", treat_effect=0.7, control_effect=1.0)
+    code = ("import sys, duckdb\n"
+            "from pipelines.statistics import BootstrapConfig, build_metrics_ci, "
+            "build_energy_latency_corr\n"
+            f"con = duckdb.connect({str(db)!r})\n"
+            "assert build_metrics_ci(con, 'p', BootstrapConfig(resamples=20)) > 0\n"
+            "build_energy_latency_corr(con, 'p')\n"
+            "print('pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
