@@ -168,3 +168,41 @@ def test_burst_amplification_and_burstiness(tmp_path):
     n, w = 11, 360
     var = (1 + 1 + 25 + 16 - n * n / w) / (w - 1)
     assert disp == pytest.approx(var / (n / w))
+
+
+# Two retries of r5 (pool b) arrive at 02:05, after the last phase: outside int_pool_minutes'
+# grid, so pool_windows computes that pool-minute's P95s from its own rows. r5b waits 3 s and
+# times out, r5c waits 1 s and ends ok after 2 s.
+LATE_RETRIES = """INSERT INTO requests VALUES
+    ('p1', 'r5b', 'r5', 1, 'b', 'n1', 'g2', 'llm', 'P0', TIMESTAMP '2026-01-01 02:05:00', NULL,
+     TIMESTAMP '2026-01-01 02:05:03', NULL, TIMESTAMP '2026-01-01 02:05:20', 'timeout', 10, 10),
+    ('p1', 'r5c', 'r5', 2, 'b', 'n1', 'g2', 'llm', 'P0', TIMESTAMP '2026-01-01 02:05:30', NULL,
+     TIMESTAMP '2026-01-01 02:05:31', NULL, TIMESTAMP '2026-01-01 02:05:32', 'ok', 10, 10)"""
+
+
+def test_pool_windows_outside_the_pool_minutes_grid_use_their_own_rows(tmp_path):
+    c = _con(tmp_path, [LATE_RETRIES])
+    late = "TIMESTAMP '2026-01-01 02:05:00'"
+    assert c.execute(f"SELECT count(*) FROM int_pool_minutes WHERE window_start = {late}"
+                     ).fetchone()[0] == 0
+    row = c.execute(
+        "SELECT arrivals, timeouts, queue_wait_p95_s, latency_p95_s FROM pool_windows "
+        f"WHERE pool = 'b' AND window_start = {late}").fetchone()
+    # waits 3 and 1 s: 1 + 0.95 * 2; the one ok attempt's latency 2 s
+    assert row == (2, 1, pytest.approx(2.9), pytest.approx(2.0))
+    # a pool-minute inside the grid still takes int_pool_minutes' P95s
+    inside = c.execute(
+        "SELECT w.queue_wait_p95_s, m.queue_wait_p95_s FROM pool_windows w JOIN int_pool_minutes m"
+        " USING (pilot, pool, window_start) WHERE w.pool = 'b' AND w.arrivals > 0").fetchall()
+    assert inside and all(a == b for a, b in inside)
+
+
+def test_pool_minutes_p95s_each_from_its_own_series(tmp_path):
+    # the five waiters of pool a at 00:30 wait 2 s and end ok 2.1 s after arrival; with a
+    # P0 target of 4 s, wait / target is 0.5: three P95s with three different values
+    c = _con(tmp_path, [WAITERS, "UPDATE sla_targets SET e2e_ms = 4000"])
+    row = c.execute(
+        "SELECT arrivals, queue_wait_p95_s, wait_sla_ratio_p95, latency_p95_s "
+        "FROM int_pool_minutes WHERE pool = 'a' "
+        "AND window_start = TIMESTAMP '2026-01-01 00:30:00'").fetchone()
+    assert row == (5, pytest.approx(2.0), pytest.approx(0.5), pytest.approx(2.1))

@@ -28,6 +28,26 @@ located AS (
 open_buckets AS (
     SELECT DISTINCT series, b FROM located WHERE lo < hi
 ),
+-- the value range of those buckets per read: a comparison drops most rows before their
+-- bucket (a logarithm) is computed for the semi-join (NULL bounds, no open bucket: no rows)
+rng AS (
+    SELECT min(lo) FILTER (WHERE series = 'lat') AS lat_lo,
+           max(hi) FILTER (WHERE series = 'lat') AS lat_hi,
+           min(lo) FILTER (WHERE series IN ('wait', 'wait_done', 'burst_wait')) AS wait_lo,
+           max(hi) FILTER (WHERE series IN ('wait', 'wait_done', 'burst_wait')) AS wait_hi,
+           min(lo) FILTER (WHERE series = 'sched') AS sched_lo,
+           max(hi) FILTER (WHERE series = 'sched') AS sched_hi
+    FROM located WHERE lo < hi
+),
+-- each (scope, series, bucket) to rank in, by an integer id: the window below partitions
+-- on it alone, not on six columns (four of them strings)
+targets AS (
+    SELECT phase, segment, breakdown, breakdown_value, series, b,
+           row_number() OVER (ORDER BY phase, segment, breakdown, breakdown_value, series, b)
+               AS tid
+    FROM (SELECT DISTINCT phase, segment, breakdown, breakdown_value, series, b
+          FROM located WHERE lo < hi)
+),
 cand AS (
     SELECT l.phase, l.segment, l.pool, l.priority, 'lat' AS series, l.b, l.v
     FROM (
@@ -37,8 +57,8 @@ cand AS (
                     WHEN latency_s < 0
                         THEN -1000000 - CAST(floor(ln(least(-latency_s, 1e300)) * 100) AS BIGINT)
                     WHEN latency_s = 0 THEN 0 END AS b
-        FROM int_logical_requests
-        WHERE pilot = $pilot AND outcome = 'ok' AND latency_s IS NOT NULL
+        FROM int_logical_requests CROSS JOIN rng
+        WHERE pilot = $pilot AND outcome = 'ok' AND latency_s BETWEEN rng.lat_lo AND rng.lat_hi
     ) l
     WHERE l.b IN (SELECT b FROM open_buckets WHERE series = 'lat')
     UNION ALL
@@ -55,8 +75,8 @@ cand AS (
                             THEN -1000000
                                  - CAST(floor(ln(least(-queue_wait_s, 1e300)) * 100) AS BIGINT)
                         WHEN queue_wait_s = 0 THEN 0 END AS b
-            FROM int_attempts
-            WHERE pilot = $pilot AND queue_wait_s IS NOT NULL
+            FROM int_attempts CROSS JOIN rng
+            WHERE pilot = $pilot AND queue_wait_s BETWEEN rng.wait_lo AND rng.wait_hi
         ) a
         WHERE a.b IN (SELECT b FROM open_buckets
                       WHERE series IN ('wait', 'wait_done', 'burst_wait'))
@@ -78,20 +98,16 @@ cand AS (
                         THEN -1000000
                              - CAST(floor(ln(least(-sched_delay_s, 1e300)) * 100) AS BIGINT)
                     WHEN sched_delay_s = 0 THEN 0 END AS b
-        FROM int_attempts
-        WHERE pilot = $pilot AND sched_delay_s IS NOT NULL
+        FROM int_attempts CROSS JOIN rng
+        WHERE pilot = $pilot AND sched_delay_s BETWEEN rng.sched_lo AND rng.sched_hi
     ) a
     WHERE a.b IN (SELECT b FROM open_buckets WHERE series = 'sched')
 ),
 -- each candidate value in every scope of its row that wants its bucket, ranked there
 ranked AS (
-    SELECT t.phase, t.segment, t.breakdown, t.breakdown_value, t.series, t.b, c.v,
-           row_number() OVER (PARTITION BY t.phase, t.segment, t.breakdown,
-                                           t.breakdown_value, t.series, t.b
-                              ORDER BY c.v) AS j
+    SELECT t.tid, c.v, row_number() OVER (PARTITION BY t.tid ORDER BY c.v) AS j
     FROM cand c
-    JOIN (SELECT DISTINCT phase, segment, breakdown, breakdown_value, series, b
-          FROM located WHERE lo < hi) t
+    JOIN targets t
       ON t.phase = c.phase AND t.series = c.series AND t.b = c.b
      AND (t.segment = 'all' OR t.segment = c.segment)
      AND (t.breakdown = 'overall'
@@ -102,10 +118,11 @@ stat AS (
     SELECT l.phase, l.segment, l.breakdown, l.breakdown_value, l.series, l.qi, l.h, l.side,
            CASE WHEN l.lo = l.hi THEN l.lo ELSE k.v END AS v
     FROM located l
-    LEFT JOIN ranked k  -- ranked holds only buckets of several values (lo < hi)
-      ON k.phase = l.phase AND k.segment = l.segment
-     AND k.breakdown = l.breakdown AND k.breakdown_value IS NOT DISTINCT FROM l.breakdown_value
-     AND k.series = l.series AND k.b = l.b AND k.j = l.j
+    LEFT JOIN targets t  -- targets and ranked hold only buckets of several values (lo < hi)
+      ON t.phase = l.phase AND t.segment = l.segment
+     AND t.breakdown = l.breakdown AND t.breakdown_value IS NOT DISTINCT FROM l.breakdown_value
+     AND t.series = l.series AND t.b = l.b
+    LEFT JOIN ranked k ON k.tid = t.tid AND k.j = l.j
 ),
 quant AS (
     SELECT phase, segment, breakdown, breakdown_value, series, qi,

@@ -25,10 +25,22 @@ quant AS (
     SELECT * FROM int_headline_quantiles WHERE pilot = $pilot
 ),
 -- Segment 'all' is a grouping set without segment, not a copy of every row: each request
--- and attempt is read once and counts in the six scopes of its phase (overall, pool,
--- priority; in 'all' and in its own segment). Copying the rows per segment label doubled the
--- rows every aggregate saw (with the GPU part below, 10 M bench 26-30 -> 14-16 cpu s, demo
--- 3.5 -> 1.7 cpu s; quantiles bit for bit, sums to float rounding).
+-- and attempt counts in the six scopes of its phase (overall, pool, priority; in 'all' and in
+-- its own segment). The rows are read once into their finest group (phase, segment, pool,
+-- priority), a few hundred rows, and only those are rolled up to the six grouping sets:
+-- grouping sets over the raw rows aggregate every row once per set (10 M bench: this model
+-- 4.5 -> 2.0 CPU s). Counts and extrema are the same; sums differ by float rounding only
+-- (as the thread order already made them differ between runs).
+logical_f AS (
+    SELECT phase, segment, pool, priority,
+           count(CASE WHEN outcome IN ('timeout', 'dropped') THEN 1 END) AS n_td,
+           count(CASE WHEN met_sla THEN 1 END)                          AS n_met,
+           sum(attempts)                                                AS att,
+           count(*)                                                     AS n
+    FROM int_logical_requests
+    WHERE pilot = $pilot
+    GROUP BY phase, segment, pool, priority
+),
 logical_q AS (
     SELECT
         phase,
@@ -38,15 +50,13 @@ logical_q AS (
              ELSE 'overall' END                                        AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool
              WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
-        avg(CASE WHEN outcome IN ('timeout', 'dropped') THEN 1.0 ELSE 0.0 END)
-                                                                       AS timeout_drop_rate,
-        avg(CASE WHEN met_sla THEN 1.0 ELSE 0.0 END)                   AS sla_adherence,
-        sum(CASE WHEN met_sla THEN 1 ELSE 0 END)                       AS good_requests,
-        sum(attempts) * 1.0 / count(*)                                 AS retry_amplification,
-        CAST(count(*) AS DOUBLE)                                       AS logical_requests,
-        CAST(sum(attempts) AS DOUBLE)                                  AS attempts
-    FROM int_logical_requests
-    WHERE pilot = $pilot
+        CAST(sum(n_td) AS DOUBLE) / CAST(sum(n) AS DOUBLE)             AS timeout_drop_rate,
+        CAST(sum(n_met) AS DOUBLE) / CAST(sum(n) AS DOUBLE)            AS sla_adherence,
+        sum(n_met)                                                     AS good_requests,
+        sum(att) * 1.0 / CAST(sum(n) AS BIGINT)                        AS retry_amplification,
+        CAST(sum(n) AS DOUBLE)                                         AS logical_requests,
+        CAST(sum(att) AS DOUBLE)                                       AS attempts
+    FROM logical_f
     GROUP BY GROUPING SETS ((phase), (phase, segment), (phase, pool), (phase, segment, pool),
                             (phase, priority), (phase, segment, priority))
 ),
@@ -61,16 +71,26 @@ logical_m AS (
      AND q.breakdown_value IS NOT DISTINCT FROM l.breakdown_value
     WHERE l.segment IN (SELECT segment_label FROM seg)
 ),
-att AS (
-    SELECT a.phase, a.segment, a.pool, a.priority, a.gpu,
-           a.queue_wait_s, a.wait_censored, a.end_ts IS NULL AS left_unrecorded,
-           a.sched_delay_s, a.e2e_s, a.service_s, a.status,
-           a.logical_met_sla, coalesce(bw.is_burst, false) AS in_burst
+-- finest group x GPU: the GPUs serving requests per scope (a distinct count, not rolled up
+-- from counts) come from the same pass
+attempt_f AS (
+    SELECT
+        a.phase, a.segment, a.pool, a.priority, a.gpu,
+        max(a.queue_wait_s)                                            AS wait_max,
+        count(CASE WHEN a.wait_censored THEN 1 END)                    AS n_cens,
+        count(*)                                                       AS n,
+        max(CASE WHEN a.wait_censored THEN a.queue_wait_s END)         AS cens_cap,
+        count(CASE WHEN a.wait_censored AND a.end_ts IS NULL THEN 1 END) AS cens_at_cap,
+        sum(CASE WHEN a.status = 'ok' THEN a.queue_wait_s END)         AS ok_wait,
+        sum(CASE WHEN a.status = 'ok' THEN a.e2e_s END)                AS ok_e2e,
+        sum(CASE WHEN a.status = 'ok' AND a.logical_met_sla THEN a.service_s END) AS productive,
+        count(CASE WHEN bw.is_burst THEN 1 END)                        AS burst
     FROM int_attempts a
     CROSS JOIN th
     LEFT JOIN burst_windows bw
       ON bw.pilot = $pilot AND bw.pool = a.pool AND bw.w = a.arrival_us // th.win_us
     WHERE a.pilot = $pilot
+    GROUP BY a.phase, a.segment, a.pool, a.priority, a.gpu
 ),
 attempt_q AS (
     SELECT
@@ -81,36 +101,17 @@ attempt_q AS (
              ELSE 'overall' END                                        AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool
              WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
-        max(queue_wait_s)                                              AS queue_wait_max_s,
-        avg(CASE WHEN wait_censored THEN 1.0 ELSE 0.0 END)             AS censored_share,
-        max(queue_wait_s) FILTER (WHERE wait_censored)                 AS censored_cap_s,
-        count(*) FILTER (WHERE wait_censored AND left_unrecorded)      AS censored_at_cap,
-        sum(queue_wait_s) FILTER (WHERE status = 'ok')
-            / nullif(sum(e2e_s) FILTER (WHERE status = 'ok'), 0)       AS delay_index,
+        max(wait_max)                                                  AS queue_wait_max_s,
+        CAST(sum(n_cens) AS DOUBLE) / CAST(sum(n) AS DOUBLE)           AS censored_share,
+        max(cens_cap)                                                  AS censored_cap_s,
+        CAST(sum(cens_at_cap) AS BIGINT)                               AS censored_at_cap,
+        sum(ok_wait) / nullif(sum(ok_e2e), 0)                          AS delay_index,
         -- GPU time on attempts that ended ok for a request that met its SLA (fallback for
         -- effective utilization when no sm_active telemetry exists)
-        coalesce(sum(service_s) FILTER (WHERE status = 'ok' AND logical_met_sla), 0)
-                                                                       AS productive_s,
-        count(*) FILTER (WHERE in_burst)                               AS burst_attempts
-    FROM att
-    GROUP BY GROUPING SETS ((phase), (phase, segment), (phase, pool), (phase, segment, pool),
-                            (phase, priority), (phase, segment, priority))
-),
--- GPUs serving requests per scope: distinct per finest group first, a few hundred rows, so
--- the distinct count over the six grouping sets is not kept per set over every attempt
--- (10 M bench: 2 of the 6 CPU s of this aggregate without quantiles; same counts)
-request_gpus AS (
-    SELECT
-        phase,
-        CASE WHEN grouping(segment) = 1 THEN 'all' ELSE segment END    AS segment,
-        CASE WHEN grouping(pool) = 0 THEN 'pool'
-             WHEN grouping(priority) = 0 THEN 'priority'
-             ELSE 'overall' END                                        AS breakdown,
-        CASE WHEN grouping(pool) = 0 THEN pool
-             WHEN grouping(priority) = 0 THEN priority END             AS breakdown_value,
+        coalesce(sum(productive), 0)                                   AS productive_s,
+        CAST(sum(burst) AS BIGINT)                                     AS burst_attempts,
         count(DISTINCT gpu)                                            AS request_gpus
-    FROM (SELECT DISTINCT phase, segment, pool, priority, gpu
-          FROM int_attempts WHERE pilot = $pilot)
+    FROM attempt_f
     GROUP BY GROUPING SETS ((phase), (phase, segment), (phase, pool), (phase, segment, pool),
                             (phase, priority), (phase, segment, priority))
 ),
@@ -123,14 +124,11 @@ attempt_m AS (
            a.censored_share, a.censored_cap_s, a.censored_at_cap,
            q.sched_delay_p95 AS sched_delay_p95_s,
            q.burst_wait_p50, q.burst_wait_p95,
-           a.delay_index, a.productive_s, g.request_gpus, a.burst_attempts
+           a.delay_index, a.productive_s, a.request_gpus, a.burst_attempts
     FROM attempt_q a
     LEFT JOIN quant q
       ON q.phase = a.phase AND q.segment = a.segment AND q.breakdown = a.breakdown
      AND q.breakdown_value IS NOT DISTINCT FROM a.breakdown_value
-    LEFT JOIN request_gpus g
-      ON g.phase = a.phase AND g.segment = a.segment AND g.breakdown = a.breakdown
-     AND g.breakdown_value IS NOT DISTINCT FROM a.breakdown_value
     WHERE a.segment IN (SELECT segment_label FROM seg)
 ),
 -- GPU energy per unit (GPU): the increase of its energy_j counter where it has one (the sum
@@ -162,6 +160,28 @@ gp AS (
       ON c.unit IS NOT DISTINCT FROM g.unit AND c.phase IS NOT DISTINCT FROM g.phase
     WHERE g.pilot = $pilot AND g.series IS DISTINCT FROM 'energy_j'
 ),
+-- finest group x GPU first (as for the attempts above), then the four grouping sets
+gpu_f AS (
+    SELECT
+        phase, segment, pool, gpu, per_gpu,
+        sum(CASE WHEN series = 'gpu_util' THEN value * dt_s END)          AS util_vt,
+        sum(CASE WHEN series = 'gpu_util' THEN dt_s END)                  AS util_t,
+        sum(CASE WHEN series = 'sm_active' THEN value * dt_s END)         AS sm_vt,
+        sum(CASE WHEN series = 'sm_active' THEN dt_s END)                 AS sm_t,
+        sum(CASE WHEN series = 'power_w' THEN value * dt_s END)           AS pw_vt,
+        sum(CASE WHEN series = 'power_w' THEN dt_s END)                   AS pw_t,
+        sum(CASE WHEN series = 'mem_used_bytes' THEN value * dt_s END)    AS mem_vt,
+        sum(CASE WHEN series = 'mem_used_bytes' THEN dt_s END)            AS mem_t,
+        sum(energy_part)                                                  AS energy_part,
+        count(CASE WHEN series = 'energy_j' THEN 1 END)                   AS n_energy,
+        count(CASE WHEN series = 'power_w' AND NOT counted THEN 1 END)    AS n_integrated,
+        count(CASE WHEN series = 'gpu_util' AND NOT per_gpu THEN 1 END)   AS n_agg_util,
+        count(CASE WHEN series IN ('power_w', 'energy_j') AND NOT per_gpu THEN 1 END)
+                                                                          AS n_agg_power,
+        count(CASE WHEN series = 'mem_used_bytes' AND NOT per_gpu THEN 1 END) AS n_agg_mem
+    FROM gp
+    GROUP BY phase, segment, pool, gpu, per_gpu
+),
 gpu_q AS (
     SELECT
         phase,
@@ -169,27 +189,21 @@ gpu_q AS (
         CASE WHEN grouping(segment) = 1 THEN 'all' ELSE segment END    AS segment,
         CASE WHEN grouping(pool) = 0 THEN 'pool' ELSE 'overall' END    AS breakdown,
         CASE WHEN grouping(pool) = 0 THEN pool END                      AS breakdown_value,
-        sum(value * dt_s) FILTER (WHERE series = 'gpu_util')
-            / nullif(sum(dt_s) FILTER (WHERE series = 'gpu_util'), 0)  AS nominal_util,
-        sum(value * dt_s) FILTER (WHERE series = 'sm_active')
-            / nullif(sum(dt_s) FILTER (WHERE series = 'sm_active'), 0) AS sm_active_util,
-        sum(value * dt_s) FILTER (WHERE series = 'power_w')            AS energy_j,
-        sum(value * dt_s) FILTER (WHERE series = 'power_w')
-            / nullif(sum(dt_s) FILTER (WHERE series = 'power_w'), 0)   AS power_mean_w,
+        sum(util_vt) / nullif(sum(util_t), 0)                          AS nominal_util,
+        sum(sm_vt) / nullif(sum(sm_t), 0)                              AS sm_active_util,
+        sum(pw_vt)                                                     AS energy_j,
+        sum(pw_vt) / nullif(sum(pw_t), 0)                              AS power_mean_w,
         sum(energy_part)                                               AS gpu_energy_j,
-        count(*) FILTER (WHERE series = 'energy_j') > 0                AS energy_counted,
-        count(*) FILTER (WHERE series = 'power_w' AND NOT counted) > 0 AS energy_integrated,
-        sum(value * dt_s) FILTER (WHERE series = 'mem_used_bytes')
-            / nullif(sum(dt_s) FILTER (WHERE series = 'mem_used_bytes'), 0)
-                                                                       AS mem_mean_bytes,
+        sum(n_energy) > 0                                              AS energy_counted,
+        sum(n_integrated) > 0                                          AS energy_integrated,
+        sum(mem_vt) / nullif(sum(mem_t), 0)                            AS mem_mean_bytes,
         -- samples without a GPU id stand for a pool or node: aggregates, not per GPU
-        count(*) FILTER (WHERE series = 'gpu_util' AND NOT per_gpu) > 0 AS agg_util,
-        count(*) FILTER (WHERE series IN ('power_w', 'energy_j') AND NOT per_gpu) > 0
-                                                                       AS agg_power,
-        count(*) FILTER (WHERE series = 'mem_used_bytes' AND NOT per_gpu) > 0 AS agg_mem,
+        sum(n_agg_util) > 0                                            AS agg_util,
+        sum(n_agg_power) > 0                                           AS agg_power,
+        sum(n_agg_mem) > 0                                             AS agg_mem,
         -- GPUs the samples identify (none when they stand for pools or nodes)
         count(DISTINCT gpu) FILTER (WHERE per_gpu)                     AS sample_gpus
-    FROM gp
+    FROM gpu_f
     GROUP BY GROUPING SETS ((phase), (phase, segment), (phase, pool), (phase, segment, pool))
 ),
 gpu_m AS (

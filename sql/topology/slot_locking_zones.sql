@@ -69,10 +69,30 @@ wait_start AS (
                 THEN 1 ELSE 0 END AS new_q
     FROM waits
 ),
-wq AS (
-    SELECT *, sum(new_q) OVER (PARTITION BY pid ORDER BY arrival_us, wait_end_us
-                               ROWS UNBOUNDED PRECEDING) AS q
+-- each wait's interval number q from the intervals' first waits, not from a second window
+-- over every wait (a sort of them all): an interval holds the waits arriving from its first
+-- wait to the next interval's (at an interval's first wait every earlier wait has ended, so
+-- none arrives at the same time), found through the arrival's minute (a hash join)
+q_starts AS (
+    SELECT pid, arrival_us AS qs,
+           row_number() OVER (PARTITION BY pid ORDER BY arrival_us) AS q,
+           lead(arrival_us) OVER (PARTITION BY pid ORDER BY arrival_us) AS next_qs
     FROM wait_start
+    WHERE new_q = 1
+),
+last_arrival AS (SELECT pid, max(arrival_us) AS la FROM wait_start GROUP BY pid),
+q_keys AS (
+    SELECT s.pid, s.q, s.qs, coalesce(s.next_qs, 9223372036854775807) AS qn,
+           unnest(range(s.qs // 60000000,
+                        coalesce(s.next_qs - 1, l.la) // 60000000 + 1)) AS m
+    FROM q_starts s JOIN last_arrival l ON l.pid = s.pid
+),
+wq AS (
+    SELECT w.*, k.q
+    FROM wait_start w
+    JOIN q_keys k
+      ON k.pid = w.pid AND k.m = w.arrival_us // 60000000
+     AND w.arrival_us >= k.qs AND w.arrival_us < k.qn
 ),
 queued AS (
     SELECT pool, q, min(arrival_us) AS qs, max(wait_end_us) AS qe FROM wq GROUP BY pool, q
