@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.sql_models import build_all
+from pipelines.sql_models import build_all, build_model
 from tests.test_metrics_sql import _seed
 
 
@@ -142,3 +142,22 @@ def test_patterns_tested_says_when_no_retry_is_recorded(tmp_path):
         "SELECT tested, found, reason FROM patterns_tested "
         "WHERE pattern = 'retry_timeout_amplification'").fetchone()
     assert tested and not found and "no retry attempts" in reason
+
+
+def test_energy_rank_ignores_summation_noise(tmp_path):
+    # power_w is a parallel float sum: minutes of equal power may differ in their last bits.
+    # Spearman rho must rank them as ties, so it is the same as with exact values.
+    c = _con(tmp_path)
+    c.execute("CREATE TABLE ipm AS SELECT * FROM int_pool_minutes")
+
+    def rho(noise: float) -> list:
+        c.execute("CREATE OR REPLACE TABLE int_pool_minutes AS SELECT * REPLACE ("
+                  "100.0 + 100 * (row_number() OVER (ORDER BY window_start) % 2) "
+                  f"+ {noise} * (row_number() OVER (ORDER BY window_start) % 3) AS power_w) "
+                  "FROM ipm")
+        build_model(c, "findings", "p1")
+        return [(f[0], f[2]["spearman_rho"]) for f in _findings(c, "energy_latency_mismatch")]
+
+    exact = rho(0.0)
+    assert exact and any(r is not None for _, r in exact)
+    assert rho(2e-13) == exact

@@ -205,10 +205,12 @@ retry AS (
            coalesce(r.amplified, false)
     FROM rt_judged r CROSS JOIN th CROSS JOIN tr
 ),
--- energy vs latency: Spearman rho of per-minute pool power and P95 latency (rank + corr)
+-- energy vs latency: Spearman rho of per-minute pool power and P95 latency (rank + corr).
+-- Power is a parallel float sum: minutes of equal power differ in their last bits with the
+-- summation order, so it is ranked to the microwatt (equal minutes tie on every run).
 el AS (
     SELECT pool, phase, power_w, latency_p95_s,
-           rank() OVER (PARTITION BY pool, phase ORDER BY power_w)       AS r_pow,
+           rank() OVER (PARTITION BY pool, phase ORDER BY round(power_w, 6)) AS r_pow,
            rank() OVER (PARTITION BY pool, phase ORDER BY latency_p95_s) AS r_lat
     FROM int_pool_minutes
     WHERE pilot = $pilot AND phase IS NOT NULL AND power_w IS NOT NULL
