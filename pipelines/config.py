@@ -85,6 +85,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "disruption_recover_s": 600,  # a disruption ends after this long above the SLA target
     "retry_spike_ratio": 2.0,  # retry share in timeout-spike minutes vs outside
 }
+MAX_BURST_WINDOW_S = 1800
 DEFAULT_SECRET_ENV = "STABILIS_SECRET"
 KNOWN_KEYS = (
     "pilot",
@@ -605,6 +606,11 @@ class _Validator:
                 self.fail(f"thresholds.{name}: {val!r} is not valid; expected a number > 0")
             elif name == "sla_target" and val > 1:
                 self.fail(f"thresholds.sla_target: {val!r} is not a share; expected 0 < x <= 1")
+            elif name == "burst_window_s" and val > MAX_BURST_WINDOW_S:
+                # a burst is seconds to minutes; arrival_burstiness sums squared gaps per
+                # window in BIGINT on Spark, exact only for windows up to ~50 minutes
+                self.fail(f"thresholds.burst_window_s: {val!r} is too long for a burst "
+                          f"window; expected 0 < x <= {MAX_BURST_WINDOW_S} seconds")
             else:
                 merged[name] = float(val)
         return merged

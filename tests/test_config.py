@@ -127,6 +127,8 @@ def test_scope_variants(pilot_dir: Path) -> None:
             {"thresholds": {"bogus": 1}},
             "thresholds: unknown threshold 'bogus'; allowed burst_factor",
         ),
+        ({"thresholds": {"burst_window_s": 3601}},
+         "thresholds.burst_window_s: 3601 is too long for a burst window; expected 0 < x <= 1800"),
         ({"scope": "most"}, "scope: 'most' is not a valid rule; expected 'all', {pools: [..]}"),
         ({"scope": {"share": 1.5}}, "scope.share: 1.5 is not a share; expected a number 0 < x < 1"),
         ({"scope": {"share": 0}}, "scope.share: 0 is not a share"),
