@@ -3,6 +3,7 @@ and gives the connection its own setting back, after a commit and after a rollba
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import duckdb
@@ -10,7 +11,7 @@ import pytest
 
 from pipelines.config import load_pilot
 from pipelines.ingest import load
-from pipelines.ingest.load import INGEST_THREADS, ingest_pilot
+from pipelines.ingest.load import GIL_SWITCH_S, INGEST_THREADS, ingest_pilot
 from pipelines.warehouse import connect
 from tests.test_ingest_canonical import _make_pilot, _snapshot
 
@@ -53,3 +54,33 @@ def test_a_failed_run_restores_threads_and_leaves_the_warehouse_as_it_was(tmp_pa
         ingest_pilot(con, cfg)
     assert _threads(con) == 2
     assert _snapshot(con, audit=True) == before
+
+
+def test_thread_switches_are_quick_while_ingesting_and_restored_after(tmp_path: Path,
+                                                                      monkeypatch):
+    # the tokenizer holds the GIL: the reader and the inserts must not wait 5 ms for it
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    seen: list[float] = []
+    real = load.insert_frame
+
+    def spy(c: duckdb.DuckDBPyConnection, table: str, df) -> None:
+        seen.append(sys.getswitchinterval())
+        real(c, table, df)
+
+    monkeypatch.setattr(load, "insert_frame", spy)
+    cfg = load_pilot(_make_pilot(tmp_path))
+    try:
+        ingest_pilot(connect(tmp_path / "w.duckdb"), cfg)
+        assert seen and max(seen) <= GIL_SWITCH_S < 0.005
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        monkeypatch.setattr(load, "_drop_duplicates", _fail)
+        with pytest.raises(RuntimeError, match="boom"):
+            ingest_pilot(connect(tmp_path / "w.duckdb"), cfg)
+        assert sys.getswitchinterval() == pytest.approx(0.005)  # after a failed run too
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _fail(*_: object) -> None:
+    raise RuntimeError("boom")

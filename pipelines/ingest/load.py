@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from pipelines.ingest.base import (
     SourceError,
     add_counts,
 )
-from pipelines.ingest.dedupe import RequestKeys, quarantine_duplicates
+from pipelines.ingest.dedupe import ChunkKeys, RequestKeys, chunk_keys, quarantine_duplicates
 from pipelines.ingest.registry import ADAPTERS
 from pipelines.ingest.spill import insert_frame
 from pipelines.warehouse import ensure_schema
@@ -49,6 +50,7 @@ __all__ = ["ADAPTERS", "Adapter", "IngestSummary", "ingest_pilot"]
 T = TypeVar("T")
 CHUNK_ROWS_ENV = "STABILIS_INGEST_CHUNK_ROWS"
 INGEST_THREADS = 1  # DuckDB threads while the rows are stored (_few_threads)
+GIL_SWITCH_S = 0.001  # Python's thread switch interval while ingesting (_quick_switch)
 DATA_TABLES = ("requests", "jobs", "samples", "arrivals")
 PILOT_TABLES = DATA_TABLES + (
     "quarantine",
@@ -141,7 +143,8 @@ def ingest_pilot(
     secret nothing is read (AnonymizationError)."""
     anon = anonymizer or Anonymizer(secret_from_env(cfg.anonymization.secret_env))
     ensure_schema(con)
-    with _few_threads(con):  # outside the transaction: restored after a rollback too
+    # outside the transaction: restored after a rollback too
+    with _few_threads(con), _quick_switch():
         con.execute("BEGIN TRANSACTION")
         try:
             summary = _ingest(con, cfg, anon)
@@ -215,6 +218,20 @@ def _few_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"SET threads = {before}")
 
 
+@contextlib.contextmanager
+def _quick_switch() -> Iterator[None]:
+    """Python's thread switch interval at GIL_SWITCH_S while ingesting, restored after. The
+    tokenizer holds the GIL through its hashing loop; a thread coming back from polars or
+    DuckDB (which run without it) waits for it up to the interval, 5 ms by default, and the
+    reader's checks and the main thread's inserts come back from them many times a chunk."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, GIL_SWITCH_S))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 def _read_ahead(items: Iterator[T], worker: ThreadPoolExecutor) -> Iterator[T]:
     """`items`, each made in `worker` while the caller uses the one before. An error raised
     making an item is raised here, where the item was expected."""
@@ -274,12 +291,21 @@ def _tokenize(pilot: str, anon: Anonymizer, events: Iterator[Event]) -> Iterator
             continue
         if isinstance(item, _Chunk):
             try:
-                rows = anon.frame(item.rows).with_columns(pl.lit(pilot).alias("pilot"))
+                keys = None
+                if item.table == "requests" and item.rows.height:
+                    # the keys of the pilot's duplicate check (dedupe.py), from the token
+                    # numbers made with the tokens
+                    rows, values = anon.frame_values(item.rows, "request_id")
+                    keys = chunk_keys(values, rows.get_column("attempt").to_numpy(),
+                                      rows.get_column(LINE).to_numpy())
+                else:
+                    rows = anon.frame(item.rows)
+                rows = rows.with_columns(pl.lit(pilot).alias("pilot"))
             except INPUT_ERRORS as e:
                 stopped = rel
                 yield rel, digest, e
                 continue
-            item = dataclasses.replace(item, rows=rows)
+            item = dataclasses.replace(item, rows=rows, keys=keys)
         yield rel, digest, item
 
 
@@ -370,6 +396,7 @@ class _Chunk:
     ignored_columns: list[str]
     dropped: dict[str, int]
     notes: list[str]
+    keys: ChunkKeys | None = None  # a request chunk's keys, once `_tokenize`d
 
 
 def _prepare(cfg: PilotConfig, i: int, rel: str,
@@ -444,9 +471,10 @@ class _FileWriter:
         self.notes += [n for n in chunk.notes if n not in self.notes]
         if self.table == "requests" and chunk.rows.height:
             # tokenized keys, with their line, for the pilot's duplicate check (dedupe.py)
+            assert chunk.keys is not None, "a request chunk stored before it was tokenized"
             if self.key_seq is None:
                 self.key_seq = self.keys.start(self._where())
-            self.keys.add(self.key_seq, chunk.rows)
+            self.keys.add(self.key_seq, chunk.keys)
         self._append(self.table, chunk.rows.drop(LINE))
         if chunk.rejects.height:
             self._append("quarantine", chunk.rejects)

@@ -8,8 +8,8 @@ Two DuckDB behaviours shape this module (measured with DuckDB 1.5, issue #8):
   one-shot Arrow stream instead: the object kept alive is an exhausted reader, and the
   batches are released as DuckDB consumes them.
 - A DuckDB temp table holds its rows in memory until commit (a dropped table stays until
-  then too). `Spill` parks frames the run needs again later (the request keys of
-  dedupe.py) as Parquet files beside the warehouse instead, deleted at the end of the run.
+  then too). `Spill` parks what the run needs again later (the request keys of dedupe.py)
+  as files beside the warehouse instead, deleted at the end of the run.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ class Spill:
     def add(self, table: str, df: pl.DataFrame) -> None:
         if df.height == 0:
             return
+        path = self.new_file(table, "parquet")
+        df.write_parquet(path, compression="uncompressed", statistics=False)  # least CPU
+
+    def new_file(self, table: str, ext: str) -> Path:
+        """A fresh path in the spill folder, listed under `table` (deleted by `discard`)."""
         if self.dir is None:
             root = _spill_root(self.con)
             if root is not None and not root.exists():
@@ -73,9 +78,9 @@ class Spill:
                 self.made_root = root
             self.dir = Path(tempfile.mkdtemp(prefix="ingest-", dir=root))
         files = self.files.setdefault(table, [])
-        path = self.dir / f"{table}-{len(files):05d}.parquet"
-        df.write_parquet(path, compression="uncompressed", statistics=False)  # least CPU
+        path = self.dir / f"{table}-{len(files):05d}.{ext}"
         files.append(str(path))
+        return path
 
     def discard(self) -> None:
         if self.dir is not None:
