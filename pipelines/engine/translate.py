@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cache
 
@@ -16,6 +17,8 @@ from pipelines.engine.fixups import UntranslatableSQL, apply_fixups
 from pipelines.sql_models import SqlModel
 from pipelines.warehouse import SQL_DIR
 
+STORAGE_CLAUSE = re.compile(r"\bUSING\s+COMPRESSION\s+\w+", re.IGNORECASE)
+
 
 @cache
 def staging_list_columns() -> frozenset[str]:
@@ -23,7 +26,9 @@ def staging_list_columns() -> frozenset[str]:
     these is an element count (fixups.fix_list_length)."""
     names: set[str] = set()
     for ddl in sorted((SQL_DIR / "staging").glob("*.sql")):
-        for stmt in sqlglot.parse(ddl.read_text(encoding="utf-8"), read="duckdb"):
+        # SQLGlot does not know DuckDB's per-column storage clause (it says nothing of types)
+        text = STORAGE_CLAUSE.sub("", ddl.read_text(encoding="utf-8"))
+        for stmt in sqlglot.parse(text, read="duckdb"):
             for col in (stmt.find_all(exp.ColumnDef) if stmt else ()):
                 kind = col.args.get("kind")
                 if kind is not None and kind.is_type(exp.DataType.Type.ARRAY):
