@@ -75,14 +75,19 @@ def _long_texts(table: str, df: pl.DataFrame) -> pl.DataFrame:
     found = [pl.DataFrame(schema=FAILURE_SCHEMA)]
     for col in table_columns(table):
         dtype = df.schema.get(col)
+        # a character is at least one UTF-8 byte: count characters only where the byte length
+        # (read from the offsets, no decoding) is over the limit (~0.4 CPU s per 10 M rows)
         if dtype == pl.String:
-            length = pl.col(col).str.len_chars()
+            nbytes, length = pl.col(col).str.len_bytes(), pl.col(col).str.len_chars()
         elif dtype == pl.List(pl.String):
+            nbytes = pl.col(col).list.eval(pl.element().str.len_bytes()).list.max()
             length = pl.col(col).list.eval(pl.element().str.len_chars()).list.max()
         else:
             continue
         found.append(
-            df.select(length.alias("n")).with_row_index("row")
+            df.select(col).with_row_index("row")
+            .filter(nbytes > MAX_TEXT_CHARS)
+            .select("row", length.alias("n"))
             .filter(pl.col("n") > MAX_TEXT_CHARS)
             .select(
                 pl.col("row").cast(pl.Int64),

@@ -257,3 +257,19 @@ def test_otlp_missing_pool_and_priority_are_said_once_per_source(tmp_path):
         ("t/a.json", "pool"), ("t/a.json", "priority"), ("t/b.json", "pool"),
         ("t/b.json", "priority")}
     assert len(summary.warnings) == 2
+
+
+def test_long_text_counts_characters_not_bytes():
+    # multi-byte characters: a value at the limit in characters (twice as many bytes) passes,
+    # one character more fails, in a text column and in a list-of-text column
+    import polars as pl
+
+    from schemas.validate import MAX_TEXT_CHARS, _long_texts
+
+    at, over = "é" * MAX_TEXT_CHARS, "é" * (MAX_TEXT_CHARS + 1)
+    jobs = pl.DataFrame({"job_id": ["a", at, over, None],
+                         "gpu_ids": [[at], ["x", over], None, []]})
+    got = _long_texts("jobs", jobs).sort("row", "field")
+    assert got.select("row", "field").rows() == [(1, "gpu_ids"), (2, "job_id")]
+    assert got.get_column("reason").to_list() == [
+        f"text longer than {MAX_TEXT_CHARS} characters ({MAX_TEXT_CHARS + 1} characters)"] * 2
