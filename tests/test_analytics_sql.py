@@ -206,3 +206,32 @@ def test_pool_minutes_p95s_each_from_its_own_series(tmp_path):
         "FROM int_pool_minutes WHERE pool = 'a' "
         "AND window_start = TIMESTAMP '2026-01-01 00:30:00'").fetchone()
     assert row == (5, pytest.approx(2.0), pytest.approx(0.5), pytest.approx(2.1))
+
+
+# Three P0 attempts of pool a at 00:40: w0 dispatched after 0.5 s (meets the 1 s scheduling
+# target), w1 after 3 s (misses it), w2 never dispatched (its delay is NULL) and times out.
+DISPATCHED = """INSERT INTO requests VALUES
+    ('p1', 'd0', NULL, 0, 'a', 'n1', 'g1', 'llm', 'P0', TIMESTAMP '2026-01-01 00:40:00',
+     TIMESTAMP '2026-01-01 00:40:00.5', TIMESTAMP '2026-01-01 00:40:01', NULL,
+     TIMESTAMP '2026-01-01 00:40:01.5', 'ok', 1, 1),
+    ('p1', 'd1', NULL, 0, 'a', 'n1', 'g1', 'llm', 'P0', TIMESTAMP '2026-01-01 00:40:10',
+     TIMESTAMP '2026-01-01 00:40:13', TIMESTAMP '2026-01-01 00:40:14', NULL,
+     TIMESTAMP '2026-01-01 00:40:15', 'ok', 1, 1),
+    ('p1', 'd2', NULL, 0, 'a', 'n1', 'g1', 'llm', 'P0', TIMESTAMP '2026-01-01 00:40:20', NULL,
+     NULL, NULL, TIMESTAMP '2026-01-01 00:40:50', 'timeout', 1, NULL)"""
+
+
+def test_pool_minutes_counts_and_shares_skip_what_is_missing(tmp_path):
+    c = _con(tmp_path, [DISPATCHED])
+    row = c.execute(
+        "SELECT arrivals, first_arrivals, retries, timeouts, dispatched, sched_ok_share "
+        "FROM int_pool_minutes WHERE pool = 'a' "
+        "AND window_start = TIMESTAMP '2026-01-01 00:40:00'").fetchone()
+    # the undispatched attempt counts as an arrival and a timeout, not in the share: 1 of 2
+    assert row == (3, 3, 0, 1, 2, 0.5)
+    # pool b at 00:30: r3 times out, its retry r3b ends ok; neither was dispatched
+    row = c.execute(
+        "SELECT arrivals, first_arrivals, retries, timeouts, dispatched, sched_ok_share "
+        "FROM int_pool_minutes WHERE pool = 'b' "
+        "AND window_start = TIMESTAMP '2026-01-01 00:30:00'").fetchone()
+    assert row == (2, 1, 1, 1, 0, None)
