@@ -232,15 +232,16 @@ def test_failure_midway_leaves_the_warehouse_as_it_was(con, tmp_path: Path, monk
 
     def flaky(con_, table, df):
         calls.append(table)
-        if table == "jobs":
+        if table == "requests":
             raise RuntimeError("disk full")
         real(con_, table, df)
 
     monkeypatch.setattr(load, "insert_frame", flaky)
     with pytest.raises(RuntimeError, match="disk full"):
         ingest_pilot(con, load_pilot(d))
-    # requests and their quarantine rows have landed when the jobs file fails
-    assert calls == ["requests", "quarantine", "jobs"]
+    # the other sources and their quarantine rows have landed when the requests file (stored
+    # last) fails
+    assert calls == ["jobs", "samples", "quarantine", "requests"]
     assert _snapshot(con, audit=True) == before
     # the connection is usable afterwards, and a good run then lands
     monkeypatch.setattr(load, "insert_frame", real)
@@ -362,4 +363,28 @@ def test_validate_frame_splits_good_and_bad_rows() -> None:
     assert failures.rows() == [
         (1, "value", "expected a finite number", "-inf"),
         (2, "ts", "missing required value", None),
+    ]
+
+
+def test_request_sources_are_stored_last_the_summary_keeps_source_order(
+    con, tmp_path: Path, monkeypatch
+) -> None:
+    d = _make_pilot(tmp_path)
+    cfg = load_pilot(d)
+    assert [s.table for s in cfg.sources] == ["requests", "jobs", "samples"]
+    calls: list[str] = []
+    real = load.insert_frame
+
+    def spy(con_, table, df):
+        calls.append(table)
+        real(con_, table, df)
+
+    monkeypatch.setattr(load, "insert_frame", spy)
+    summary = ingest_pilot(con, cfg)
+    # one pipeline for all sources: the others' inserts first, the requests (costly to
+    # hash) last, so the others are stored while the first request chunks are hashed
+    assert [t for t in calls if t != "quarantine"] == ["jobs", "samples", "requests"]
+    # the summary lists the sources in their pilot.yaml order all the same
+    assert [(f.source_index, f.table) for f in summary.files] == [
+        (0, "requests"), (1, "jobs"), (2, "samples")
     ]

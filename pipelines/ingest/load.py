@@ -8,6 +8,7 @@ the other sources still land.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -51,6 +52,7 @@ T = TypeVar("T")
 CHUNK_ROWS_ENV = "STABILIS_INGEST_CHUNK_ROWS"
 INGEST_THREADS = 1  # DuckDB threads while the rows are stored (_few_threads)
 GIL_SWITCH_S = 0.001  # Python's thread switch interval while ingesting (_quick_switch)
+TOKENIZED_AHEAD = 2  # chunks tokenized ahead of the insert (_ingest_sources)
 DATA_TABLES = ("requests", "jobs", "samples", "arrivals")
 PILOT_TABLES = DATA_TABLES + (
     "quarantine",
@@ -173,30 +175,43 @@ def _ingest_sources(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, anon: Anon
                     summary: IngestSummary, keys: RequestKeys) -> None:
     ctx = adapter_context(cfg)
     window = time_window(cfg)
-    # A three-stage pipeline over chunks: one worker reads and checks chunk k + 2 (polars,
-    # mostly outside the GIL), another tokenizes chunk k + 1 (hashlib, holding the GIL) while
-    # this thread inserts chunk k (DuckDB, outside the GIL). With reading and tokenizing in
-    # one worker, that worker was the bottleneck (10 M attempts: ~17 of ~30 CPU s) and the
-    # insert waited on it. At most four chunks are in memory: one per stage and one done.
+    readable: list[tuple[int, list[Path]]] = []
+    for i, src in enumerate(cfg.sources):
+        adapter = ADAPTERS.get(src.kind)
+        files = cfg.source_files(i)
+        if adapter is None or not files:
+            reason = (
+                f"source kind {src.kind!r} is not supported yet"
+                if adapter is None
+                else f"no snapshot in {src.path}/ yet: run `stabilis pull {cfg.pilot}`"
+                if src.kind in LIVE_KINDS
+                else f"no file matches {src.path!r}"
+            )
+            _fail(con, cfg, summary, i, src.path, reason)
+            continue
+        readable.append((i, files))
+    # Request sources last: their ids are the costly hashing, and the other sources' inserts
+    # (cheap to tokenize) then run beside the first request chunks' hashing instead of alone
+    # at the end. Each table's sources keep their order, so its rows do too.
+    readable.sort(key=lambda s: cfg.sources[s[0]].table == "requests")
+    # A three-stage pipeline over chunks, one for all sources (it never drains between
+    # them): one worker reads and checks chunks (polars, mostly outside the GIL), another
+    # tokenizes them (hashlib, holding the GIL) while this thread inserts (DuckDB, outside
+    # the GIL). With reading and tokenizing in one worker, that worker was the bottleneck
+    # (10 M attempts: ~17 of ~30 CPU s) and the insert waited on it. The tokenizer runs up
+    # to TOKENIZED_AHEAD chunks ahead, so an insert slower than its hashing (or a small
+    # chunk) does not leave a core idle; at most five chunks are in memory.
+    failed: set[tuple[int, str]] = set()  # files taken back while stored: the reader skips them
     with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as reader,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-tokenize") as tokenizer):
-        for i, src in enumerate(cfg.sources):
-            adapter = ADAPTERS.get(src.kind)
-            files = cfg.source_files(i)
-            if adapter is None or not files:
-                reason = (
-                    f"source kind {src.kind!r} is not supported yet"
-                    if adapter is None
-                    else f"no snapshot in {src.path}/ yet: run `stabilis pull {cfg.pilot}`"
-                    if src.kind in LIVE_KINDS
-                    else f"no file matches {src.path!r}"
-                )
-                _fail(con, cfg, summary, i, src.path, reason)
-                continue
-            failed: set[str] = set()  # files taken back while stored: the reader skips the rest
-            events = _read_files(cfg, i, files, ctx, window, failed)
-            tokenized = _tokenize(cfg.pilot, anon, _read_ahead(events, reader))
-            _store_files(con, cfg, i, _read_ahead(tokenized, tokenizer), summary, keys, failed)
+        events = (e for i, files in readable
+                  for e in _read_files(cfg, i, files, ctx, window, failed))
+        tokenized = _tokenize(cfg.pilot, anon, _read_ahead(events, reader))
+        _store_files(con, cfg, _read_ahead(tokenized, tokenizer, TOKENIZED_AHEAD), summary,
+                     keys, failed)
+    # the summary in source order, as the sources are listed
+    summary.files.sort(key=lambda f: f.source_index)
+    summary.failed_sources.sort(key=lambda f: f[0])
 
 
 @contextlib.contextmanager
@@ -232,29 +247,31 @@ def _quick_switch() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
-def _read_ahead(items: Iterator[T], worker: ThreadPoolExecutor) -> Iterator[T]:
-    """`items`, each made in `worker` while the caller uses the one before. An error raised
-    making an item is raised here, where the item was expected."""
+def _read_ahead(items: Iterator[T], worker: ThreadPoolExecutor, depth: int = 1) -> Iterator[T]:
+    """`items`, each made in `worker` (one thread) while the caller uses the ones before, up
+    to `depth` made ahead. An error raised making an item is raised here, where the item was
+    expected."""
     end = object()
-    ahead = worker.submit(next, items, end)
+    ahead = collections.deque(worker.submit(next, items, end) for _ in range(depth))
     try:
-        while (item := ahead.result()) is not end:
-            ahead = worker.submit(next, items, end)
+        while (item := ahead.popleft().result()) is not end:
+            ahead.append(worker.submit(next, items, end))
             yield item
     finally:
         # the caller stopped early (an error): let the worker finish before anything goes on
-        if not ahead.cancel():
-            with contextlib.suppress(Exception):
-                ahead.result()
+        for f in ahead:
+            if not f.cancel():
+                with contextlib.suppress(Exception):
+                    f.result()
 
 
-Event = tuple[str, tuple[str, int] | None, "_Chunk | Exception | None"]
+Event = tuple[int, str, tuple[str, int] | None, "_Chunk | Exception | None"]
 
 
 def _read_files(cfg: PilotConfig, i: int, files: list[Path], ctx: AdapterContext,
-                window: tuple[datetime, datetime] | None, failed: set[str],
+                window: tuple[datetime, datetime] | None, failed: set[tuple[int, str]],
                 ) -> Iterator[Event]:
-    """Source `i`'s files read and checked, as (file, its digest, a chunk to tokenize
+    """Source `i`'s files read and checked, as (i, file, its digest, a chunk to tokenize
     (`_tokenize`) or the input error that stopped the file; None for a file without rows).
     Runs in the reader thread (no warehouse access), ahead of `_store_files`. A file ends
     where the next one's events begin, so the next file is read while one's last chunk is
@@ -268,26 +285,26 @@ def _read_files(cfg: PilotConfig, i: int, files: list[Path], ctx: AdapterContext
             digest = _sha256(path)
             result = adapter(path, src, ctx)
             for parsed in [result] if isinstance(result, Parsed) else result:
-                if rel in failed:  # taken back while stored: the rest is not read
+                if (i, rel) in failed:  # taken back while stored: the rest is not read
                     break
                 chunk = _prepare(cfg, i, rel, window, parsed)
                 del parsed  # the raw chunk goes while the next one is read
                 chunks += 1
-                yield rel, digest, chunk
+                yield i, rel, digest, chunk
         except INPUT_ERRORS as e:
-            yield rel, digest, e
+            yield i, rel, digest, e
             continue
         if not chunks:
-            yield rel, digest, None
+            yield i, rel, digest, None
 
 
 def _tokenize(pilot: str, anon: Anonymizer, events: Iterator[Event]) -> Iterator[Event]:
     """`events` with each chunk's rows tokenized and given the pilot: the rows `_store_files`
     stores. Runs in the tokenizer thread. An input error tokenizing a chunk stops its file
     like a read error: the error is passed on and the file's later chunks are dropped."""
-    stopped: str | None = None  # the file whose tokenizing failed
-    for rel, digest, item in events:
-        if rel == stopped:
+    stopped: tuple[int, str] | None = None  # the file whose tokenizing failed
+    for i, rel, digest, item in events:
+        if (i, rel) == stopped:
             continue
         if isinstance(item, _Chunk):
             try:
@@ -302,25 +319,25 @@ def _tokenize(pilot: str, anon: Anonymizer, events: Iterator[Event]) -> Iterator
                     rows = anon.frame(item.rows)
                 rows = rows.with_columns(pl.lit(pilot).alias("pilot"))
             except INPUT_ERRORS as e:
-                stopped = rel
-                yield rel, digest, e
+                stopped = i, rel
+                yield i, rel, digest, e
                 continue
             item = dataclasses.replace(item, rows=rows, keys=keys)
-        yield rel, digest, item
+        yield i, rel, digest, item
 
 
-def _store_files(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int,
-                 events: Iterator[Event], summary: IngestSummary, keys: RequestKeys,
-                 failed: set[str]) -> None:
+def _store_files(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, events: Iterator[Event],
+                 summary: IngestSummary, keys: RequestKeys, failed: set[tuple[int, str]]
+                 ) -> None:
     """Store `_read_files`' events in order: a file's chunks, then its ingest_log row; a file
     that fails (reading, or storing a chunk) is taken back and quarantined as a whole."""
-    said: set[str] = set()  # a warning is given once per source, not once per file
+    said: dict[int, set[str]] = {}  # a warning is given once per source, not once per file
     writer: _FileWriter | None = None
     digest: tuple[str, int] | None = None
 
     def store(step: Callable[[], object]) -> None:
         assert writer is not None
-        if writer.rel in failed:
+        if (writer.i, writer.rel) in failed:
             return
         try:
             step()
@@ -328,19 +345,20 @@ def _store_files(con: duckdb.DuckDBPyConnection, cfg: PilotConfig, i: int,
             # no partial file: its rows are the last appended, so taken back before the
             # failure's own quarantine row
             writer.abandon()
-            failed.add(writer.rel)
-            _fail(con, cfg, summary, i, writer.rel, _reason(e))
+            failed.add((writer.i, writer.rel))
+            _fail(con, cfg, summary, writer.i, writer.rel, _reason(e))
 
     def finish() -> None:
         assert writer is not None and digest is not None
         summary.files.append(writer.finish(digest))
 
     try:
-        for rel, file_digest, item in events:
-            if writer is None or writer.rel != rel:
+        for i, rel, file_digest, item in events:
+            if writer is None or (writer.i, writer.rel) != (i, rel):
                 if writer is not None:
                     store(finish)  # the file's events are over
-                writer, digest = _FileWriter(con, cfg, i, rel, keys, said), file_digest
+                writer = _FileWriter(con, cfg, i, rel, keys, said.setdefault(i, set()))
+                digest = file_digest
             if isinstance(item, Exception):
                 store(functools.partial(_raise, item))  # a worker's error, as if raised here
             elif item is not None:
@@ -441,7 +459,8 @@ def _prepare(cfg: PilotConfig, i: int, rel: str,
 
 class _FileWriter:
     """Stores one file's chunks as they are read, each straight into its table, so memory
-    holds two chunks (this one and the next, read meanwhile) whatever the file's size. DuckDB
+    holds a few chunks (this one and those read and tokenized ahead, TOKENIZED_AHEAD) whatever
+    the file's size. DuckDB
     has no savepoints inside the pilot's transaction, so a file that fails midway is taken
     back by hand (`abandon`): its rows are the last ones this run appended to their tables,
     deleted by rowid (DuckDB numbers the rows a transaction appends in order), and its
