@@ -4,8 +4,11 @@
 
 - `per-value`: the pre-#17 code: one `token()` call per value (hmac pads copied per call,
   `kind \\0 value` concatenated per value),
-- `anonymizer`: pipelines.anonymize.Anonymizer.series, the production path (one loop over
-  SHA-256 states that already absorbed the pads and `kind \\0`),
+- `anonymizer`: pipelines.anonymize.Anonymizer.series, the production path (the compiled
+  batch HMAC of pipelines/_hmac.c, with the CPU's SHA extensions where it has them),
+- `portable-c`: the same compiled loop forced onto its plain-C SHA-256,
+- `hashlib`: the fallback without the compiled module (a loop over SHA-256 states that
+  already absorbed the pads and `kind \\0`),
 - `duckdb-sql T`: HMAC composed in DuckDB with T threads,
   `kind || '-' || left(sha256(opad || unhex(sha256(ipad_kind || encode(v)))), 16)`, the key
   material passed as prepared-statement parameters (never in SQL text).
@@ -26,6 +29,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipelines import anonymize  # noqa: E402
 from pipelines.anonymize import TOKEN_HEX, Anonymizer  # noqa: E402
 
 SECRET = b"stabilis-bench-secret-not-for-real-pilots"
@@ -63,6 +67,24 @@ def per_value_tokens(kind: str, s: pl.Series, secret: bytes) -> pl.Series:
                      dtype=pl.String)
 
 
+def with_digest8(anon: Anonymizer, portable: bool | None, run):
+    """`run()` with the anonymizer's hashing forced onto the plain-C SHA-256 (True) or the
+    hashlib fallback (None)."""
+    real = anon._digest8
+
+    def forced(kind, data, offsets, _portable=False):
+        if portable is None:
+            prefix = kind.encode() + b"\0"
+            return anon._digest8_hashlib(prefix, bytes(data), offsets)
+        return real(kind, data, offsets, True)
+
+    anon._digest8 = forced
+    try:
+        return run()
+    finally:
+        del anon._digest8
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--values", type=int, default=1_000_000)
@@ -71,11 +93,15 @@ def main() -> None:
     s = pl.select(("r" + pl.int_range(0, a.values).cast(pl.String)).alias("request_id"))
     s = s.to_series()
     anon = Anonymizer(SECRET)
+    print(f"compiled HMAC: {anonymize._hmac is not None}, SHA extensions: "
+          f"{anonymize._hmac is not None and anonymize._hmac.accelerated()}")
     want = anon.series("req", s)
     con = duckdb.connect()
     variants = {
         "per-value": lambda: per_value_tokens("req", s, SECRET),
         "anonymizer": lambda: anon.series("req", s),
+        "portable-c": lambda: with_digest8(anon, portable=True, run=lambda: anon.series("req", s)),
+        "hashlib": lambda: with_digest8(anon, portable=None, run=lambda: anon.series("req", s)),
         "duckdb-sql 1": lambda: con.execute("SET threads = 1") and duckdb_tokens(
             con, "req", s, SECRET),
         "duckdb-sql 2": lambda: con.execute("SET threads = 2") and duckdb_tokens(

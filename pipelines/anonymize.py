@@ -4,16 +4,17 @@ A token is `<kind>-<first 16 hex of HMAC-SHA-256(secret, kind \\0 value)>`: the 
 gives the same token within a pilot (joins still work), nothing reverses it without the
 secret, and the kind prefix keeps a node token from ever equalling a GPU token.
 Each *distinct* value is hashed once (request ids, one per attempt, are hashed in place),
-then the column is mapped with a polars join (`replace_strict`). The hashing is one tight loop
-over the values from precomputed HMAC states: the key pads and `kind \\0` are absorbed once
-per kind, so a value costs two SHA-256 compressions (OpenSSL's) and a few hashlib calls. A
-column goes in as bytes and comes out as one Arrow buffer hex-encoded by numpy (`column`): no
-Python str per value on either side.
-Measured (benchmarks/bench_tokenize.py, 1 M request ids, CPU s, a shared 2-core machine):
-~0.9 s, against ~1.1 s for the same loop building a str per token and 1.5-1.9 s for the same
-HMAC composed in DuckDB SQL on one thread (2.7-3.1 s on two), `sha256(opad || unhex(sha256(
-ipad || kind \\0 || value)))`: DuckDB's software SHA-256 runs four compressions per value,
-with no midstate to reuse, which is why the loop stays in Python.
+then the column is mapped with a polars join (`replace_strict`). A column's values go, as one
+buffer of bytes and its offsets, to `pipelines/_hmac.c`: HMAC-SHA-256 from the key pads
+absorbed once per call, two SHA-256 compressions a value (the CPU's SHA extensions where it
+has them), outside the GIL, so the tokenizer thread no longer stalls ingest's reader and
+inserter. The tokens come out as one Arrow buffer hex-encoded by numpy (`column`): no Python
+str per value on either side. Without the compiled module (no C compiler at install) the
+same digests come from a hashlib loop over precomputed states.
+Measured (benchmarks/bench_tokenize.py, 1 M request ids, CPU s, this 2-core machine):
+~0.17 s compiled (SHA extensions), ~0.6 s compiled portable C, ~0.9 s the hashlib loop,
+1.5-1.9 s the same HMAC composed in DuckDB SQL (`sha256(opad || unhex(sha256(ipad || kind
+\\0 || value)))`: software SHA-256, four compressions a value, no midstate to reuse).
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+
+try:  # the compiled batch HMAC (pyproject ext-modules); optional, see _digest8
+    from pipelines import _hmac
+except ImportError:  # pragma: no cover - installs without a C compiler
+    _hmac = None
 
 # byte -> its two hex digits, as the uint16 whose little-endian bytes spell them
 _HEX2 = np.array([ord(f"{b:02x}"[0]) | ord(f"{b:02x}"[1]) << 8 for b in range(256)], dtype="<u2")
@@ -93,55 +99,59 @@ class Anonymizer:
     def __init__(self, secret: bytes) -> None:
         if not secret:
             raise AnonymizationError("anonymization secret is empty")
-        # HMAC-SHA-256 (RFC 2104) from its two keyed SHA-256 states, copied per value: the
-        # same digest as hmac.new(secret, msg, sha256) without its Python wrapper per call.
-        # The pads live only in these hash states, never in a string, a query or a file.
+        # HMAC-SHA-256 (RFC 2104) from the key's two pads. They live only in this object's
+        # memory (and the hash states made from them), never in a string, a query or a file.
         key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
         key = key.ljust(_BLOCK, b"\0")
-        self._inner_key = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key)).copy
-        self._kinds: dict[str, Callable[[], hashlib._Hash]] = {}
-
-    def _inner(self, kind: str) -> Callable[[], hashlib._Hash]:
-        """The inner state that has absorbed `ipad || kind \\0` (made once per kind)."""
-        copy = self._kinds.get(kind)
-        if copy is None:
-            h = self._inner_key.copy()
-            h.update(kind.encode() + b"\0")
-            copy = self._kinds[kind] = h.copy
-        return copy
+        self._ipad = bytes(b ^ 0x36 for b in key)
+        self._opad = bytes(b ^ 0x5C for b in key)
 
     def token(self, kind: str, value: str) -> str:
         return self.tokens(kind, (value,))[0]  # type: ignore[return-value]
 
     def tokens(self, kind: str, values: Iterable[str | None]) -> list[str | None]:
-        """Tokens of `values` in order (None stays None), through the same loop as `column`."""
+        """Tokens of `values` in order (None stays None), through the same hashing as
+        `column`."""
         values = list(values)
-        digests = self._digests(
-            kind, [v.encode("utf-8", "surrogatepass") for v in values if v is not None]
-        )
-        hexed = (digests[i : i + TOKEN_HEX // 2].hex() for i in range(0, len(digests), 32))
+        encoded = [v.encode("utf-8", "surrogatepass") for v in values if v is not None]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(v) for v in encoded], out=offsets[1:])
+        digests = self._digest8(kind, b"".join(encoded), offsets)
+        hexed = (digests[i : i + 8].hex() for i in range(0, len(digests), 8))
         return [None if v is None else f"{kind}-{next(hexed)}" for v in values]
 
-    def _digests(self, kind: str, values: Iterable[bytes]) -> bytes:
-        """The HMAC digests of `values` (UTF-8 bytes), 32 bytes each, end to end: the one hot
-        loop of tokenization."""
-        inner, outer = self._inner(kind), self._outer
+    def _digest8(self, kind: str, data: bytes | memoryview | np.ndarray,
+                 offsets: np.ndarray, portable: bool = False) -> bytes:
+        """The first 8 bytes (the token's 16 hex) of HMAC-SHA-256(secret, kind \\0 value) for
+        each value data[offsets[i]:offsets[i + 1]], end to end: the one hot loop of
+        tokenization. `portable` forces the compiled module's plain-C SHA-256 (tests)."""
+        prefix = kind.encode() + b"\0"
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        if _hmac is not None:
+            return _hmac.digest8(self._ipad, self._opad, prefix, data, offsets, portable)
+        return self._digest8_hashlib(prefix, bytes(data), offsets)
+
+    def _digest8_hashlib(self, prefix: bytes, data: bytes, offsets: np.ndarray) -> bytes:
+        """`_digest8` without the compiled module: a loop over copied SHA-256 states that
+        already absorbed the pads (and `prefix`), ~0.9 us a value, holding the GIL."""
+        inner_state = hashlib.sha256(self._ipad)
+        inner_state.update(prefix)
+        inner, outer = inner_state.copy, hashlib.sha256(self._opad).copy
         out: list[bytes] = []
         append = out.append
-        for v in values:
+        bounds = offsets.tolist()
+        for start, end in zip(bounds, bounds[1:], strict=False):
             h = inner()
-            h.update(v)
+            h.update(data[start:end])
             o = outer()
             o.update(h.digest())
-            append(o.digest())
+            append(o.digest()[:8])
         return b"".join(out)
 
     def column(self, kind: str, s: pl.Series) -> pl.Series:
         """Tokens of a String series, nulls kept, as `tokens` gives them: the hot path of
         ingest. Values go in as bytes (a polars string is UTF-8 already) and the tokens come
-        out as one Arrow buffer, hex-encoded by numpy: no Python str per value either way
-        (1 M request ids: ~0.9 CPU s against ~1.1 s with a str per token)."""
+        out as one Arrow buffer, hex-encoded by numpy: no Python str per value either way."""
         return self.column_values(kind, s)[0]
 
     def column_values(self, kind: str, s: pl.Series) -> tuple[pl.Series, np.ndarray]:
@@ -151,9 +161,15 @@ class Anonymizer:
         s = s.cast(pl.String)
         valid = s.is_not_null().to_numpy()
         n, k = len(s), int(valid.sum())
-        digests = np.frombuffer(
-            self._digests(kind, s.drop_nulls().cast(pl.Binary).to_list()), dtype=np.uint8
-        ).reshape(k, 32)[:, : TOKEN_HEX // 2]
+        # the non-null values as one Arrow binary array: its data buffer and int64 offsets go
+        # to the hashing as they are (no Python object per value)
+        binary = s.drop_nulls().cast(pl.Binary).rechunk().to_arrow(
+            compat_level=pl.CompatLevel.oldest())
+        binary = binary.cast(pa.large_binary()) if binary.type != pa.large_binary() else binary
+        _, offsets_buf, data_buf = binary.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=np.int64)[binary.offset : binary.offset + k + 1]
+        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else b""
+        digests = np.frombuffer(self._digest8(kind, data, offsets), dtype=np.uint8).reshape(k, 8)
         prefix = np.frombuffer(f"{kind}-".encode(), dtype=np.uint8)
         width = len(prefix) + TOKEN_HEX
         text = np.empty((k, width), dtype=np.uint8)
@@ -179,7 +195,7 @@ class Anonymizer:
         s = s.cast(pl.String)
         if kind in MOSTLY_DISTINCT:
             # one value per attempt: finding the few repeats (~0.2 s per million) costs more
-            # than hashing them again (~0.9 s per million values hashed)
+            # than hashing them again (~0.2 s per million compiled, 0.9 s with hashlib)
             return self.column(kind, s)
         distinct = s.drop_nulls().unique()
         if distinct.len() == 0:
