@@ -8,7 +8,8 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 .PHONY: setup demo test lint dev bench clean backfill smoke
 
-$(STAMP): pyproject.toml
+# the install also compiles pipelines/_hmac.c (tokenization), so an edit to it re-installs
+$(STAMP): pyproject.toml pipelines/_hmac.c
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
