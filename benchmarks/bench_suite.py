@@ -483,6 +483,13 @@ def markdown(doc: dict[str, Any]) -> str:
              f"Machine: {doc['machine']}. DuckDB memory_limit {doc['memory_limit']}. "
              "Wall seconds on a possibly shared machine; CPU seconds (all threads) beside them. "
              "Floor: one DuckDB pass over the columns the stage reads (benchmarks/floors.py).",
+             "", f"Tokenization: {doc.get('tokenizer', 'not recorded')}. Machine speed: the "
+             "floors run (plain DuckDB passes over the stages' inputs, nearly the same work "
+             "from one version of the code to the next) sets the pace of the machine: "
+             "compare it before comparing two suites' stage times: "
+             + "; ".join(f"{r['size']} {r['floors_run']['wall_s']:.2f} s wall, "
+                         f"{r['floors_run']['cpu_s']:.2f} s cpu" for r in runs
+                         if "wall_s" in r.get("floors_run", {})) + ".",
              "", "| size | stage | wall s | cpu s | peak RSS MiB | rows | floor s | / floor | "
              "/ floor (cpu) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
@@ -582,6 +589,17 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tokenizer() -> str:
+    """Which HMAC the ingest stage ran: the compiled module (pipelines/_hmac.c) or the
+    hashlib fallback of an install without a C compiler (several times the CPU)."""
+    from pipelines import anonymize
+
+    if anonymize._hmac is None:
+        return "hashlib fallback (pipelines/_hmac.c not compiled)"
+    return ("compiled, SHA extensions" if anonymize._hmac.accelerated()
+            else "compiled, portable C (no SHA extensions)")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1M,10M", help="attempts per run, e.g. 1M,10M or 20000")
@@ -617,7 +635,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} "
                       f"GiB RAM, load avg {os.getloadavg()[0]:.1f} at the end",
            "memory_limit": duckdb_config(work / "w.duckdb")["memory_limit"],
-           "goals_targets": GOALS, "runs": runs}
+           "tokenizer": _tokenizer(), "goals_targets": GOALS, "runs": runs}
     doc["goals"] = summarize(runs)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "bench.json").write_text(json.dumps(doc, indent=2) + "\n")
