@@ -220,6 +220,8 @@ TABLE_RULES: dict[str, TableRule] = {
     "measurement_coverage": TableRule(("item",)),
     "identifier_audit": TableRule(("table_name", "column_name"),
                                   out_of_range="n_tokens > n_values OR n_values < 0"),
+    "staging_inventory": TableRule(("item", "key"), nullable=("key",),
+                                   out_of_range="n < 0 OR n_first > n OR lo > hi"),
     # statistics layer (assets/statistics.py)
     "metrics_ci": TableRule(("segment", "metric")),
     "whatif_results": TableRule(("policy", "phase", "segment", "breakdown", "breakdown_value",

@@ -160,6 +160,8 @@ MODELS: tuple[SqlModel, ...] = (
     ),
     # every stored identifier value checked for the token form (the report's appendix D)
     SqlModel("identifier_audit", "metrics", ("requests", "samples", "jobs")),
+    # rows, spans, inventory and workload mix of the staging tables (the report's section 1)
+    SqlModel("staging_inventory", "metrics", ("requests", "samples", "jobs", "arrivals")),
 )
 BY_NAME: dict[str, SqlModel] = {m.name: m for m in MODELS}
 

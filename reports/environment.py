@@ -47,82 +47,83 @@ def environment(w: Reader, cov: Coverage) -> Environment:
                            named=True)], basis=None, num_cols=(2,),
                        empty="No rows were quarantined.")
 
+    # the large tables' rows, spans, inventory and mix come from staging_inventory, built by
+    # the pipeline (sql/metrics/staging_inventory.sql): no scan of them here
+    inv = w.q("staging_inventory", "SELECT item, key, n, n_first, lo, hi FROM "
+                                   "staging_inventory WHERE pilot = ?")
+    built = not inv.is_empty()
+
+    def items(item: str) -> pl.DataFrame:
+        return inv.filter(pl.col("item") == item) if built else inv
+
+    table_n = {r["key"]: r for r in items("rows").iter_rows(named=True)}
+    not_built = "not measured: needs the staging_inventory table"
     spans: list[list[str]] = []
-    for label, table, lo, hi in (
-            ("Phases", "phases", "min(start_ts)", "max(end_ts)"),
-            ("Requests (per-request rows)", "requests", "min(arrival_ts)", "max(arrival_ts)"),
-            ("Arrival trace (arrivals)", "arrivals", "min(ts)", "max(ts)"),
-            ("Time-series samples", "samples", "min(ts)", "max(ts)"),
-            ("Scheduler jobs", "jobs", "min(submit_ts)", "max(coalesce(end_ts, submit_ts))")):
-        d = w.q(table, f"SELECT {lo} AS lo, {hi} AS hi FROM {table} WHERE pilot = ?")
-        if d.is_empty() or d["lo"][0] is None:
+    ph = w.q("phases", "SELECT min(start_ts) AS lo, max(end_ts) AS hi FROM phases "
+                       "WHERE pilot = ?")
+    span_of = {"phases": None if ph.is_empty() else ph.row(0, named=True), **table_n}
+    for label, table in (("Phases", "phases"), ("Requests (per-request rows)", "requests"),
+                         ("Arrival trace (arrivals)", "arrivals"),
+                         ("Time-series samples", "samples"), ("Scheduler jobs", "jobs")):
+        d = span_of.get(table)
+        if d is None and table != "phases" and not built:
+            spans.append([label, "—", "—", not_built])
+        elif d is None or d["lo"] is None:
             spans.append([label, "—", "—", "no rows"])
         else:
-            spans.append([label, fmt.ts(d["lo"][0]), fmt.ts(d["hi"][0]),
-                          fmt.duration(d["hi"][0] - d["lo"][0])])
+            spans.append([label, fmt.ts(d["lo"]), fmt.ts(d["hi"]),
+                          fmt.duration(d["hi"] - d["lo"])])
     span_table = Table("Time span covered", ["Data", "From", "To", "Span"], spans, basis=None)
 
     counts = []
     for t in ("requests", "arrivals", "jobs", "samples", "quarantine", "ingest_log", "phases",
               "sla_targets", "thresholds"):
+        if t in ("requests", "arrivals", "jobs", "samples"):
+            counts.append([t, fmt.count(table_n[t]["n"]) if t in table_n else not_built])
+            continue
         d = w.q(t, f"SELECT count(*) AS n FROM {t} WHERE pilot = ?")
         counts.append([t, "table not built" if d.is_empty() else fmt.count(d["n"][0])])
     table_rows = Table("Rows per staging table", ["Table", "Rows"], counts, basis=None,
                        num_cols=(1,))
 
-    # pools, nodes and GPUs from every table that names them (requests, samples, jobs);
-    # the distinct triples first, so the four counts read a small set, not every row
-    where = [f"SELECT pool, node, gpu FROM {t} WHERE pilot = $1" for t in ("requests", "samples")
-             if w.has(t)]
-    if w.has("jobs"):
-        where.append("SELECT pool, node, NULL AS gpu FROM jobs WHERE pilot = $1")
-    inv = w.q("phases", f"""
-        WITH g AS (SELECT DISTINCT pool, node, gpu FROM ({" UNION ALL ".join(where)}))
-        SELECT (SELECT count(DISTINCT pool) FROM g) AS pools,
-               (SELECT count(DISTINCT node) FROM g) AS nodes,
-               (SELECT count(DISTINCT (node, gpu)) FROM g WHERE gpu IS NOT NULL) AS gpus,
-               (SELECT string_agg(DISTINCT pool, ', ' ORDER BY pool) FROM g) AS pool_names
-        """) if where else pl.DataFrame()
-    # the workload mix by model class and by priority class in one scan of requests (a
-    # pilot's largest table: each scan is seconds at 100 M attempts)
-    mixes = w.q("requests", """SELECT CASE WHEN grouping(model_class) = 0 THEN 'model_class'
-                    ELSE 'priority' END AS col, coalesce(model_class, priority) AS k,
-                    count(*) AS attempts, count(*) FILTER (WHERE attempt = 0) AS first
-                    FROM requests WHERE pilot = ?
-                    GROUP BY GROUPING SETS ((model_class), (priority))""")
-    prio_names = [] if mixes.is_empty() else sorted(
-        mixes.filter(pl.col("col") == "priority")["k"].to_list())
-    arr = w.q("arrivals", "SELECT count(*) AS n, string_agg(DISTINCT source, ', ') AS src "
-                          "FROM arrivals WHERE pilot = ?")
+    mixes = pl.concat([items("model_class"), items("priority")]) if built else inv
+    prio_names = sorted(k for k in items("priority")["key"].to_list() if k is not None) \
+        if built else []
+    pools = sorted(items("pool")["key"].to_list()) if built else []
+    one = {r["item"]: r["n"] for r in inv.iter_rows(named=True) if r["key"] == "*"}
+    arrival_sources = items("arrival_source")
+    n_arrivals = table_n["arrivals"]["n"] if "arrivals" in table_n else 0
     inv_rows: list[list[str]] = []
-    if not inv.is_empty():
-        r = inv.row(0, named=True)
+    if built:
         p = ", ".join(prio_names)
-        inv_rows = [["Pools", fmt.count(r["pools"]), r["pool_names"] or "—"],
-                    ["Nodes", fmt.count(r["nodes"]), "requests, samples and jobs"],
-                    ["GPUs", fmt.count(r["gpus"]), "distinct (node, gpu) in requests and "
-                     "samples"],
+        inv_rows = [["Pools", fmt.count(len(pools)), ", ".join(pools) or "—"],
+                    ["Nodes", fmt.count(one.get("nodes") or 0), "requests, samples and jobs"],
+                    ["GPUs", fmt.count(one.get("gpus") or 0), "distinct (node, gpu) in "
+                     "requests and samples"],
                     ["Priority classes", str(len(prio_names)), p or "— (no per-request rows)"]]
-    if not arr.is_empty() and arr["n"][0]:
-        inv_rows.append(["Arrivals (trace)", fmt.count(arr["n"][0]),
-                         f"arrival trace ({arr['src'][0] or 'source not named'}): timestamps "
+    if n_arrivals:
+        src = ", ".join(sorted(arrival_sources["key"].to_list()))
+        inv_rows.append(["Arrivals (trace)", fmt.count(n_arrivals),
+                         f"arrival trace ({src or 'source not named'}): timestamps "
                          "and token counts only, no pool, node or GPU"])
     inventory = Table("Inventory (distinct values in the staging tables)",
                       ["Entity", "Count", "Values / source"], inv_rows, basis=None,
-                      num_cols=(1,), empty="No requests, arrivals, samples or jobs for this "
-                                           "pilot.")
+                      num_cols=(1,), empty=("No requests, arrivals, samples or jobs for this "
+                                            "pilot." if built else
+                                            "Not measured: needs the staging_inventory table."))
 
     def mix(col: str, caption: str) -> Table:
-        d = mixes.filter(pl.col("col") == col).sort(
-            ["attempts", "k"], descending=[True, False]) if not mixes.is_empty() else mixes
-        tot = float(d["attempts"].sum()) if not d.is_empty() else 0.0
+        d = mixes.filter(pl.col("item") == col).sort(
+            ["n", "key"], descending=[True, False]) if not mixes.is_empty() else mixes
+        tot = float(d["n"].sum()) if not d.is_empty() else 0.0
         return Table(caption, [col.replace("_", " ").capitalize(), "Attempts",
                                "First attempts", "Share of attempts"],
-                     [[r["k"], fmt.count(r["attempts"]), fmt.count(r["first"]),
-                       fmt.share(r["attempts"], tot)] for r in d.iter_rows(named=True)],
+                     [[r["key"], fmt.count(r["n"]), fmt.count(r["n_first"]),
+                       fmt.share(r["n"], tot)] for r in d.iter_rows(named=True)],
                      basis=None, num_cols=(1, 2, 3),
-                     empty=f"No per-request rows (requests): the mix by {col.replace('_', ' ')} "
-                           "is not measured.")
+                     empty=(f"No per-request rows (requests): the mix by "
+                            f"{col.replace('_', ' ')} is not measured." if built else
+                            "Not measured: needs the staging_inventory table."))
 
     return Environment(sources, quarantine, span_table, table_rows, inventory,
                        mix("model_class", "Workload mix by model class"),
