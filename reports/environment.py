@@ -52,9 +52,12 @@ def environment(w: Reader, cov: Coverage) -> Environment:
     inv = w.q("staging_inventory", "SELECT item, key, n, n_first, lo, hi FROM "
                                    "staging_inventory WHERE pilot = ?")
     built = not inv.is_empty()
+    if not built:  # the same columns, no rows: every lookup below finds nothing
+        inv = pl.DataFrame(schema={"item": pl.String, "key": pl.String, "n": pl.Int64,
+                                   "n_first": pl.Int64, "lo": pl.Datetime, "hi": pl.Datetime})
 
     def items(item: str) -> pl.DataFrame:
-        return inv.filter(pl.col("item") == item) if built else inv
+        return inv.filter(pl.col("item") == item)
 
     table_n = {r["key"]: r for r in items("rows").iter_rows(named=True)}
     not_built = "not measured: needs the staging_inventory table"
@@ -86,10 +89,9 @@ def environment(w: Reader, cov: Coverage) -> Environment:
     table_rows = Table("Rows per staging table", ["Table", "Rows"], counts, basis=None,
                        num_cols=(1,))
 
-    mixes = pl.concat([items("model_class"), items("priority")]) if built else inv
-    prio_names = sorted(k for k in items("priority")["key"].to_list() if k is not None) \
-        if built else []
-    pools = sorted(items("pool")["key"].to_list()) if built else []
+    mixes = inv.filter(pl.col("item").is_in(["model_class", "priority"]))
+    prio_names = sorted(k for k in items("priority")["key"].to_list() if k is not None)
+    pools = sorted(items("pool")["key"].to_list())
     one = {r["item"]: r["n"] for r in inv.iter_rows(named=True) if r["key"] == "*"}
     arrival_sources = items("arrival_source")
     n_arrivals = table_n["arrivals"]["n"] if "arrivals" in table_n else 0
@@ -113,9 +115,8 @@ def environment(w: Reader, cov: Coverage) -> Environment:
                                             "Not measured: needs the staging_inventory table."))
 
     def mix(col: str, caption: str) -> Table:
-        d = mixes.filter(pl.col("item") == col).sort(
-            ["n", "key"], descending=[True, False]) if not mixes.is_empty() else mixes
-        tot = float(d["n"].sum()) if not d.is_empty() else 0.0
+        d = mixes.filter(pl.col("item") == col).sort(["n", "key"], descending=[True, False])
+        tot = float(d["n"].sum())
         return Table(caption, [col.replace("_", " ").capitalize(), "Attempts",
                                "First attempts", "Share of attempts"],
                      [[r["key"], fmt.count(r["n"]), fmt.count(r["n_first"]),
