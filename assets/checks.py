@@ -165,7 +165,10 @@ class TableRule:
 _METRIC_ROWS = ("phase", "segment", "breakdown", "breakdown_value", "metric")
 TABLE_RULES: dict[str, TableRule] = {
     "int_thresholds": TableRule(()),
-    # the id is kept only for requests with a retry (what int_attempts looks up)
+    # the requests with a retry: one row per logical id (what int_attempts looks up)
+    "int_retried_requests": TableRule(("logical_id",),
+                                      not_null=("phase", "segment", "first_arrival_ts")),
+    # the view of every logical request: the id is kept only for those with a retry
     "int_logical_requests": TableRule((), not_null=("phase", "segment", "first_arrival_ts"),
                                       sparse_key="logical_id"),
     # one row per request attempt; the request id is not kept (narrow table)

@@ -3,6 +3,8 @@
 Each file under sql/<layer>/<name>.sql is a SELECT over the warehouse parameterised by
 `$pilot`. Building it for a pilot replaces that pilot's rows in table <name> inside one
 transaction, so a failed build leaves the table as it was and re-runs are idempotent.
+A model marked `view` is a SELECT over other models' tables without `$pilot`: building it
+(re)defines view <name>, which serves every pilot and costs no write.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class SqlModel:
     name: str
     layer: str  # intermediate | metrics | topology
     deps: tuple[str, ...]  # tables read (staging tables included)
+    view: bool = False  # a view over `deps` for every pilot instead of a per-pilot table
 
     @property
     def path(self) -> Path:
@@ -35,11 +38,16 @@ class SqlModel:
 MODELS: tuple[SqlModel, ...] = (
     SqlModel("int_thresholds", "intermediate", ("thresholds",)),
     SqlModel(
-        "int_logical_requests", "intermediate", ("requests", "phases", "pilot_scope", "sla_targets")
+        "int_retried_requests", "intermediate", ("requests", "phases", "pilot_scope", "sla_targets")
     ),
     SqlModel(
         "int_attempts", "intermediate",
-        ("requests", "int_logical_requests", "phases", "pilot_scope", "sla_targets"),
+        ("requests", "int_retried_requests", "phases", "pilot_scope", "sla_targets"),
+    ),
+    # every logical request: the lone first attempts of int_attempts and int_retried_requests
+    SqlModel(
+        "int_logical_requests", "intermediate", ("int_attempts", "int_retried_requests"),
+        view=True,
     ),
     SqlModel("int_gpu_samples", "intermediate", ("samples", "phases", "pilot_scope")),
     SqlModel(
@@ -226,6 +234,8 @@ def build_model(
     or a folder of part files) instead of the SQL run here; the rest is unchanged."""
     m = BY_NAME[model] if isinstance(model, str) else model
     select_sql = m.sql().strip().rstrip(";")
+    if m.view:
+        return _build_view(con, m, select_sql, pilot)
     con.execute("BEGIN TRANSACTION")
     try:
         if m.layer == "metrics":
@@ -244,6 +254,29 @@ def build_model(
             _run(con, f'INSERT INTO "{m.name}" {select_sql}', pilot)
         else:
             con.execute(f'INSERT INTO "{m.name}" {parquet_select(con, parquet, wanted)}')
+        _, [(rows,)] = _run(con, f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot',
+                            pilot)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return int(rows)
+
+
+def _build_view(con: duckdb.DuckDBPyConnection, m: SqlModel, select_sql: str, pilot: str) -> int:
+    """(Re)define view `m.name` (a table of that name from an older version is dropped);
+    returns `pilot`'s row count, as build_model does for a table."""
+    if "$pilot" in select_sql:
+        raise ValueError(f"{m.path}: a view serves every pilot and cannot use $pilot")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        (tables,) = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
+            f"AND database_name = current_database() AND table_name = {_literal(m.name)}"
+        ).fetchone()
+        if tables:
+            con.execute(f'DROP TABLE "{m.name}"')
+        con.execute(f'CREATE OR REPLACE VIEW "{m.name}" AS {select_sql}')
         _, [(rows,)] = _run(con, f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot',
                             pilot)
         con.execute("COMMIT")

@@ -25,7 +25,7 @@ from pipelines.sql_models import build_model
 from pipelines.warehouse import SQL_DIR
 
 ALL = "(all pools)"
-MODELS = ("int_thresholds", "int_logical_requests", "int_attempts", "arrival_burstiness")
+MODELS = ("int_thresholds", "int_retried_requests", "int_attempts", "arrival_burstiness")
 # baseline starts 5 s into a burst window (windows are aligned to the epoch, not the phase)
 PHASES = (("baseline", "2025-12-31 23:59:55", "01:00:00"),
           ("validation", "01:00:00", "02:00:00"))

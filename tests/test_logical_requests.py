@@ -1,8 +1,8 @@
-"""int_logical_requests joins each first attempt to an aggregate of its retries only (the bulk
-of requests has no retry). Pinned here against the definition it replaces, one group by over
-every attempt (METRICS.md 1.3), on the cases where the two paths meet: retries whose end is
-unknown, an orphan retry, a retry in another pool, a request whose first attempt lies outside
-the phases.
+"""int_logical_requests is a view: the lone first attempts' rows of int_attempts and
+int_retried_requests, which joins each retried request's first attempt to an aggregate of
+its retries. Pinned here against the definition it replaces, one group by over every attempt
+(METRICS.md 1.3), on the cases where the paths meet: retries whose end is unknown, an orphan
+retry, a retry in another pool, a request whose first attempt lies outside the phases.
 
 int_attempts looks up only the logical requests that have a retry and applies the phase,
 segment and SLA rules to a lone first attempt's own row: pinned against the join of every
@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.sql_models import build_model
+from pipelines.sql_models import BY_NAME, SqlModel, build_model
 from pipelines.warehouse import SQL_DIR
 
 # METRICS.md 1.3 as one group by over every attempt (the former SQL of the model)
@@ -104,8 +104,8 @@ def _warehouse(path: Path, scope: str, rows: list[tuple]) -> duckdb.DuckDBPyConn
         "TIMESTAMP '2026-01-01 00:00:00' + to_seconds(?), ?, 1, 1)",
         [(i, par, att, pool, cls, "P1" if i in NO_TARGET else "P0", arr, end, st)
          for i, par, att, pool, cls, arr, end, st in rows])
-    build_model(c, "int_logical_requests", "p")
-    build_model(c, "int_attempts", "p")
+    for name in ("int_retried_requests", "int_attempts", "int_logical_requests"):
+        build_model(c, name, "p")
     return c
 
 
@@ -173,3 +173,47 @@ def test_attempts_equal_the_join_of_every_attempt(tmp_path, scope):
     assert {r[0] for r in rows} == {"baseline", "validation"}
     assert {r[2] for r in rows} == {True, False, None}  # P1 has no target: NULL
     assert len({r[1] for r in rows}) == (1 if "'all'" in scope else 2)
+
+
+def test_view_under_every_scope_equals_the_group_by(tmp_path):
+    for i, scope in enumerate(("'all', NULL, NULL, NULL", "'priorities', NULL, ['P1'], NULL",
+                               "'share', NULL, NULL, 0.5")):
+        c = _warehouse(tmp_path / f"w{i}.duckdb", scope, ROWS + MORE_ROWS)
+        got = f"SELECT {COLUMNS} FROM int_logical_requests WHERE pilot = 'p'"
+        want = (f"SELECT * REPLACE (CASE WHEN logical_id IN ({RETRIED}) THEN logical_id END "
+                f"AS logical_id) FROM (SELECT {COLUMNS} FROM ({DEFINITION})) "
+                "WHERE first_arrival_ts >= TIMESTAMP '2026-01-01 00:00:00' "
+                "AND first_arrival_ts < TIMESTAMP '2026-01-01 02:00:00'")
+        for a, b in ((want, got), (got, want)):
+            assert c.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0] == 0
+        # a lone first attempt is written once, in int_attempts; the table holds the retried
+        assert c.execute("SELECT count(*) FROM int_retried_requests "
+                         "WHERE logical_id IS NULL").fetchone() == (0,)
+
+
+def test_view_replaces_the_table_of_an_older_version_and_serves_every_pilot(tmp_path):
+    c = _warehouse(tmp_path / "w.duckdb", "'all', NULL, NULL, NULL", ROWS)
+    want = c.execute(f"SELECT {COLUMNS} FROM int_logical_requests ORDER BY ALL").fetchall()
+    # a warehouse built before the view: int_logical_requests was a table
+    c.execute("DROP VIEW int_logical_requests")
+    c.execute(f"CREATE TABLE int_logical_requests AS SELECT 'p' AS pilot, {COLUMNS} "
+              "FROM (SELECT NULL AS logical_id, 'x' AS pool, 'P0' AS priority, "
+              "TIMESTAMP '2026-01-01' AS first_arrival_ts, 1.0 AS latency_s, "
+              "'ok' AS outcome, 1 AS attempts)")
+    assert build_model(c, "int_logical_requests", "p") == len(want)
+    assert build_model(c, "int_logical_requests", "p") == len(want)  # idempotent
+    assert c.execute(f"SELECT {COLUMNS} FROM int_logical_requests ORDER BY ALL"
+                     ).fetchall() == want
+    assert c.execute("SELECT table_type FROM information_schema.tables "
+                     "WHERE table_name = 'int_logical_requests'").fetchall() == [("VIEW",)]
+    assert build_model(c, "int_logical_requests", "another pilot") == 0
+
+
+def test_a_view_cannot_take_the_pilot_parameter(tmp_path):
+    c = duckdb.connect(str(tmp_path / "w.duckdb"))
+    # the SQL of a table model (it filters on $pilot) cannot define a view
+    bad = SqlModel("int_attempts", "intermediate", (), view=True)
+    with pytest.raises(ValueError, match="cannot use .pilot"):
+        build_model(c, bad, "p")
+    assert BY_NAME["int_logical_requests"].view
+    assert c.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone() == (0,)

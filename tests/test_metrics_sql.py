@@ -205,8 +205,10 @@ def test_pilot_name_and_catalog_text_are_bound_as_values(tmp_path):
     _seed(c, "o'p")
     _seed(c, "p1")
     rows = {m: build_model(c, m, "o'p")
-            for m in ("int_thresholds", "int_logical_requests", "int_attempts")}
-    assert rows == {"int_thresholds": 1, "int_logical_requests": 5, "int_attempts": 6}
+            for m in ("int_thresholds", "int_retried_requests", "int_attempts",
+                      "int_logical_requests")}
+    assert rows == {"int_thresholds": 1, "int_retried_requests": 1, "int_attempts": 6,
+                    "int_logical_requests": 5}
     assert c.execute("SELECT DISTINCT pilot FROM int_attempts").fetchall() == [("o'p",)]
     refresh_metric_catalog(c)
     assert c.execute("SELECT * FROM metric_catalog").fetchall() == [

@@ -37,7 +37,7 @@ PILOT = "spark-assets"
 OTHER = "other-pilot"  # rows of another pilot that a build must leave alone
 SCALE = 0.005  # ~15 k request attempts: the wiring is under test here, not the SQL (parity)
 # built on DuckDB first, in MODELS order
-DUCK = ("int_thresholds", "int_logical_requests", "int_attempts", "int_gpu_samples",
+DUCK = ("int_thresholds", "int_retried_requests", "int_attempts", "int_gpu_samples",
         "burst_windows", "burst_episodes", "energy_latency_windows", "hidden_idle_map")
 # then on Spark: int_gpu_samples feeds a metric and a topology table with Spark's result,
 # burst_episodes reads Spark's int_thresholds and DuckDB's burst_windows

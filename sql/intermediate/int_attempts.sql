@@ -7,10 +7,11 @@
 -- recorded end_ts (TELEMETRY.md allows it) counts at the pilot's cap, the longest wait any
 -- attempt recorded: leaving them out would keep only the attempts that got served.
 -- Most logical requests are one first attempt: such an attempt is its logical request, so
--- its phase, segment and met_sla are int_logical_requests' rules applied to its own row.
+-- its phase, segment and met_sla are int_retried_requests' rules applied to its own row, and
+-- int_logical_requests reads its row from here (`logical_retried` false).
 -- Only the logical requests that have a retry (or an orphan retry) are looked up in
--- int_logical_requests: joining every attempt to it on its 20-character id built a hash
--- table as long as the table, which spilled at 100 M attempts (279 -> 133 CPU s, same rows).
+-- int_retried_requests: joining every attempt to a table of every logical request on its
+-- 20-character id built a hash table as long as the table, which spilled at 100 M attempts.
 WITH cap AS (
     SELECT max(coalesce(epoch_us(start_ts), epoch_us(end_ts)) - epoch_us(arrival_ts)) / 1e6
                AS cap_s
@@ -18,7 +19,7 @@ WITH cap AS (
     WHERE pilot = $pilot
 ),
 -- every logical request with an attempt that is not a first attempt; its phase is NULL when
--- it has no row in int_logical_requests (it began outside every phase): its attempts are out
+-- it has no row in int_retried_requests (it began outside every phase): its attempts are out
 retried AS (
     SELECT k.logical_id, l.phase, l.segment, l.met_sla
     FROM (
@@ -26,11 +27,10 @@ retried AS (
         FROM requests
         WHERE pilot = $pilot AND (parent_request_id IS NOT NULL OR attempt <> 0)
     ) k
-    -- int_logical_requests keeps the id of exactly these requests (NULL for the others)
     LEFT JOIN (
         SELECT logical_id, phase, segment, met_sla
-        FROM int_logical_requests
-        WHERE pilot = $pilot AND logical_id IS NOT NULL
+        FROM int_retried_requests
+        WHERE pilot = $pilot
     ) l ON l.logical_id = k.logical_id
 ),
 scope AS (SELECT * FROM pilot_scope WHERE pilot = $pilot),
@@ -45,7 +45,7 @@ tagged AS (
     WHERE r.pilot = $pilot
 ),
 logical AS (
-    -- a lone first attempt: int_logical_requests' phase, segment and met_sla rules on its
+    -- a lone first attempt: int_retried_requests' phase, segment and met_sla rules on its
     -- row (first arrival = its arrival, last end = its end, outcome = its status)
     SELECT a.*,
         CASE WHEN a.retried THEN a.m_phase ELSE p.phase END AS phase,
@@ -88,6 +88,7 @@ SELECT
     r.phase,
     r.segment,
     r.met_sla AS logical_met_sla,
+    r.retried AS logical_retried,
     epoch_us(r.arrival_ts) AS arrival_us,
     coalesce((coalesce(epoch_us(r.start_ts), epoch_us(r.end_ts)) - epoch_us(r.arrival_ts)) / 1e6,
              cap.cap_s)                                       AS queue_wait_s,
