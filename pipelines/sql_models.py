@@ -9,6 +9,8 @@ A model marked `view` is a SELECT over other models' tables without `$pilot`: bu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,6 +226,23 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str
     return [(r[0], r[1]) for r in rows] or None
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: a failed build leaves the warehouse as it was."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _pilot_rows(con: duckdb.DuckDBPyConnection, name: str, pilot: str) -> int:
+    _, [(rows,)] = _run(con, f'SELECT count(*) FROM "{name}" WHERE pilot = $pilot', pilot)
+    return int(rows)
+
+
 def build_model(
     con: duckdb.DuckDBPyConnection, model: SqlModel | str, pilot: str,
     *, parquet: Path | None = None,
@@ -236,8 +255,7 @@ def build_model(
     select_sql = m.sql().strip().rstrip(";")
     if m.view:
         return _build_view(con, m, select_sql, pilot)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         if m.layer == "metrics":
             refresh_metric_catalog(con)  # units come from the Python catalog
         wanted = _columns(con, select_sql, pilot)
@@ -254,13 +272,7 @@ def build_model(
             _run(con, f'INSERT INTO "{m.name}" {select_sql}', pilot)
         else:
             con.execute(f'INSERT INTO "{m.name}" {parquet_select(con, parquet, wanted)}')
-        _, [(rows,)] = _run(con, f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot',
-                            pilot)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return int(rows)
+        return _pilot_rows(con, m.name, pilot)
 
 
 def _build_view(con: duckdb.DuckDBPyConnection, m: SqlModel, select_sql: str, pilot: str) -> int:
@@ -268,8 +280,7 @@ def _build_view(con: duckdb.DuckDBPyConnection, m: SqlModel, select_sql: str, pi
     returns `pilot`'s row count, as build_model does for a table."""
     if "$pilot" in select_sql:
         raise ValueError(f"{m.path}: a view serves every pilot and cannot use $pilot")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         (tables,) = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
             f"AND database_name = current_database() AND table_name = {_literal(m.name)}"
@@ -277,13 +288,7 @@ def _build_view(con: duckdb.DuckDBPyConnection, m: SqlModel, select_sql: str, pi
         if tables:
             con.execute(f'DROP TABLE "{m.name}"')
         con.execute(f'CREATE OR REPLACE VIEW "{m.name}" AS {select_sql}')
-        _, [(rows,)] = _run(con, f'SELECT count(*) FROM "{m.name}" WHERE pilot = $pilot',
-                            pilot)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return int(rows)
+        return _pilot_rows(con, m.name, pilot)
 
 
 def build_all(con: duckdb.DuckDBPyConnection, pilot: str) -> dict[str, int]:
