@@ -59,9 +59,12 @@ def remove_pilot(data: Path, pilot: str) -> tuple[int, bool]:
     if path.is_file():
         con = duckdb.connect(str(path))
         try:
+            # tables only: a view (int_logical_requests) shows their rows, it holds none
             tables = [t for (t,) in con.execute(
-                "SELECT table_name FROM information_schema.columns WHERE column_name = 'pilot'"
-                " AND table_schema = current_schema()").fetchall()]
+                "SELECT c.table_name FROM information_schema.columns c "
+                "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)"
+                " WHERE c.column_name = 'pilot' AND c.table_schema = current_schema()"
+                " AND t.table_type = 'BASE TABLE'").fetchall()]
             con.execute("BEGIN")
             for t in tables:
                 (n,) = con.execute(f'SELECT count(*) FROM "{t}" WHERE pilot = ?',  # noqa: S608

@@ -48,6 +48,9 @@ def test_pilots_lists_landing_and_partitions(tmp_path: Path, monkeypatch) -> Non
 
 def test_pilots_remove_deletes_rows_and_partition(tmp_path: Path, monkeypatch) -> None:
     data, inst = _setup(tmp_path, monkeypatch)
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        # a view with a pilot column (as int_logical_requests): its rows are its table's
+        con.execute("CREATE VIEW a_view_of_phases AS SELECT * FROM phases")
     out = runner.invoke(app, ["pilots", "remove", "gone"], input="n\n")
     assert out.exit_code == 1 and inst.has_dynamic_partition(PILOT_PARTITIONS_NAME, "gone")
 
@@ -58,6 +61,7 @@ def test_pilots_remove_deletes_rows_and_partition(tmp_path: Path, monkeypatch) -
     assert inst.has_dynamic_partition(PILOT_PARTITIONS_NAME, "kept")
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT DISTINCT pilot FROM phases").fetchall() == [("kept",)]
+        assert con.execute("SELECT DISTINCT pilot FROM a_view_of_phases").fetchall() == [("kept",)]
 
     out = runner.invoke(app, ["pilots", "remove", "gone", "--yes"])
     assert out.exit_code == 2

@@ -41,10 +41,12 @@ def scan_for_raw_ids(con: duckdb.DuckDBPyConnection, pilot: str, anon: Anonymize
     the few non-token texts come to Python, are hashed under every kind, and their tokens are
     looked up in the stored ones with one semi-join."""
     report = LeakReport()
+    # stored values only: a view (int_logical_requests) shows its tables' values again
     columns = con.execute(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "JOIN information_schema.tables USING (table_catalog, table_schema, table_name) "
         "WHERE table_schema = 'main' AND table_catalog = current_database() "
-        "AND (data_type = 'VARCHAR' OR data_type = 'VARCHAR[]')"
+        "AND table_type = 'BASE TABLE' AND (data_type = 'VARCHAR' OR data_type = 'VARCHAR[]')"
     ).fetchall()
     with_pilot = {t for (t,) in con.execute(
         "SELECT table_name FROM information_schema.columns WHERE column_name = 'pilot'"
