@@ -14,6 +14,7 @@ from pipelines.config import PILOT_FILE
 from pipelines.partitions import PILOT_PARTITIONS_NAME
 from pipelines.resources import default_warehouse_path
 from pipelines.runner import instance
+from pipelines.warehouse import stored_columns
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,7 @@ def remove_pilot(data: Path, pilot: str) -> tuple[int, bool]:
     if path.is_file():
         con = duckdb.connect(str(path))
         try:
-            # tables only: a view (int_logical_requests) shows their rows, it holds none
-            tables = [t for (t,) in con.execute(
-                "SELECT c.table_name FROM information_schema.columns c "
-                "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)"
-                " WHERE c.column_name = 'pilot' AND c.table_schema = current_schema()"
-                " AND t.table_type = 'BASE TABLE'").fetchall()]
+            tables = [t for t, column, _ in stored_columns(con) if column == "pilot"]
             con.execute("BEGIN")
             for t in tables:
                 (n,) = con.execute(f'SELECT count(*) FROM "{t}" WHERE pilot = ?',  # noqa: S608

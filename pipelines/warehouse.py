@@ -59,3 +59,14 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every staging table (the DDL is idempotent: CREATE TABLE IF NOT EXISTS)."""
     for ddl in sorted((SQL_DIR / "staging").glob("*.sql")):
         con.execute(ddl.read_text(encoding="utf-8"))
+
+
+def stored_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """(table, column, type) of every base table of the warehouse, in column order. Views
+    (int_logical_requests) are left out: they hold no rows of their own, so code that deletes
+    or scans a pilot's stored rows must not visit them."""
+    return [(t, c, d) for t, c, d in con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "JOIN information_schema.tables USING (table_catalog, table_schema, table_name) "
+        "WHERE table_schema = 'main' AND table_catalog = current_database() "
+        "AND table_type = 'BASE TABLE' ORDER BY table_name, ordinal_position").fetchall()]

@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from pipelines.anonymize import COLUMN_KINDS, TOKEN_RE, Anonymizer
+from pipelines.warehouse import stored_columns
 
 WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
 MAX_CANDIDATES = 500_000  # distinct texts examined; beyond that the check says it sampled
@@ -41,16 +42,9 @@ def scan_for_raw_ids(con: duckdb.DuckDBPyConnection, pilot: str, anon: Anonymize
     the few non-token texts come to Python, are hashed under every kind, and their tokens are
     looked up in the stored ones with one semi-join."""
     report = LeakReport()
-    # stored values only: a view (int_logical_requests) shows its tables' values again
-    columns = con.execute(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns "
-        "JOIN information_schema.tables USING (table_catalog, table_schema, table_name) "
-        "WHERE table_schema = 'main' AND table_catalog = current_database() "
-        "AND table_type = 'BASE TABLE' AND (data_type = 'VARCHAR' OR data_type = 'VARCHAR[]')"
-    ).fetchall()
-    with_pilot = {t for (t,) in con.execute(
-        "SELECT table_name FROM information_schema.columns WHERE column_name = 'pilot'"
-    ).fetchall()}
+    stored = stored_columns(con)  # a view would show its tables' values a second time
+    columns = [(t, c, d) for t, c, d in stored if d in ("VARCHAR", "VARCHAR[]")]
+    with_pilot = {t for t, c, _ in stored if c == "pilot"}
     texts: dict[str, set[str]] = {}
     seen = f"__leak_tokens_{uuid.uuid4().hex}"  # connection-local temp table, dropped below
     con.execute(f"CREATE TEMP TABLE {seen} (v VARCHAR)")
