@@ -28,7 +28,7 @@ from pipelines.sql_models import BY_NAME, MODELS, build_model
 from pipelines.warehouse import duckdb_config
 from tests.simulated_pilot import write_simulated_pilot
 from tests.spark_session import spark  # noqa: F401  (session fixture)
-from tests.test_spark_parity import _kinds, compare
+from tests.table_compare import compare, kinds_of
 
 # the Spark files are scheduled first (tests/conftest.py); the mark names them
 pytestmark = pytest.mark.xdist_group("spark")
@@ -105,7 +105,7 @@ def test_spark_assets_land_the_duckdb_tables(spark, duck_built) -> None:  # noqa
             assert s_other == d_other > 0, f"{n}: another pilot's rows were touched"
             assert counts[n] == s_rows.num_rows, n
             assert d_rows.num_rows > 0, f"{n}: DuckDB built no rows"
-            problems += compare(n, d_rows, s_rows, _kinds(con, n))
+            problems += compare(n, d_rows, s_rows, kinds_of(con, n))
     assert not problems, "\n".join(problems)
     # the exchanged Parquet is removed with the run (one folder per run under <db>.tmp/spark)
     exchanged = db.parent / (db.name + ".tmp") / "spark"

@@ -18,7 +18,7 @@ import sqlglot
 from pipelines.engine.fixups import UntranslatableSQL
 from pipelines.engine.translate import translate
 from tests.spark_session import spark  # noqa: F401  (session fixture)
-from tests.test_spark_parity import compare
+from tests.table_compare import compare
 
 # the Spark files are scheduled first (tests/conftest.py); the mark names them
 pytestmark = pytest.mark.xdist_group("spark")
