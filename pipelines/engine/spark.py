@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipelines.engine.translate import translate_model
+from pipelines.engine.translate import translate_model, translate_steps
 from pipelines.metric_catalog import CATALOG
 from pipelines.sql_models import BY_NAME, MODELS, SqlModel
 
@@ -132,6 +132,11 @@ def export_tables(
     return out
 
 
+def _is_connect(spark: SparkSession) -> bool:
+    """A Spark Connect session (its plans are resolved on the server, when they run)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -176,8 +181,21 @@ class SparkEngine:
         return translate_model(m, pilot, list_columns=self.list_columns)
 
     def run_model(self, model: SqlModel | str, pilot: str) -> DataFrame:
-        """The model's result for `pilot` (lazy: Spark runs it when it is read)."""
-        return self.spark.sql(self.sql(model, pilot))
+        """The model's result for `pilot`. Each CTE the model's SQL reads more than once is
+        computed first, once (localCheckpoint), where Spark would compute it at every read
+        (shared_ctes.py); the rest is lazy: Spark runs it when the result is read."""
+        m = BY_NAME[model] if isinstance(model, str) else model
+        steps, final = translate_steps(m.sql(), pilot, list_columns=self.list_columns,
+                                       view_prefix=f"__cte_{m.name}_")
+        for view, sql in steps:
+            self.spark.sql(sql).localCheckpoint(eager=True).createOrReplaceTempView(view)
+        result = self.spark.sql(final)
+        if not _is_connect(self.spark):
+            # a classic session has resolved the views into the result's plan (as PySpark's
+            # own `spark.sql(text, df=...)` does); Spark Connect resolves them when the
+            # result runs, so there they stay, replaced at the model's next run
+            self.drop(view for view, _ in steps)
+        return result
 
     def run(
         self,

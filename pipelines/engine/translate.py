@@ -14,6 +14,7 @@ import sqlglot
 from sqlglot import exp
 
 from pipelines.engine.fixups import UntranslatableSQL, apply_fixups
+from pipelines.engine.shared_ctes import split_shared_ctes
 from pipelines.sql_models import SqlModel
 from pipelines.warehouse import SQL_DIR
 
@@ -53,9 +54,23 @@ def translate(
 ) -> str:
     """DuckDB SQL -> Spark SQL. `pilot` replaces the `$pilot` parameter; `list_columns` adds
     list-typed column names to the staging ones (for len() of a list)."""
-    tree = to_spark_tree(sql.strip().rstrip(";"), pilot, list_columns)
+    return _spark_sql(to_spark_tree(sql.strip().rstrip(";"), pilot, list_columns), pretty)
+
+
+def _spark_sql(tree: exp.Expression, pretty: bool = False) -> str:
     # unsupported="raise": SQLGlot must not emit SQL it knows Spark cannot run
     return tree.sql(dialect="spark", pretty=pretty, unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+
+def translate_steps(
+    sql: str, pilot: str | None = None, *, list_columns: Iterable[str] = (),
+    view_prefix: str = "__cte_",
+) -> tuple[list[tuple[str, str]], str]:
+    """translate(...) as (view, Spark SQL) steps to materialize in order, then the query that
+    reads them: each CTE read more than once is one step (shared_ctes.py)."""
+    tree = to_spark_tree(sql.strip().rstrip(";"), pilot, list_columns)
+    steps = split_shared_ctes(tree, view_prefix)
+    return [(v, _spark_sql(q)) for v, q in steps.shared], _spark_sql(steps.final)
 
 
 def translate_model(
@@ -65,4 +80,4 @@ def translate_model(
 
 
 __all__ = ["UntranslatableSQL", "staging_list_columns", "to_spark_tree", "translate",
-           "translate_model"]
+           "translate_model", "translate_steps"]
