@@ -121,7 +121,7 @@ def test_pull_reaches_a_report(pulled: Path, monkeypatch: pytest.MonkeyPatch) ->
     data = pulled.parent.parent
     monkeypatch.setenv("STABILIS_DATA_DIR", str(data))
     # the HTML is checked here; the PDF's layout, made from the same HTML, in
-    # tests/test_pilot_matrix.py (PDF_KIND) and tests/test_dagster.py
+    # tests/test_pilot_matrix.py (PDF_KIND) and tests/test_report*.py
     monkeypatch.setattr(weasyprint.HTML, "write_pdf", placeholder_pdf)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     before = manifest(pulled)

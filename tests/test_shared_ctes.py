@@ -94,3 +94,21 @@ def test_recursive_or_duplicate_names_are_left_to_the_engine() -> None:
                 "WHERE n < 3) SELECT * FROM a JOIN a AS b USING (n)",
                 "SELECT * FROM r"):
         assert split(sql).shared == []
+
+
+def test_a_cte_of_small_tables_only_is_recomputed_where_it_is_read(con) -> None:
+    # `th` reads a pilot's settings only: cheaper inline than as a step of its own; `big`
+    # reads `th` and the large table, and is shared: a step that takes `th` along
+    con.execute("CREATE TABLE thresholds AS SELECT 10 AS cut")
+    sql = """WITH th AS (SELECT cut FROM thresholds),
+                  big AS (SELECT g, count(*) AS n FROM r, th WHERE i < th.cut GROUP BY g)
+             SELECT b.g, b.n, th.cut FROM big b JOIN big b2 USING (g) CROSS JOIN th"""
+    steps = split_shared_ctes(sqlglot.parse_one(sql, read="duckdb"), PREFIX,
+                              frozenset({"THRESHOLDS"}))
+    assert [v for v, _ in steps.shared] == [f"{PREFIX}big"]
+    assert cte_names(steps.shared[0][1]) == ["th", "big"]
+    assert cte_names(steps.final) == ["th"]
+    for view, query in steps.shared:
+        con.execute(f"CREATE TEMP TABLE {view} AS {query.sql('duckdb')}")
+    assert sorted(con.execute(steps.final.sql("duckdb")).fetchall()) == sorted(
+        con.execute(sql).fetchall())

@@ -30,6 +30,10 @@ STAGING_INPUTS: tuple[str, ...] = (
     "requests", "samples", "jobs", "arrivals", "phases", "pilot_scope", "sla_targets",
     "thresholds",
 )
+# A pilot's settings: a few rows whatever its traffic. A CTE reading only these is recomputed
+# where it is read rather than computed on its own (shared_ctes.py).
+SMALL_TABLES = frozenset({"phases", "pilot_scope", "sla_targets", "thresholds", "pilots",
+                          "int_thresholds", "metric_catalog"})
 
 SESSION_CONF: dict[str, str] = {
     # ANSI mode set explicitly: its default changed (off in 3.x, on in 4.x) and it decides
@@ -186,7 +190,7 @@ class SparkEngine:
         (shared_ctes.py); the rest is lazy: Spark runs it when the result is read."""
         m = BY_NAME[model] if isinstance(model, str) else model
         steps, final = translate_steps(m.sql(), pilot, list_columns=self.list_columns,
-                                       view_prefix=f"__cte_{m.name}_")
+                                       view_prefix=f"__cte_{m.name}_", small=SMALL_TABLES)
         for view, sql in steps:
             self.spark.sql(sql).localCheckpoint(eager=True).createOrReplaceTempView(view)
         result = self.spark.sql(final)

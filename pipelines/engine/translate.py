@@ -64,12 +64,13 @@ def _spark_sql(tree: exp.Expression, pretty: bool = False) -> str:
 
 def translate_steps(
     sql: str, pilot: str | None = None, *, list_columns: Iterable[str] = (),
-    view_prefix: str = "__cte_",
+    view_prefix: str = "__cte_", small: frozenset[str] = frozenset(),
 ) -> tuple[list[tuple[str, str]], str]:
     """translate(...) as (view, Spark SQL) steps to materialize in order, then the query that
-    reads them: each CTE read more than once is one step (shared_ctes.py)."""
+    reads them: each CTE read more than once, and reading more than the `small` tables, is
+    one step (shared_ctes.py)."""
     tree = to_spark_tree(sql.strip().rstrip(";"), pilot, list_columns)
-    steps = split_shared_ctes(tree, view_prefix)
+    steps = split_shared_ctes(tree, view_prefix, small)
     return [(v, _spark_sql(q)) for v, q in steps.shared], _spark_sql(steps.final)
 
 
