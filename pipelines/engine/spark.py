@@ -30,10 +30,12 @@ STAGING_INPUTS: tuple[str, ...] = (
     "requests", "samples", "jobs", "arrivals", "phases", "pilot_scope", "sla_targets",
     "thresholds",
 )
-# A pilot's settings: a few rows whatever its traffic. A CTE reading only these is recomputed
-# where it is read rather than computed on its own (shared_ctes.py).
+# Tables of a few rows (a pilot's settings) or a few thousand (per metric, quantile or job)
+# whatever the pilot's traffic. A CTE reading only these is recomputed where it is read
+# rather than run as a Spark job of its own (shared_ctes.py).
 SMALL_TABLES = frozenset({"phases", "pilot_scope", "sla_targets", "thresholds", "pilots",
-                          "int_thresholds", "metric_catalog"})
+                          "int_thresholds", "metric_catalog", "int_headline_quantiles",
+                          "latency_histogram_quantiles", "job_timeline", "metrics_headline"})
 
 SESSION_CONF: dict[str, str] = {
     # ANSI mode set explicitly: its default changed (off in 3.x, on in 4.x) and it decides
