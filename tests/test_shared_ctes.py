@@ -89,9 +89,11 @@ def test_a_name_read_before_its_cte_is_the_table() -> None:
     assert "r" in tables_read(step.args["with_"].expressions[0])  # x still reads the table
 
 
-def test_recursive_or_duplicate_names_are_left_to_the_engine() -> None:
+def test_recursive_or_nested_withs_are_left_to_the_engine() -> None:
     for sql in ("WITH RECURSIVE a AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM a "
                 "WHERE n < 3) SELECT * FROM a JOIN a AS b USING (n)",
+                "WITH a AS (SELECT * FROM r) SELECT * FROM a JOIN (WITH a AS (SELECT 1 AS i) "
+                "SELECT * FROM a) b USING (i) JOIN a AS c USING (i)",
                 "SELECT * FROM r"):
         assert split(sql).shared == []
 

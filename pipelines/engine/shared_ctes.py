@@ -46,6 +46,8 @@ def split_shared_ctes(tree: exp.Expression, view_prefix: str,
     with_ = tree.args.get(WITH)
     if not isinstance(with_, exp.With) or with_.args.get("recursive"):
         return Steps([], tree)
+    if any(w is not with_ for w in tree.find_all(exp.With)):
+        return Steps([], tree)  # a WITH inside may shadow a name: leave the scoping to Spark
     tree = tree.copy()
     ctes: list[exp.CTE] = list(tree.args[WITH].expressions)
     names = [c.alias_or_name.lower() for c in ctes]
