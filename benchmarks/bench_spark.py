@@ -200,8 +200,9 @@ def _sum(models: dict[str, dict[str, Any]], key: str) -> float:
 def _run_markdown(run: dict[str, Any]) -> list[str]:
     duck, spark = run["duckdb"], run["spark"]
     n = run["attempts"]
+    niced = "" if "nice" not in run else f", nice {run['nice']}" if run["nice"] else ", not niced"
     lines = [f"## {label(n)} attempts ({run['generated']}, load avg {run['load_avg']:.1f} at "
-             "the end)", ""]
+             f"the end{niced})", ""]
     if run.get("note"):
         lines += [run["note"], ""]
     lines.append(f"Spark `{run['master']}`, session start {run['spark_session_start_s']:.1f} s "
@@ -295,9 +296,9 @@ def markdown(doc: dict[str, Any]) -> str:
              "copies of the same warehouse (`benchmarks/bench_spark.py`). Spark times include "
              "the Parquet exchange of each model (its inputs out of DuckDB, its result back "
              "in), as `STABILIS_SQL_ENGINE=spark` builds an asset. CPU seconds are this "
-             "process's (DuckDB's threads included) plus the Spark JVM's. Machine: 2 cores "
-             "shared with other engineers' runs, benchmark niced (`nice -n 19`) from the "
-             "10 M run on: every time is an upper bound.", ""]
+             "process's (DuckDB's threads included) plus the Spark JVM's. Machine: 2 cores, "
+             "possibly shared with other engineers' runs: each run gives its load and whether "
+             "it was niced; a niced or loaded run's times are upper bounds.", ""]
     for size in sorted(doc["runs"], key=parse_size):
         lines += _run_markdown(doc["runs"][size])
     return "\n".join(lines)
@@ -330,7 +331,8 @@ def main() -> None:
     run = {"generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "attempts": attempts,
            "master": args.master, "spark_session_start_s": spark["session_start_s"],
            "spark_settings": spark["settings"], "jvm_peak_rss_mib": spark["jvm_peak_rss_mib"],
-           "duckdb": duck, "spark": spark["models"], "load_avg": os.getloadavg()[0], **prep}
+           "duckdb": duck, "spark": spark["models"], "load_avg": os.getloadavg()[0],
+           "nice": os.nice(0), **prep}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench_spark.json"
     doc = _legacy(json.loads(path.read_text())) if path.exists() else {"runs": {}}
