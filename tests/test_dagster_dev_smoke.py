@@ -139,6 +139,25 @@ REPOSITORY = """
 """
 
 
+LATEST_TICK = """
+query($r: RepositorySelector!) { repositoryOrError(repositorySelector: $r) {
+    ... on Repository { sensors { name sensorState { ticks(limit: 1) { status } } } } } }
+"""
+
+
+def wait_for_ticks_to_end(server: Server, selector: dict[str, str], timeout_s: float = 60
+                          ) -> None:
+    """Until the landing sensor's latest tick is over (not STARTED)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sensors = server.gql(LATEST_TICK, r=selector)["repositoryOrError"]["sensors"]
+        ticks = next(s["sensorState"]["ticks"] for s in sensors if s["name"] == "pilot_landing")
+        if not ticks or ticks[0]["status"] != "STARTED":
+            return
+        assert time.monotonic() < deadline, "the landing sensor's tick never ended"
+        time.sleep(0.5)
+
+
 def test_dagster_dev_serves_the_control_room_and_runs_a_pilot(server: Server):
     t0 = time.monotonic()
     (repo,) = server.gql(REPOSITORY)["repositoriesOrError"]["nodes"]
@@ -177,6 +196,9 @@ def test_dagster_dev_serves_the_control_room_and_runs_a_pilot(server: Server):
         s=sensor["sensorState"]["selectorId"],
     )["stopSensor"]
     assert stopped["instigationState"]["status"] == "STOPPED", stopped
+    # a tick under way when the sensor stopped still ends: had it seen the pilot, it would
+    # report a landing_status materialization and start a run of its own
+    wait_for_ticks_to_end(server, selector)
     (server.data / "landing" / ".incoming" / PILOT).rename(server.data / "landing" / PILOT)
 
     added = server.gql(
