@@ -167,3 +167,12 @@ def test_chained_run_matches(spark, warehouse) -> None:  # noqa: F811
         eng.register_parquet({n: paths[n] for n in CHAIN})
     assert set(results) == set(CHAIN)
     assert not problems, "\n".join(problems)
+
+
+def test_no_step_view_outlives_its_model(spark, engine) -> None:  # noqa: F811
+    """Shared-CTE steps (pipelines/engine/shared_ctes.py) are views of one model's run: a
+    classic session drops them once the result is analysed, so no later query can read
+    them. Runs after the models above (file order); findings has the most steps."""
+    engine.run_model("findings", PILOT).toArrow()
+    left = [t.name for t in spark.catalog.listTables() if t.name.startswith("__cte_")]
+    assert left == []

@@ -12,6 +12,7 @@ exactly as in the DuckDB warehouse.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -193,14 +194,21 @@ class SparkEngine:
         m = BY_NAME[model] if isinstance(model, str) else model
         steps, final = translate_steps(m.sql(), pilot, list_columns=self.list_columns,
                                        view_prefix=f"__cte_{m.name}_", small=SMALL_TABLES)
-        for view, sql in steps:
-            self.spark.sql(sql).localCheckpoint(eager=True).createOrReplaceTempView(view)
-        result = self.spark.sql(final)
+        views: list[str] = []
+        try:
+            for view, sql in steps:
+                self.spark.sql(sql).localCheckpoint(eager=True).createOrReplaceTempView(view)
+                views.append(view)
+            result = self.spark.sql(final)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the step's own error is the one to see
+                self.drop(views)
+            raise
         if not _is_connect(self.spark):
             # a classic session has resolved the views into the result's plan (as PySpark's
             # own `spark.sql(text, df=...)` does); Spark Connect resolves them when the
             # result runs, so there they stay, replaced at the model's next run
-            self.drop(view for view, _ in steps)
+            self.drop(views)
         return result
 
     def run(
