@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from decimal import Decimal
 
 import duckdb
@@ -28,22 +29,21 @@ ATOL = 1e-12  # floating noise around an exact zero (e.g. 100 * (a - a))
 Column = np.ndarray | pa.ChunkedArray  # float64 / object numpy, or canonical Arrow
 
 
+def kind(name: str, dtype: str) -> str:
+    """float | exact | json | list, from a column's name and DuckDB type ('DECIMAL(18,3)')."""
+    decimal = re.fullmatch(r"DECIMAL\(\d+,\s*(\d+)\)", dtype)
+    if dtype in ("DOUBLE", "FLOAT", "REAL") or (decimal and int(decimal[1])):
+        return "float"
+    if dtype == "JSON" or name.endswith("_json"):
+        return "json"
+    return "list" if dtype.endswith("[]") else "exact"
+
+
 def kinds_of(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    """Column -> float | exact | json | list, from DuckDB's declared types."""
-    out: dict[str, str] = {}
-    for name, dtype, scale in con.execute(
-        "SELECT column_name, data_type, numeric_scale FROM information_schema.columns "
-        "WHERE table_name = ? ORDER BY ordinal_position", [table]
-    ).fetchall():
-        if dtype in ("DOUBLE", "FLOAT", "REAL") or (dtype.startswith("DECIMAL") and scale):
-            out[name] = "float"
-        elif dtype == "JSON" or name.endswith("_json"):
-            out[name] = "json"
-        elif dtype.endswith("[]"):
-            out[name] = "list"
-        else:
-            out[name] = "exact"
-    return out
+    """Column -> kind, from the table's declared types."""
+    return {name: kind(name, dtype) for name, dtype in con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()}
 
 
 # --- one column in a comparable form ------------------------------------------------------
@@ -65,8 +65,8 @@ def _canonical(col: pa.ChunkedArray) -> pa.ChunkedArray | None:
         if pa.types.is_boolean(t):
             return col
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return None
+        return None  # refused: a fraction, NaN or overflow; compared as Python values
+    return None  # dates, lists, structs...: compared as Python values
 
 
 def _objects(values: list) -> np.ndarray:

@@ -18,7 +18,7 @@ import sqlglot
 from pipelines.engine.fixups import UntranslatableSQL
 from pipelines.engine.translate import translate
 from tests.spark_session import spark  # noqa: F401  (session fixture)
-from tests.table_compare import compare
+from tests.table_compare import compare, kind
 
 # the Spark files are scheduled first (tests/conftest.py); the mark names them
 pytestmark = pytest.mark.xdist_group("spark")
@@ -161,13 +161,7 @@ def _params(sql: str) -> dict[str, str]:
 
 def _kinds(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, str]:
     rel = con.execute(f"SELECT * FROM ({sql}) LIMIT 0", _params(sql))
-    out = {}
-    for name, dtype, *_ in rel.description:
-        t = str(dtype)
-        out[name] = ("float" if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL")
-                     else "json" if name.endswith("_json")
-                     else "list" if t.endswith("[]") else "exact")
-    return out
+    return {name: kind(name, str(dtype)) for name, dtype, *_ in rel.description}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from tests.table_compare import compare
+from tests.table_compare import compare, kind
 
 KINDS = {"k": "exact", "n": "exact", "ts": "exact", "x": "float", "j": "json", "l": "list"}
 
@@ -81,3 +81,10 @@ def test_approximate_column_is_checked_against_its_band() -> None:
     outside = table(g=["a", "b"], q=[10.0, 21.5])
     assert compare("t", duck, outside, kinds, band, {"q"}) == [
         "t.q: 1 of 2 rows differ, e.g. DuckDB 20.0 vs Spark 21.5"]
+
+
+def test_column_kinds_follow_duckdb_types() -> None:
+    assert [kind("x", t) for t in ("DOUBLE", "DECIMAL(18,3)", "DECIMAL(18,0)", "BIGINT",
+                                   "VARCHAR[]", "JSON")] == [
+        "float", "float", "exact", "exact", "list", "json"]
+    assert kind("detail_json", "VARCHAR") == "json"
