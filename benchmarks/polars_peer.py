@@ -46,7 +46,7 @@ def _scopes(lf: pl.LazyFrame, aggs: list[pl.Expr]) -> pl.LazyFrame:
             parts.append(lf.group_by(keys).agg(aggs).with_columns(
                 *([] if own_segment else [pl.lit("all").alias("segment")]),
                 pl.lit(breakdown).alias("breakdown"),
-                (pl.col(col) if col else pl.lit("")).alias("breakdown_value"),
+                (pl.col(col).cast(pl.String) if col else pl.lit("")).alias("breakdown_value"),
             ).drop([col] if col else []))
     wide = pl.concat(parts, how="diagonal")
     return (wide.unpivot(index=SCOPE_KEYS, variable_name="metric", value_name="value")
@@ -88,7 +88,9 @@ def headline(d: dict[str, Any]) -> pl.DataFrame:
 def pool_minutes(d: dict[str, Any]) -> pl.DataFrame:
     sla = pl.DataFrame({"priority": list(d["sla_e2e_ms"]),
                         "sla_s": [v / 1e3 if v else None for v in d["sla_e2e_ms"].values()]},
-                       schema={"priority": pl.String, "sla_s": pl.Float64}).lazy()
+                       schema={"priority": pl.String, "sla_s": pl.Float64})
+    # the stored priority is an ENUM (Categorical here): the join keys must match
+    sla = sla.with_columns(pl.col("priority").cast(d["att"].schema["priority"])).lazy()
     target = d["sched_delay_target_s"]
     ok = pl.col("status") == "ok"
     sched = pl.col("sched_delay_s")

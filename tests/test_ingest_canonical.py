@@ -388,3 +388,20 @@ def test_request_sources_are_stored_last_the_summary_keeps_source_order(
     assert [(f.source_index, f.table) for f in summary.files] == [
         (0, "requests"), (1, "jobs"), (2, "samples")
     ]
+
+
+def test_enum_columns_hold_the_vocabularies_the_schemas_accept(tmp_path: Path) -> None:
+    """`requests` stores its fixed vocabularies as ENUMs (sql/staging/requests.sql: no string
+    statistics or dictionary to build per row). The DDL repeats the lists of schemas/ and
+    config.py: a value one accepts and the other cannot store would fail the insert."""
+    from pipelines.config import PRIORITIES
+    from schemas.common import MODEL_CLASSES, STATUSES
+
+    con = connect(tmp_path / "w.duckdb")
+    ensure_schema(con)
+    members = {c: con.execute(f"SELECT enum_range(NULL::{t}) FROM (SELECT 1)").fetchone()[0]
+               for c, t in con.execute(
+                   "SELECT column_name, data_type FROM duckdb_columns() "
+                   "WHERE table_name = 'requests' AND data_type LIKE 'ENUM%'").fetchall()}
+    assert members == {"model_class": list(MODEL_CLASSES), "priority": list(PRIORITIES),
+                       "status": list(STATUSES)}

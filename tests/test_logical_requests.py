@@ -56,10 +56,10 @@ ROWS = [
     ("unended", None, 0, "b", "llm", 20, None, "dropped"),
     # retried: the last retry's end is unknown, so the last known end is retry 1's
     ("r", None, 0, "a", "llm", 30, 35, "timeout"),
-    ("r1", "r", 1, "b", "emb", 36, 40, "timeout"),
-    ("r2", "r", 2, "b", "emb", 41, None, "dropped"),
+    ("r1", "r", 1, "b", "vision", 36, 40, "timeout"),
+    ("r2", "r", 2, "b", "vision", 41, None, "dropped"),
     # retried: no retry has an end, the first attempt's end is the last known
-    ("s", None, 0, "b", "emb", 50, 52, "timeout"),
+    ("s", None, 0, "b", "vision", 50, 52, "timeout"),
     ("s1", "s", 1, "a", "llm", 53, None, "dropped"),
     # retried: the first attempt's end is unknown, the retry's counts
     ("t", None, 0, "a", "llm", 60, None, "dropped"),

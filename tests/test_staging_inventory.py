@@ -20,8 +20,8 @@ def _warehouse(tmp_path: Path, inventory: bool = True) -> _Warehouse:
         ["p", "r1", 0, "a", "n1", "g0", "llm", "P0", "2026-01-01 00:00:00"],
         ["p", "r2", 0, "a", "n1", "g1", "llm", "P1", "2026-01-01 00:10:00"],
         ["p", "r2b", 1, "a", "n1", "g1", "llm", "P1", "2026-01-01 00:11:00"],
-        ["p", "r3", 0, "b", "n2", "g0", "embed", "P1", "2026-01-01 01:00:00"],
-        ["other", "x", 0, "z", "nz", "gz", "llm", "P9", "2030-01-01 00:00:00"],
+        ["p", "r3", 0, "b", "n2", "g0", "vision", "P1", "2026-01-01 01:00:00"],
+        ["other", "x", 0, "z", "nz", "gz", "llm", "P3", "2030-01-01 00:00:00"],
     ])
     con.execute("INSERT INTO samples (pilot, ts, series, value, pool, node, gpu) VALUES "
                 "('p', TIMESTAMP '2025-12-31 23:59:00', 'gpu_util', 0.5, 'c', 'n3', 'g0'), "
@@ -51,7 +51,7 @@ def test_inventory_counts_what_the_staging_tables_hold(tmp_path: Path) -> None:
     assert rows[("nodes", "*")][0] == 4  # n1, n2, n3 and the job's n4
     assert rows[("gpus", "*")][0] == 4  # (n1,g0) (n1,g1) (n2,g0) (n3,g0): pairs, not names
     assert rows[("model_class", "llm")][:2] == (3, 2)
-    assert rows[("model_class", "embed")][:2] == (1, 1)
+    assert rows[("model_class", "vision")][:2] == (1, 1)
     assert rows[("priority", "P1")][:2] == (3, 2)
     assert rows[("arrival_source", "azure")][0] == 2
 
