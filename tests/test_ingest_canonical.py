@@ -391,7 +391,7 @@ def test_request_sources_are_stored_last_the_summary_keeps_source_order(
 
 
 def test_enum_columns_hold_the_vocabularies_the_schemas_accept(tmp_path: Path) -> None:
-    """`requests` stores its fixed vocabularies as ENUMs (sql/staging/requests.sql: no string
+    """`requests` (and `sla_targets.priority`) store fixed vocabularies as ENUMs (no string
     statistics or dictionary to build per row). The DDL repeats the lists of schemas/ and
     config.py: a value one accepts and the other cannot store would fail the insert."""
     from pipelines.config import PRIORITIES
@@ -399,9 +399,11 @@ def test_enum_columns_hold_the_vocabularies_the_schemas_accept(tmp_path: Path) -
 
     con = connect(tmp_path / "w.duckdb")
     ensure_schema(con)
-    members = {c: con.execute(f"SELECT enum_range(NULL::{t}) FROM (SELECT 1)").fetchone()[0]
-               for c, t in con.execute(
-                   "SELECT column_name, data_type FROM duckdb_columns() "
-                   "WHERE table_name = 'requests' AND data_type LIKE 'ENUM%'").fetchall()}
-    assert members == {"model_class": list(MODEL_CLASSES), "priority": list(PRIORITIES),
-                       "status": list(STATUSES)}
+    members = {(tb, c): con.execute(f"SELECT enum_range(NULL::{t})").fetchone()[0]
+               for tb, c, t in con.execute(
+                   "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                   "WHERE data_type LIKE 'ENUM%'").fetchall()}
+    assert members == {("requests", "model_class"): list(MODEL_CLASSES),
+                       ("requests", "priority"): list(PRIORITIES),
+                       ("requests", "status"): list(STATUSES),
+                       ("sla_targets", "priority"): list(PRIORITIES)}
