@@ -522,10 +522,13 @@ def load_replay(con: duckdb.DuckDBPyConnection, pilot: str, phase: str = "baseli
     if arrivals is None:
         arr = con.execute(
             """
-            SELECT pool, priority, model_class, epoch_us(arrival_ts) - $b AS arrival_us,
-                   input_tokens, output_tokens
+            SELECT pool, CAST(priority AS VARCHAR) AS priority,
+                   CAST(model_class AS VARCHAR) AS model_class,
+                   epoch_us(arrival_ts) - $b AS arrival_us, input_tokens, output_tokens
             FROM requests
             WHERE pilot = $p AND attempt = 0 AND arrival_ts >= $s AND arrival_ts < $e
+            -- ties in text order, whether the warehouse stores these as ENUMs (declaration
+            -- order) or as VARCHAR (older warehouses): the same replay from the same rows
             ORDER BY arrival_us, pool, priority, model_class, input_tokens, output_tokens
             """, {"p": pilot, "s": start, "e": end, "b": base}).pl()
     else:
@@ -603,7 +606,8 @@ def service_donors(con: duckdb.DuckDBPyConnection, pilot: str, start: datetime,
             QUALIFY row_number() OVER (PARTITION BY root
                                        ORDER BY status = 'ok' DESC, ran_us DESC, attempt) = 1
         )
-        SELECT pool, model_class, tokens,
+        -- model_class as text: the same order (and draws) from an ENUM as from a VARCHAR
+        SELECT pool, CAST(model_class AS VARCHAR) AS model_class, tokens,
                ran_us + CASE WHEN status = 'timeout' THEN $t ELSE 0 END AS service_us,
                CASE WHEN status = 'timeout' THEN ran_us END AS censor_us,
                prefill_us, m
