@@ -601,7 +601,7 @@ def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
              for r in gp.iter_rows(named=True)]
     edges_df = w.q("latency_cascade_paths", """SELECT from_pool, to_pool, waves, episodes,
                 share, mean_lag_s FROM latency_cascade_paths WHERE pilot = ?
-                AND phase = 'baseline' AND waves > 0 ORDER BY share DESC""")
+                AND phase = 'baseline' AND waves > 0 ORDER BY share DESC, from_pool, to_pool""")
     edges, heads = [], []
     for r in edges_df.iter_rows(named=True):
         if r["from_pool"] not in pos or r["to_pool"] not in pos:

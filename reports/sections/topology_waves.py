@@ -106,7 +106,8 @@ def topology(w: Reader, sla_target: float, cov: Coverage) -> list[Part]:
 
     cp = w.q("latency_cascade_paths", """SELECT phase, from_pool, to_pool, episodes, waves,
                 share, mean_lag_s, mean_strength FROM latency_cascade_paths
-                WHERE pilot = ? AND waves > 0 ORDER BY phase, share DESC, waves DESC""")
+                WHERE pilot = ? AND waves > 0
+                ORDER BY phase, share DESC, waves DESC, from_pool, to_pool""")
     if w.has("latency_cascade_paths") and cp.is_empty() and not cov.exact("latency_waves",
                                                                           "burst_episodes"):
         parts.append(Part("Latency cascade paths", [
@@ -201,7 +202,7 @@ def slot_locking(w: Reader, cov: Coverage) -> Part:
                 jobs, job_kinds, attempts_waiting, p0_p1_attempts_waiting, wait_added_s,
                 CAST(json_extract(thresholds_json, '$.long_job_s') AS DOUBLE) AS long_job_s
                 FROM slot_locking_zones WHERE pilot = ?
-                ORDER BY wait_added_s DESC, start_ts LIMIT 10""")
+                ORDER BY wait_added_s DESC, start_ts, pool, gpu LIMIT 10""")
     long_s = top["long_job_s"][0]
     sent = "; ".join(
         f"{r['phase'] or 'outside phases'}: {fmt.count(r['zones'])} zones on "
