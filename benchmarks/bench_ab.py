@@ -28,9 +28,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_suite import PILOT, PIPELINE, SECRET_ENV, generate, label, parse_size  # noqa: E402
-
-SQL_STAGES = ("staging", "metrics", "analytics")
+from benchmarks.bench_suite import (  # noqa: E402
+    PILOT,
+    PIPELINE,
+    SECRET_ENV,
+    SQL_STAGES,
+    generate,
+    label,
+    parse_size,
+)
 
 
 def run_tree(tree: Path, db: Path, pilot_dir: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipelines.sql_models import MODELS, build_model
+from pipelines.sql_models import MODELS, build_all
 from pipelines.warehouse import SQL_DIR
 from tests.simulated_pilot import write_simulated_pilot
 from tests.table_compare import compare, kinds_of
@@ -31,8 +31,7 @@ def _warehouse(path: Path, text_vocabularies: bool) -> duckdb.DuckDBPyConnection
     # segments drawn by priority: list_contains over the ENUM against the VARCHAR list
     con.execute("UPDATE pilot_scope SET kind = 'priorities', pools = NULL, "
                 "priorities = ['P0', 'P2'] WHERE pilot = ?", [PILOT])
-    for m in MODELS:
-        build_model(con, m, PILOT)
+    build_all(con, PILOT)
     return con
 
 
