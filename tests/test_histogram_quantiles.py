@@ -15,6 +15,7 @@ The hand-computed pilot of test_metrics_sql without its requests. Pool a (treatm
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -22,6 +23,7 @@ import pytest
 
 from pipelines.sql_models import build_model
 from pipelines.whatif import headline_models
+from tests.built_warehouse import build_once, copy_of
 from tests.test_metrics_sql import _seed
 
 LE = (0.5, 1.0, 2.0, float("inf"))
@@ -38,9 +40,7 @@ def _build_headline(con: duckdb.DuckDBPyConnection, pilot: str = "p1") -> None:
         build_model(con, m, pilot)
 
 
-@pytest.fixture()
-def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    c = duckdb.connect(str(tmp_path / "h.duckdb"))
+def _fill(c: duckdb.DuckDBPyConnection) -> None:
     _seed(c)
     c.execute("DELETE FROM requests")
     c.executemany(
@@ -49,7 +49,18 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
         [(t, pool, v, le) for pool, by_t in COUNTS.items() for t, vals in by_t.items()
          for le, v in zip(LE, vals, strict=True)])
     _build_headline(c)
-    return c
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_once(tmp_path_factory, "histograms", _fill)
+
+
+@pytest.fixture()
+def con(built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    c = copy_of(built, tmp_path)
+    yield c
+    c.close()
 
 
 def _q(con, q, segment="all", breakdown="overall", value=None, phase="baseline"):

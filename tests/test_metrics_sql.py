@@ -7,6 +7,7 @@ r3 -> retried as r3b (31.5 s, ok, missed); validation: r4 (0.4 s, ok, met) and r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ from pipelines.config import DEFAULT_THRESHOLDS
 from pipelines.metric_catalog import CATALOG
 from pipelines.sql_models import build_all, build_model, refresh_metric_catalog
 from pipelines.warehouse import SQL_DIR
+from tests.built_warehouse import build_once, copy_of
 
 # METRICS.md defaults, with a burst floor small enough for a hand-sized table
 THRESHOLDS = {**DEFAULT_THRESHOLDS, "burst_min_count": 3}
@@ -64,12 +66,21 @@ def _seed(con: duckdb.DuckDBPyConnection, pilot: str = "p1") -> None:
     )
 
 
-@pytest.fixture()
-def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    c = duckdb.connect(str(tmp_path / "w.duckdb"))
+def _seed_and_build(c: duckdb.DuckDBPyConnection) -> None:
     _seed(c)
     build_all(c, "p1")
-    return c
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_once(tmp_path_factory, "metrics", _seed_and_build)
+
+
+@pytest.fixture()
+def con(built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    c = copy_of(built, tmp_path)
+    yield c
+    c.close()
 
 
 def _metric(con, metric, phase="baseline", segment="all", breakdown="overall", value=None):

@@ -10,6 +10,7 @@ pool `a` is treatment and `b` control.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from pipelines.config import DEFAULT_THRESHOLDS
 from pipelines.sql_models import MODELS, build_model
 from pipelines.warehouse import SQL_DIR
+from tests.built_warehouse import build_once, copy_of
 from tests.test_metrics_sql import _seed
 
 THRESHOLDS = {**DEFAULT_THRESHOLDS, "burst_min_count": 3}
@@ -27,6 +29,12 @@ P = "p1"
 
 def _empty(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     c = duckdb.connect(str(tmp_path / "w.duckdb"))
+    _empty_schema(c)
+    return c
+
+
+def _empty_schema(c: duckdb.DuckDBPyConnection) -> None:
+    """The staging tables with the phases, scope, SLA target and thresholds; no data rows."""
     for ddl in sorted((SQL_DIR / "staging").glob("*.sql")):
         c.execute(ddl.read_text())
     c.execute("INSERT INTO phases VALUES (?, 'baseline', '2026-01-01 00:00', '2026-01-01 01:00'),"
@@ -35,7 +43,6 @@ def _empty(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     c.execute("INSERT INTO sla_targets VALUES (?, 'P0', 1000, NULL)", [P])
     c.executemany("INSERT INTO thresholds VALUES (?, ?, ?)",
                   [(P, k, v) for k, v in THRESHOLDS.items()])
-    return c
 
 
 def _build(c: duckdb.DuckDBPyConnection) -> None:
@@ -80,12 +87,21 @@ GPU_SAMPLES = """INSERT INTO samples
     FROM range(120) t(i), (VALUES ('gpu_util'), ('power_w')) v(s)"""
 
 
+@pytest.fixture(scope="module")
+def gpu_only_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def fill(c: duckdb.DuckDBPyConnection) -> None:
+        _empty_schema(c)
+        c.execute(GPU_SAMPLES)
+        _build(c)
+
+    return build_once(tmp_path_factory, "gpu_only", fill)
+
+
 @pytest.fixture()
-def gpu_only(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    c = _empty(tmp_path)
-    c.execute(GPU_SAMPLES)
-    _build(c)
-    return c
+def gpu_only(gpu_only_built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    c = copy_of(gpu_only_built, tmp_path)
+    yield c
+    c.close()
 
 
 @pytest.mark.parametrize(("metric", "segment", "pool", "expected"), [
@@ -192,12 +208,21 @@ JOBS = """INSERT INTO jobs VALUES
      'PENDING')"""
 
 
+@pytest.fixture(scope="module")
+def jobs_only_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def fill(c: duckdb.DuckDBPyConnection) -> None:
+        _empty_schema(c)
+        c.execute(JOBS)
+        _build(c)
+
+    return build_once(tmp_path_factory, "jobs_only", fill)
+
+
 @pytest.fixture()
-def jobs_only(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    c = _empty(tmp_path)
-    c.execute(JOBS)
-    _build(c)
-    return c
+def jobs_only(jobs_only_built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    c = copy_of(jobs_only_built, tmp_path)
+    yield c
+    c.close()
 
 
 @pytest.mark.parametrize(("metric", "phase", "segment", "pool", "expected"), [
@@ -243,13 +268,23 @@ def test_jobs_only_timeline_and_coverage(jobs_only):
 TRACE_S = (60, 70, 90, 120, 300, 301, 302, 303, 304)
 
 
+@pytest.fixture(scope="module")
+def trace_only_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def fill(c: duckdb.DuckDBPyConnection) -> None:
+        _empty_schema(c)
+        c.executemany("INSERT INTO arrivals VALUES ('p1', TIMESTAMP '2026-01-01 00:00:00' "
+                      "+ to_seconds(CAST(? AS BIGINT)), 10, 10, 'azure')",
+                      [(s,) for s in TRACE_S])
+        _build(c)
+
+    return build_once(tmp_path_factory, "trace_only", fill)
+
+
 @pytest.fixture()
-def trace_only(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    c = _empty(tmp_path)
-    c.executemany("INSERT INTO arrivals VALUES ('p1', TIMESTAMP '2026-01-01 00:00:00' "
-                  "+ to_seconds(CAST(? AS BIGINT)), 10, 10, 'azure')", [(s,) for s in TRACE_S])
-    _build(c)
-    return c
+def trace_only(trace_only_built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    c = copy_of(trace_only_built, tmp_path)
+    yield c
+    c.close()
 
 
 def test_trace_only_burstiness_from_arrivals(trace_only):

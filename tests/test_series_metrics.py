@@ -31,6 +31,7 @@ Pilot `trace` (scope: everything): 30 arrivals in the baseline -> 30 / 3600 req/
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,7 @@ import pytest
 
 from pipelines.sql_models import build_model
 from pipelines.whatif import headline_models
+from tests.built_warehouse import build_once, copy_of
 from tests.test_metrics_sql import _seed
 
 SAMPLES = [
@@ -78,9 +80,7 @@ def _build(con: duckdb.DuckDBPyConnection, pilot: str, target: str = "series_met
         build_model(con, m, pilot)
 
 
-@pytest.fixture()
-def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    c = duckdb.connect(str(tmp_path / "s.duckdb"))
+def _fill(c: duckdb.DuckDBPyConnection) -> None:
     for p in PILOTS:
         _seed(c, p)  # phases, scope (pool a treated), SLA, thresholds, requests, GPU samples
     c.execute("DELETE FROM samples")
@@ -92,7 +92,18 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
               "+ to_seconds(100 * i), 10, 20, 'test' FROM range(30) t(i)")
     for p in PILOTS:
         _build(c, p)
-    return c
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_once(tmp_path_factory, "series", _fill)
+
+
+@pytest.fixture()
+def con(built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    c = copy_of(built, tmp_path)
+    yield c
+    c.close()
 
 
 def _row(con, pilot, metric, phase="baseline", segment="all", breakdown="overall", value=None):
