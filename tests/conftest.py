@@ -59,3 +59,9 @@ def pytest_xdist_make_scheduler(config, log):  # noqa: ANN201
 
     config.option.loadscopereorder = False
     return LongestFirst(config, log)
+
+
+@pytest.fixture(scope="module")
+def warehouse_builds() -> dict[str, Path]:
+    """The warehouses tests/built_warehouse.py built for this module, by name."""
+    return {}

@@ -15,15 +15,12 @@ The hand-computed pilot of test_metrics_sql without its requests. Pool a (treatm
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import duckdb
 import pytest
 
 from pipelines.sql_models import build_model
 from pipelines.whatif import headline_models
-from tests.built_warehouse import build_once, copy_of
+from tests.built_warehouse import warehouse_fixture
 from tests.test_metrics_sql import _seed
 
 LE = (0.5, 1.0, 2.0, float("inf"))
@@ -51,16 +48,7 @@ def _fill(c: duckdb.DuckDBPyConnection) -> None:
     _build_headline(c)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_once(tmp_path_factory, "histograms", _fill)
-
-
-@pytest.fixture()
-def con(built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = copy_of(built, tmp_path)
-    yield c
-    c.close()
+con = warehouse_fixture("histograms", _fill)
 
 
 def _q(con, q, segment="all", breakdown="overall", value=None, phase="baseline"):

@@ -7,9 +7,6 @@ r3 -> retried as r3b (31.5 s, ok, missed); validation: r4 (0.4 s, ok, met) and r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import duckdb
 import pytest
 
@@ -17,7 +14,7 @@ from pipelines.config import DEFAULT_THRESHOLDS
 from pipelines.metric_catalog import CATALOG
 from pipelines.sql_models import MODELS, build_all, build_model, refresh_metric_catalog
 from pipelines.warehouse import SQL_DIR
-from tests.built_warehouse import build_once, copy_of
+from tests.built_warehouse import warehouse_fixture
 
 # METRICS.md defaults, with a burst floor small enough for a hand-sized table
 THRESHOLDS = {**DEFAULT_THRESHOLDS, "burst_min_count": 3}
@@ -71,16 +68,7 @@ def _seed_and_build(c: duckdb.DuckDBPyConnection) -> None:
     build_all(c, "p1")
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_once(tmp_path_factory, "metrics", _seed_and_build)
-
-
-@pytest.fixture()
-def con(built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = copy_of(built, tmp_path)
-    yield c
-    c.close()
+con = warehouse_fixture("metrics", _seed_and_build)
 
 
 def _metric(con, metric, phase="baseline", segment="all", breakdown="overall", value=None):
@@ -226,11 +214,11 @@ def test_pilot_name_and_catalog_text_are_bound_as_values(tmp_path):
         (m.name, m.label, m.unit, m.better, m.definition) for m in CATALOG]
 
 
-def test_a_second_pilot_keeps_the_first_pilots_rows_in_every_table(built, tmp_path):
+def test_a_second_pilot_keeps_the_first_pilots_rows_in_every_table(con):
     """A model's table holds every pilot: building one pilot replaces only its own rows. The
     table is dropped and made again only when the SQL's result no longer has the table's
     columns and types, so the two descriptions must agree exactly for an unchanged model."""
-    c = copy_of(built, tmp_path)
+    c = con
     before = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
                                 ["p1"]).fetchone()[0] for m in MODELS}
     assert sum(before.values()) > 0
@@ -243,13 +231,11 @@ def test_a_second_pilot_keeps_the_first_pilots_rows_in_every_table(built, tmp_pa
     p2 = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
                             ["p2"]).fetchone()[0] for m in MODELS}
     assert p2 == before
-    c.close()
 
 
-def test_a_table_whose_model_changed_shape_is_made_again(built, tmp_path):
-    c = copy_of(built, tmp_path)
-    c.execute("ALTER TABLE metrics_did ADD COLUMN stale INTEGER")
-    build_model(c, "metrics_did", "p1")
-    cols = [r[0] for r in c.execute("SELECT name FROM pragma_table_info('metrics_did')").fetchall()]
+def test_a_table_whose_model_changed_shape_is_made_again(con):
+    con.execute("ALTER TABLE metrics_did ADD COLUMN stale INTEGER")
+    build_model(con, "metrics_did", "p1")
+    cols = [r[0] for r in con.execute("SELECT name FROM pragma_table_info('metrics_did')")
+            .fetchall()]
     assert "stale" not in cols and "did" in cols
-    c.close()

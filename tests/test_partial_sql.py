@@ -10,7 +10,6 @@ pool `a` is treatment and `b` control.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from pipelines.config import DEFAULT_THRESHOLDS
 from pipelines.sql_models import MODELS, build_model
 from pipelines.warehouse import SQL_DIR
-from tests.built_warehouse import build_once, copy_of
+from tests.built_warehouse import warehouse_fixture
 from tests.test_metrics_sql import _seed
 
 THRESHOLDS = {**DEFAULT_THRESHOLDS, "burst_min_count": 3}
@@ -87,21 +86,13 @@ GPU_SAMPLES = """INSERT INTO samples
     FROM range(120) t(i), (VALUES ('gpu_util'), ('power_w')) v(s)"""
 
 
-@pytest.fixture(scope="module")
-def gpu_only_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    def fill(c: duckdb.DuckDBPyConnection) -> None:
-        _empty_schema(c)
-        c.execute(GPU_SAMPLES)
-        _build(c)
-
-    return build_once(tmp_path_factory, "gpu_only", fill)
+def _fill_gpu_only(c: duckdb.DuckDBPyConnection) -> None:
+    _empty_schema(c)
+    c.execute(GPU_SAMPLES)
+    _build(c)
 
 
-@pytest.fixture()
-def gpu_only(gpu_only_built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = copy_of(gpu_only_built, tmp_path)
-    yield c
-    c.close()
+gpu_only = warehouse_fixture("gpu_only", _fill_gpu_only)
 
 
 @pytest.mark.parametrize(("metric", "segment", "pool", "expected"), [
@@ -208,21 +199,13 @@ JOBS = """INSERT INTO jobs VALUES
      'PENDING')"""
 
 
-@pytest.fixture(scope="module")
-def jobs_only_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    def fill(c: duckdb.DuckDBPyConnection) -> None:
-        _empty_schema(c)
-        c.execute(JOBS)
-        _build(c)
-
-    return build_once(tmp_path_factory, "jobs_only", fill)
+def _fill_jobs_only(c: duckdb.DuckDBPyConnection) -> None:
+    _empty_schema(c)
+    c.execute(JOBS)
+    _build(c)
 
 
-@pytest.fixture()
-def jobs_only(jobs_only_built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = copy_of(jobs_only_built, tmp_path)
-    yield c
-    c.close()
+jobs_only = warehouse_fixture("jobs_only", _fill_jobs_only)
 
 
 @pytest.mark.parametrize(("metric", "phase", "segment", "pool", "expected"), [
@@ -268,23 +251,14 @@ def test_jobs_only_timeline_and_coverage(jobs_only):
 TRACE_S = (60, 70, 90, 120, 300, 301, 302, 303, 304)
 
 
-@pytest.fixture(scope="module")
-def trace_only_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    def fill(c: duckdb.DuckDBPyConnection) -> None:
-        _empty_schema(c)
-        c.executemany("INSERT INTO arrivals VALUES ('p1', TIMESTAMP '2026-01-01 00:00:00' "
-                      "+ to_seconds(CAST(? AS BIGINT)), 10, 10, 'azure')",
-                      [(s,) for s in TRACE_S])
-        _build(c)
-
-    return build_once(tmp_path_factory, "trace_only", fill)
+def _fill_trace_only(c: duckdb.DuckDBPyConnection) -> None:
+    _empty_schema(c)
+    c.executemany("INSERT INTO arrivals VALUES ('p1', TIMESTAMP '2026-01-01 00:00:00' "
+                  "+ to_seconds(CAST(? AS BIGINT)), 10, 10, 'azure')", [(s,) for s in TRACE_S])
+    _build(c)
 
 
-@pytest.fixture()
-def trace_only(trace_only_built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = copy_of(trace_only_built, tmp_path)
-    yield c
-    c.close()
+trace_only = warehouse_fixture("trace_only", _fill_trace_only)
 
 
 def test_trace_only_burstiness_from_arrivals(trace_only):

@@ -31,15 +31,12 @@ Pilot `trace` (scope: everything): 30 arrivals in the baseline -> 30 / 3600 req/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import duckdb
 import pytest
 
 from pipelines.sql_models import build_model
 from pipelines.whatif import headline_models
-from tests.built_warehouse import build_once, copy_of
+from tests.built_warehouse import warehouse_fixture
 from tests.test_metrics_sql import _seed
 
 SAMPLES = [
@@ -94,16 +91,7 @@ def _fill(c: duckdb.DuckDBPyConnection) -> None:
         _build(c, p)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_once(tmp_path_factory, "series", _fill)
-
-
-@pytest.fixture()
-def con(built: Path, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = copy_of(built, tmp_path)
-    yield c
-    c.close()
+con = warehouse_fixture("series", _fill)
 
 
 def _row(con, pilot, metric, phase="baseline", segment="all", breakdown="overall", value=None):
