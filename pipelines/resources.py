@@ -110,7 +110,7 @@ class Warehouse(DuckDBResource):
 
     Every step still takes its own connection (`get_connection`) and closes it. While the
     run's connection is open, DuckDB gives those out from the database it already has open:
-    without it each of a run's ~80 steps opened the file, read its catalog and checkpointed
+    without it each of a run's ~50 steps opened the file, read its catalog and checkpointed
     it on close (a small pilot's run: 7.7-8.6 -> 5.8-7.1 s). Runs use the in-process executor
     (definitions.py), so the file was locked by the run from step to step anyway; it is
     released when the run ends, failed or not (teardown_after_execution). DuckDB settings are
