@@ -218,19 +218,16 @@ def test_a_second_pilot_keeps_the_first_pilots_rows_in_every_table(con):
     """A model's table holds every pilot: building one pilot replaces only its own rows. The
     table is dropped and made again only when the SQL's result no longer has the table's
     columns and types, so the two descriptions must agree exactly for an unchanged model."""
-    c = con
-    before = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
-                                ["p1"]).fetchone()[0] for m in MODELS}
+    def rows(pilot: str) -> dict[str, int]:
+        return {m.name: con.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
+                                    [pilot]).fetchone()[0] for m in MODELS}
+
+    before = rows("p1")
     assert sum(before.values()) > 0
-    _seed(c, "p2")
-    build_all(c, "p2")
-    after = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
-                               ["p1"]).fetchone()[0] for m in MODELS}
-    assert after == before
-    # the same pilot's data under another name: the same rows
-    p2 = {m.name: c.execute(f'SELECT count(*) FROM "{m.name}" WHERE pilot = ?',
-                            ["p2"]).fetchone()[0] for m in MODELS}
-    assert p2 == before
+    _seed(con, "p2")
+    build_all(con, "p2")
+    assert rows("p1") == before
+    assert rows("p2") == before  # the same data under another name: the same rows
 
 
 def test_a_table_whose_model_changed_shape_is_made_again(con):
