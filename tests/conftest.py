@@ -10,6 +10,11 @@ import pytest
 
 # Ingestion refuses to run without the pilot secret (observer-only); tests use a fixed one.
 os.environ.setdefault("STABILIS_SECRET", "stabilis-test-secret-not-for-real-pilots")
+# `make test` exports DAGSTER_HOME (the project's .dagster_home, the instance `make dev`
+# shows). Tests run pilots in an ephemeral instance; a test that needs a persistent one sets
+# its own. Otherwise every pilot a test ran was recorded in the developer's UI history, each
+# event written through SQLite (a pilot-matrix run took ~2x as long).
+os.environ.pop("DAGSTER_HOME", None)
 
 # The units that take longest, longest first (measured alone with --durations, 2026-12-04).
 # Handed out first so that neither worker is left running one long file alone at the end;
