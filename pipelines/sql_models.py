@@ -224,16 +224,21 @@ def _columns(con: duckdb.DuckDBPyConnection, select_sql: str, pilot: str) -> lis
     return [(n, str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:
-    """(name, type) of the warehouse's table `table`, None without one. PRAGMA table_info
-    is a lookup where information_schema.columns scanned the whole catalog (0.2 against 3 ms
-    a model), and it fails on a missing table, which would abort the build's transaction:
-    duckdb_tables() says first whether there is one."""
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the warehouse's main schema has a table (not a view) named `table`."""
     (tables,) = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
         f"AND database_name = current_database() AND table_name = {_literal(table)}"
     ).fetchone()
-    if not tables:
+    return bool(tables)
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:
+    """(name, type) of the warehouse's table `table`, None without one. PRAGMA table_info
+    is a lookup where information_schema.columns scanned the whole catalog (0.2 against 3 ms
+    a model), and it fails on a missing table, which would abort the build's transaction:
+    _has_table says first whether there is one."""
+    if not _has_table(con, table):
         return None
     rows = con.execute(f"SELECT name, type FROM pragma_table_info({_literal(table)})").fetchall()
     return [(r[0], r[1]) for r in rows] or None
@@ -294,11 +299,7 @@ def _build_view(con: duckdb.DuckDBPyConnection, m: SqlModel, select_sql: str, pi
     if "$pilot" in select_sql:
         raise ValueError(f"{m.path}: a view serves every pilot and cannot use $pilot")
     with _transaction(con):
-        (tables,) = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
-            f"AND database_name = current_database() AND table_name = {_literal(m.name)}"
-        ).fetchone()
-        if tables:
+        if _has_table(con, m.name):
             con.execute(f'DROP TABLE "{m.name}"')
         con.execute(f'CREATE OR REPLACE VIEW "{m.name}" AS {select_sql}')
         return _pilot_rows(con, m.name, pilot)
