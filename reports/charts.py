@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
 import re
 import subprocess
@@ -223,6 +224,38 @@ def charts_in_background() -> Iterator[Callable[[str], str]]:
         bg.close()
 
 
+# Altair's check of a spec against the Vega-Lite schema: ~0.4 s of CPU per report at 10 M
+# attempts, taken from the charts being drawn beside it. A spec's structure is this module's
+# and visuals.py's code, not data (rows go in afterwards, as datasets), so the tests check
+# every spec they draw (tests/conftest.py sets the variable) and a report run does not.
+CHECK_SPECS_ENV = "STABILIS_CHECK_CHART_SPECS"
+
+# The look every chart shares, merged into its Vega-Lite dict by to_svg: as Altair
+# configure_* calls it cost six copies of the whole chart object per chart (~0.6 s of the
+# 10 M-attempt report's model). aria=False: no per-mark aria-label copies of the data (they
+# would triple the SVG size).
+CHART_CONFIG: dict[str, Any] = {
+    "font": FONT,
+    "aria": False,
+    "axis": {"labelFontSize": FONT_PX, "titleFontSize": 10},
+    "title": {"fontSize": 11, "anchor": "start"},
+    "header": {"labelFontSize": 10, "titleFontSize": 10},
+    "legend": {"labelFontSize": FONT_PX, "titleFontSize": FONT_PX},
+    "view": {"stroke": "#bbb"},
+}
+
+
+def _configured(config: dict[str, Any]) -> dict[str, Any]:
+    """A chart's own config (Altair's theme puts the default view size there) with
+    CHART_CONFIG over it, merged one level deep."""
+    out = dict(config)
+    for key, value in CHART_CONFIG.items():
+        mine = out.get(key)
+        out[key] = {**mine, **value} if isinstance(value, dict) and isinstance(mine, dict) \
+            else value
+    return out
+
+
 def to_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]],
            post: tuple[Post, ...] = ()) -> str:
     """Vega-Lite → SVG string; refuses any output that could load or run something. `post`:
@@ -232,7 +265,8 @@ def to_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]],
     Rows go in as named top-level datasets after validation: Altair validating thousands of
     inline records costs seconds and checks nothing the spec's structure does not.
     """
-    spec = chart.to_dict()
+    spec = chart.to_dict(validate=os.environ.get(CHECK_SPECS_ENV) == "1")
+    spec["config"] = _configured(spec.get("config", {}))
     spec["datasets"] = {**spec.get("datasets", {}), **datasets}
 
     bg = _background
@@ -287,16 +321,6 @@ def merge_rects(svg: str) -> str:
         return m[1] + paths + m[3]
 
     return _RECT_GROUP.sub(group, svg)
-
-
-def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    # aria=False: no per-mark aria-label copies of the data (they would triple the SVG size)
-    return (chart.configure(font=FONT, aria=False)
-            .configure_axis(labelFontSize=FONT_PX, titleFontSize=10)
-            .configure_title(fontSize=11, anchor="start")
-            .configure_header(labelFontSize=10, titleFontSize=10)
-            .configure_legend(labelFontSize=FONT_PX, titleFontSize=FONT_PX)
-            .configure_view(stroke="#bbb"))
 
 
 def _iso(t: datetime) -> str:
@@ -401,7 +425,7 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
               axis=alt.Axis(labelLimit=170, labelFontSize=FONT_PX,
                             labelOverlap="greedy"))
     rules = alt.Chart(alt.Data(values=[{"t": _iso(b)} for b in boundaries])).mark_rule(
-        color="black", strokeDash=[4, 2], strokeWidth=1.2).encode(x="t:T")
+        color="black", strokeDash=[4, 2], strokeWidth=1.2).encode(x=alt.X("t:T"))
     hcl_max = max(1.0, max((v["hcl"] or 0 for v in values), default=0.0))
 
     def panel(field: str, title: str, scheme: str, domain: list[float],
@@ -409,7 +433,7 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
         # colour in HEAT_STEPS bands (legend shows the band edges): a reader compares bands
         # anyway, and equal colours let merge_rects draw a panel with a few paths
         rect = alt.Chart(data).mark_rect().encode(
-            x=_time_axis(lo, hi, "time (UTC)" if last else None), x2="t2:T", y=y,
+            x=_time_axis(lo, hi, "time (UTC)" if last else None), x2=alt.X2("t2:T"), y=y,
             color=alt.Color(f"{field}:Q", title=title.split(" [")[1].rstrip("]"),
                             scale=alt.Scale(type="quantize", domain=domain, scheme=alt.SchemeParams(
                                 name=scheme, count=HEAT_STEPS)),
@@ -425,7 +449,7 @@ def heatmap_chart(grid: HeatGrid, boundaries: list[datetime]) -> str:
     shown = drawable(grid)
     chart = alt.vconcat(*(panel(f, *specs[f], i == len(shown) - 1) for i, f in enumerate(shown)),
                         spacing=8).resolve_scale(color="independent")
-    return to_svg(_config(chart), {"heat": values}, post=(merge_rects,))
+    return to_svg(chart, {"heat": values}, post=(merge_rects,))
 
 
 def _basis_word(cov: Coverage, item: str) -> str:
@@ -530,7 +554,7 @@ def wave_chart(wd: WaveData, boundaries: list[datetime]) -> str:
               if p in set(wd.series["phase"].fill_null("outside phases"))]
     base = alt.Chart().encode(x=_time_axis(lo, hi))
     rect = base.transform_filter("datum.kind == 'e'").mark_rect(
-        color=ACCENT, opacity=0.35).encode(x2="t2:T")
+        color=ACCENT, opacity=0.35).encode(x2=alt.X2("t2:T"))
     rule = base.transform_filter("datum.kind == 'b'").mark_rule(color="black",
                                                                 strokeDash=[4, 2])
     line = base.transform_filter("datum.kind == 's'").mark_line(strokeWidth=1).encode(
@@ -545,7 +569,7 @@ def wave_chart(wd: WaveData, boundaries: list[datetime]) -> str:
         column=alt.Column("m:N", sort=titles, title=None,
                           header=alt.Header(labelFontWeight="bold")),
         spacing={"row": 6, "column": 10}).resolve_scale(y="independent")
-    return to_svg(_config(chart), {"wave": vals})
+    return to_svg(chart, {"wave": vals})
 
 
 def wave_reading(wd: WaveData, cov: Coverage) -> str:

@@ -29,7 +29,6 @@ from reports.charts import (
     Chart,
     Post,
     Reader,
-    _config,
     _iso,
     _time_axis,
     heat_grid,
@@ -52,7 +51,14 @@ def _titles(svg: str) -> str:
 
 def _svg(chart: alt.TopLevelMixin, datasets: dict[str, list[dict[str, Any]]],
          post: tuple[Post, ...] = ()) -> str:
-    return to_svg(_config(chart), datasets, post=(_titles, *post))
+    return to_svg(chart, datasets, post=(_titles, *post))
+
+
+def _tip() -> alt.Description:
+    """A mark's hover title (the SVG <title> _titles makes of it), from its row's `tip`. Every
+    channel is given as its Altair class: a shorthand string costs a lookup of the whole
+    Vega-Lite schema per channel (~8 ms each, 42 per report)."""
+    return alt.Description("tip:N")
 
 
 def absent(number: int, title: str, why: str) -> Chart:
@@ -95,10 +101,10 @@ def sync_map(w: Reader) -> tuple[Chart, list[str]]:
                                                "serving"], axis=alt.Axis(labelLimit=160))
         bars = base.mark_bar(aria=True, height={"band": 0.8}).encode(
             x=alt.X("v:Q", title="score [%]", scale=alt.Scale(domain=[0, 100])), y=y,
-            yOffset=alt.YOffset("phase:N", sort=phases), color=color, description="tip:N")
+            yOffset=alt.YOffset("phase:N", sort=phases), color=color, description=_tip())
         text = base.mark_text(align="left", dx=3, fontSize=FONT_PX).encode(
             x=alt.X("v0:Q"), y=y, yOffset=alt.YOffset("phase:N", sort=phases),
-            text="label:N").transform_calculate(v0="datum.v == null ? 0 : datum.v")
+            text=alt.Text("label:N")).transform_calculate(v0="datum.v == null ? 0 : datum.v")
         return alt.layer(bars, text).properties(width=200, height=22 * len(
             {v["name"] for v in vals if v["kind"] in kinds}), title=ttl)
 
@@ -228,32 +234,32 @@ def disruption(w: Reader, cov: Coverage | None = None) -> Chart:
     x_top = _time_axis(lo, hi, None)
     x = _time_axis(lo, hi)
     shade = alt.Chart(alt.Data(name="band")).mark_rect(color="#f3d9d5", opacity=0.6).encode(
-        x=x_top, x2="t2:T")
+        x=x_top, x2=alt.X2("t2:T"))
     rules = alt.Chart(alt.Data(name="ev")).mark_rule(strokeDash=[4, 2], aria=True).encode(
-        x=x_top, color=color, description="tip:N")
+        x=x_top, color=color, description=_tip())
     lane_y = alt.Y("lane:O", axis=None, scale=alt.Scale(domain=list(range(n_lanes))))
     labels = alt.layer(
         alt.Chart(alt.Data(name="ev")).mark_text(
             align="left", baseline="middle", dx=2, fontSize=FONT_PX).encode(
-            x=x_top, y=lane_y, text="e:N",
+            x=x_top, y=lane_y, text=alt.Text("e:N"),
             color=alt.Color("first:N", legend=None, sort=kinds, scale=ev_scale)),
         alt.Chart(alt.Data(name="ev")).mark_tick(thickness=1.5, size=8).encode(
             x=x_top, y=lane_y,
             color=alt.Color("first:N", legend=None, sort=kinds, scale=ev_scale)),
     ).properties(width=TIMELINE_W, height=12 * n_lanes, title="Events")
     tgt = alt.Chart(alt.Data(name="tgt")).mark_rule(color="#333", strokeDash=[2, 2]).encode(
-        y="y:Q")
+        y=alt.Y("y:Q"))
     y_adh = alt.Y("adh:Q", title="SLA adherence [%]", scale=alt.Scale(domain=[0, 100]))
     line = alt.Chart(alt.Data(name="adh")).mark_line(color=INK, strokeWidth=1.2).encode(
         x=x_top, y=y_adh)
     pts = alt.Chart(alt.Data(name="adh")).mark_point(size=10, filled=True, color=INK,
                                                       aria=True).encode(
-        x=x_top, y=y_adh, description="tip:N")
+        x=x_top, y=y_adh, description=_tip())
     top = alt.layer(shade, tgt, line, pts, rules).properties(
         width=TIMELINE_W, height=170, title="Pilot-wide 1-minute SLA adherence (dashed: "
                                             f"target {100 * target:.0f} %; shaded: the episode)")
     bottom_layers = [alt.Chart(alt.Data(name="band")).mark_rect(
-        color="#f3d9d5", opacity=0.6).encode(x=x, x2="t2:T"),
+        color="#f3d9d5", opacity=0.6).encode(x=x, x2=alt.X2("t2:T")),
         alt.Chart(alt.Data(name="ev")).mark_rule(strokeDash=[4, 2]).encode(
             x=x, color=alt.Color("first:N", legend=None, sort=kinds, scale=ev_scale))]
     if lat_vals:
@@ -332,7 +338,7 @@ def hidden_idle_topology(w: Reader, cov: Coverage | None = None) -> Chart:
     heat_vals = [{"row": r["row"], "t": _iso(r["t"]), "t2": _iso(r["t2"]), "np": r["hcl_pp"]}
                  for r in cells.iter_rows(named=True)]
     heat = alt.Chart(alt.Data(name="topo")).mark_rect().encode(
-        x=_time_axis(lo, hi), x2="t2:T",
+        x=_time_axis(lo, hi), x2=alt.X2("t2:T"),
         y=alt.Y("row:N", title=ROW_TITLES[grid.level], sort=labels,
                 axis=alt.Axis(labelFontSize=FONT_PX, labelLimit=170)),
         color=alt.Color("np:Q", title="pp", scale=alt.Scale(
@@ -345,7 +351,7 @@ def hidden_idle_topology(w: Reader, cov: Coverage | None = None) -> Chart:
     bars = alt.Chart(alt.Data(name="pools")).mark_bar(color=ACCENT, aria=True).encode(
         x=alt.X("np:Q", title="mean hidden loss [pp]"),
         y=alt.Y("pool:N", sort=pool_order, title="pool",
-                axis=alt.Axis(labelLimit=90)), description="tip:N",
+                axis=alt.Axis(labelLimit=90)), description=_tip(),
     ).properties(width=100, height=max(40, 16 * len(pool_order)), title="Per pool")
     chart = alt.hconcat(heat, bars, spacing=16).properties(
         title=f"{grid.level} × window: nominal − effective utilization (negative shown as 0)")
@@ -401,7 +407,7 @@ def energy_latency(w: Reader, cov: Coverage | None = None) -> Chart:
         width=270, height=90)
     scatter = alt.Chart(alt.Data(name="el")).mark_circle(size=14, opacity=0.7, aria=True).encode(
         x=alt.X("kw:Q", title="GPU power [kW]", scale=alt.Scale(zero=False)),
-        y=alt.Y("p95:Q", title="P95 latency [s]"), color=color, description="tip:N",
+        y=alt.Y("p95:Q", title="P95 latency [s]"), color=color, description=_tip(),
     ).properties(width=160, height=200, title="Per minute: power vs P95")
     chart = alt.hconcat(alt.vconcat(power, lat, spacing=6), scatter, spacing=20)
     corr = w.q("energy_latency_corr", """SELECT phase, windows, spearman_rho, rho_lo, rho_hi,
@@ -457,11 +463,11 @@ def _phase_pairs(vals: list[dict[str, Any]], segs: list[str], order: list[str],
                             labelExpr="datum.value == 0 ? 'baseline' : 'validation'"))
     base = alt.Chart().transform_filter("datum.kind != 'did'")
     y = alt.Y("v:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(tickCount=3))
-    line = base.mark_line(strokeWidth=1).encode(x=x, y=y, color=color, detail="seg:N")
-    err = base.mark_errorbar(ticks=True).encode(x=x, y=alt.Y("lo:Q", title=None), y2="hi:Q",
+    line = base.mark_line(strokeWidth=1).encode(x=x, y=y, color=color, detail=alt.Detail("seg:N"))
+    err = base.mark_errorbar(ticks=True).encode(x=x, y=alt.Y("lo:Q", title=None), y2=alt.Y2("hi:Q"),
                                                 color=color)
     pts = base.mark_point(filled=True, size=28, opacity=1, aria=True).encode(
-        x=x, y="v:Q", color=color, description="tip:N")
+        x=x, y=alt.Y("v:Q"), color=color, description=_tip())
     layers: list[alt.Chart] = [line, err, pts]
     if did:  # an interval that excludes zero in bold black, else plain grey
         for test, weight, ink in (("datum.sig", "bold", "#000"), ("!datum.sig", "normal",
@@ -470,8 +476,8 @@ def _phase_pairs(vals: list[dict[str, Any]], segs: list[str], order: list[str],
             layers.append(alt.Chart().transform_filter(
                 f"datum.kind == 'did' && {test}").mark_text(
                 align="left", baseline="bottom", fontSize=FONT_PX, dy=-4, fontWeight=weight,
-                color=ink, limit=width + 8).encode(x=alt.value(0), y=alt.value(0),
-                                                    text="label:N"))
+                color=ink, limit=width + 8).encode(x=alt.XValue(0), y=alt.YValue(0),
+                                                    text=alt.Text("label:N")))
     return alt.layer(*layers, data=alt.Data(name="pairs")).properties(
         width=width, height=height).facet(
         facet=alt.Facet("m:N", sort=order, title=None,
@@ -628,12 +634,12 @@ def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
     if edges:
         layers.append(alt.Chart(alt.Data(name="edges")).mark_rule(aria=True).encode(
             x=alt.X("x:Q", scale=sx, axis=None), y=alt.Y("y:Q", scale=sy, axis=None),
-            x2="x2:Q", y2="y2:Q",
+            x2=alt.X2("x2:Q"), y2=alt.Y2("y2:Q"),
             strokeWidth=alt.StrokeWidth("share:Q", scale=alt.Scale(domain=[0, 1],
                                                                    range=[0.5, 4]),
                                         title="wave share",
                                         legend=alt.Legend(orient="bottom")),
-            color=alt.value("#c0392b"), opacity=alt.value(0.6), description="tip:N"))
+            color=alt.ColorValue("#c0392b"), opacity=alt.OpacityValue(0.6), description=_tip()))
         layers.append(alt.Chart(alt.Data(name="heads")).mark_point(
             shape="triangle-up", filled=True, size=60, color="#c0392b").encode(
             x=alt.X("x:Q", scale=sx, axis=None), y=alt.Y("y:Q", scale=sy, axis=None),
@@ -643,7 +649,7 @@ def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
         x=alt.X("x:Q", scale=sx, axis=None), y=alt.Y("y:Q", scale=sy, axis=None),
         size=alt.Size("gpus:Q", title="GPUs", scale=alt.Scale(range=[200, 1400]),
                       legend=alt.Legend(orient="bottom")),
-        description="tip:N"))
+        description=_tip()))
     for side, align, baseline in (("right", "left", "middle"), ("left", "right", "middle"),
                                   ("top", "center", "bottom"), ("bottom", "center", "top")):
         layers.append(alt.Chart(alt.Data(name="nodes")).transform_filter(
@@ -651,7 +657,7 @@ def topology_diagram(w: Reader, cov: Coverage | None = None) -> Chart:
             align=align, baseline=baseline, fontSize=FONT_PX, fontWeight="bold",
             limit=170).encode(
             x=alt.X("lx:Q", scale=sx, axis=None), y=alt.Y("ly:Q", scale=sy, axis=None),
-            text="label:N"))
+            text=alt.Text("label:N")))
     chart = alt.layer(*layers).properties(width=460, height=300,
                                           view={"stroke": None}).resolve_scale(
         size="independent")

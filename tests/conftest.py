@@ -15,6 +15,8 @@ os.environ.setdefault("STABILIS_SECRET", "stabilis-test-secret-not-for-real-pilo
 # its own. Otherwise every pilot a test ran was recorded in the developer's UI history, each
 # event written through SQLite (a pilot-matrix run took ~2x as long).
 os.environ.pop("DAGSTER_HOME", None)
+# every chart spec a test draws is checked against the Vega-Lite schema (reports/charts.py)
+os.environ["STABILIS_CHECK_CHART_SPECS"] = "1"
 
 # The units that take longest, longest first (measured alone with --durations, 2026-12-04).
 # Handed out first so that neither worker is left running one long file alone at the end;

@@ -83,3 +83,19 @@ def test_charts_drawn_in_background_are_the_same_svg() -> None:
         assert resolve(direct) == direct  # a finished SVG passes through
     with pytest.raises(RuntimeError, match="never placed"), charts_in_background():
         to_svg(chart, rows)
+
+
+def test_tests_check_every_chart_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the tests (tests/conftest.py) to_svg checks each spec against the Vega-Lite
+    schema; a report run skips the check (reports/charts.py, CHECK_SPECS_ENV)."""
+    import altair as alt
+    from altair.utils.schemapi import SchemaValidationError
+
+    from reports.charts import CHECK_SPECS_ENV, to_svg
+
+    bad = alt.Chart(alt.Data(name="d")).mark_point().encode(x=alt.X("a:Q", bin="yes"))
+    rows = {"d": [{"a": 1}]}
+    with pytest.raises(SchemaValidationError, match="bin"):
+        to_svg(bad, rows)
+    monkeypatch.delenv(CHECK_SPECS_ENV)
+    assert to_svg(bad, rows).startswith("<svg")
